@@ -1,0 +1,44 @@
+# The two commands a newcomer needs: `make run` and `make test`. Everything else is a step of those.
+JOBS      ?= $(shell nproc)
+BUILD     ?= build
+ASAN      ?= build-asan
+GENERATOR := -G Ninja
+LAUNCHER   = $(shell command -v ccache >/dev/null 2>&1 && echo "-DCMAKE_CXX_COMPILER_LAUNCHER=ccache")
+
+.PHONY: run test build build-asan deps deps-test unit-test sanitize bench format clean
+
+run: deps build
+	./$(BUILD)/ballast serve
+
+test: deps-test build build-asan
+	ctest --test-dir $(BUILD) --output-on-failure -j1
+	@echo "== the same suite under AddressSanitizer + UndefinedBehaviorSanitizer =="
+	ctest --test-dir $(ASAN) --output-on-failure -j1
+
+deps:
+	@scripts/install-deps.sh build
+
+deps-test:
+	@scripts/install-deps.sh test
+
+build:
+	cmake -S . -B $(BUILD) $(GENERATOR) $(LAUNCHER) -DCMAKE_BUILD_TYPE=Release >/dev/null
+	cmake --build $(BUILD) -j $(JOBS)
+
+build-asan:
+	cmake -S . -B $(ASAN) $(GENERATOR) $(LAUNCHER) -DCMAKE_BUILD_TYPE=Debug -DBALLAST_SANITIZE=ON >/dev/null
+	cmake --build $(ASAN) -j $(JOBS)
+
+unit-test: build
+	ctest --test-dir $(BUILD) --output-on-failure -L unit
+
+bench:
+	@scripts/install-deps.sh bench
+	$(MAKE) build
+	bench/throughput.sh
+
+format:
+	clang-format -i $$(git ls-files '*.cpp' '*.hpp')
+
+clean:
+	rm -rf $(BUILD) $(ASAN)

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Installs what building and testing ballast needs on Debian 12, and nothing that is already there.
+#   scripts/install-deps.sh build   — compiler, CMake and the libraries
+#   scripts/install-deps.sh test    — the above, plus the test tools and the Node clients (npm ci)
+#   scripts/install-deps.sh bench   — the above, plus the peers measured in bench/ (wrk, haproxy, nginx)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+what=${1:-build}
+packages=(g++ cmake make ninja-build pkg-config ccache
+  libboost1.81-dev libcurl4-openssl-dev libssl-dev libsimdjson-dev libyaml-cpp-dev
+  libspdlog-dev libfmt-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev)
+case "$what" in
+  build) ;;
+  test) packages+=(curl openssl) ;;
+  bench) packages+=(curl openssl wrk haproxy nginx) ;;
+  *) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
+esac
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "installing: ${missing[*]}"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -q
+  # libboost1.81-dev conflicts with the unversioned libboost-*-dev (1.74): apt names the conflict if there is one.
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+if [ "$what" != build ]; then
+  # The Node clients need Node 20 or newer; Debian's nodejs (18) is too old, so it is never installed from here.
+  if ! command -v node >/dev/null 2>&1; then
+    echo "error: node is not installed; the integration tests need Node.js 20 or newer with npm" >&2
+    exit 1
+  fi
+  major=$(node -p 'process.versions.node.split(".")[0]')
+  if [ "$major" -lt 20 ]; then
+    echo "error: node $(node --version) is too old; the integration tests need Node.js 20 or newer" >&2
+    exit 1
+  fi
+  lock=tests/integration/package-lock.json
+  stamp=tests/integration/node_modules/.installed-lock
+  if ! cmp -s "$lock" "$stamp" 2>/dev/null; then
+    (cd tests/integration && npm ci --no-audit --no-fund --loglevel=error)
+    cp "$lock" "$stamp"
+  fi
+fi

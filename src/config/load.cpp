@@ -1,0 +1,440 @@
+#include "config/load.hpp"
+
+#include <yaml-cpp/yaml.h>
+
+#include <charconv>
+#include <fstream>
+#include <initializer_list>
+#include <set>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "policy/duration.hpp"
+#include "policy/url.hpp"
+
+namespace ballast::config {
+
+std::string expand_env(std::string_view text, const GetEnv& getenv, std::vector<std::string>& missing) {
+  std::string out;
+  size_t i = 0;
+  while (i < text.size()) {
+    size_t open = text.find("${", i);
+    if (open == std::string_view::npos) break;
+    size_t close = text.find('}', open);
+    if (close == std::string_view::npos) break;
+    out.append(text.substr(i, open - i));
+    std::string_view inner = text.substr(open + 2, close - open - 2);
+    std::string_view name = inner;
+    std::optional<std::string_view> fallback;
+    if (size_t d = inner.find(":-"); d != std::string_view::npos) {
+      name = inner.substr(0, d);
+      fallback = inner.substr(d + 2);
+    }
+    std::string key(name);
+    const char* v = getenv(key.c_str());
+    if (v && *v) out.append(v);
+    else if (fallback) out.append(*fallback);
+    else missing.push_back(key);
+    i = close + 1;
+  }
+  out.append(text.substr(i));
+  return out;
+}
+
+namespace {
+
+// Walks the YAML tree, converting values and collecting every problem with its line and key.
+class Reader {
+ public:
+  Reader(std::string file, const GetEnv& getenv) : file_(std::move(file)), getenv_(getenv) {}
+
+  std::vector<std::string>& errors() { return errors_; }
+
+  void error(const YAML::Node& at, std::string_view key, std::string_view what) {
+    int line = at.IsDefined() ? at.Mark().line + 1 : 0;
+    add_error(line, key, what);
+  }
+  void add_error(int line, std::string_view key, std::string_view what) {
+    if (line > 0) errors_.push_back(fmt::format("{}:{}: {}: {}", file_, line, key, what));
+    else errors_.push_back(fmt::format("{}: {}: {}", file_, key, what));
+  }
+
+  bool is_map(const YAML::Node& n, std::string_view key) {
+    if (n.IsMap()) return true;
+    error(n, key, "must be a mapping (key: value lines)");
+    return false;
+  }
+
+  // Reports every key of `map` that is not in `allowed`.
+  void only_keys(const YAML::Node& map, std::string_view path, std::initializer_list<std::string_view> allowed) {
+    for (const auto& kv : map) {
+      auto name = kv.first.Scalar();
+      bool known = false;
+      for (auto a : allowed) known = known || a == name;
+      if (known) continue;
+      std::string list;
+      for (auto a : allowed) list += (list.empty() ? "" : ", ") + std::string(a);
+      error(kv.first, join(path, name), fmt::format("unknown key (expected one of: {})", list));
+    }
+  }
+
+  std::optional<std::string> string(const YAML::Node& n, std::string_view key) {
+    if (!n.IsScalar()) {
+      error(n, key, "must be a single value");
+      return std::nullopt;
+    }
+    std::vector<std::string> missing;
+    std::string v = expand_env(n.Scalar(), getenv_, missing);
+    for (const auto& name : missing) {
+      error(n, key, fmt::format("environment variable {} is not set (use ${{{}:-default}} for a default)", name, name));
+    }
+    if (!missing.empty()) return std::nullopt;
+    return v;
+  }
+
+  std::optional<Millis> duration(const YAML::Node& n, std::string_view key) {
+    auto s = string(n, key);
+    if (!s) return std::nullopt;
+    auto d = parse_duration(*s);
+    if (!d || d->count() <= 0) {
+      error(n, key, fmt::format("'{}' is not a positive duration (write e.g. 250ms, 5s, 2m)", *s));
+      return std::nullopt;
+    }
+    return d;
+  }
+
+  std::optional<int64_t> integer(const YAML::Node& n, std::string_view key, int64_t min, int64_t max) {
+    auto s = string(n, key);
+    if (!s) return std::nullopt;
+    int64_t v = 0;
+    auto [end, ec] = std::from_chars(s->data(), s->data() + s->size(), v);
+    if (ec != std::errc() || end != s->data() + s->size() || v < min || v > max) {
+      error(n, key, fmt::format("'{}' is not a whole number from {} to {}", *s, min, max));
+      return std::nullopt;
+    }
+    return v;
+  }
+
+  // "32MiB", "512KiB", "1000000" (bytes).
+  std::optional<size_t> size(const YAML::Node& n, std::string_view key) {
+    auto s = string(n, key);
+    if (!s) return std::nullopt;
+    size_t num_end = s->find_first_not_of("0123456789");
+    uint64_t v = 0;
+    std::from_chars(s->data(), s->data() + (num_end == std::string::npos ? s->size() : num_end), v);
+    std::string unit = num_end == std::string::npos ? "" : s->substr(num_end);
+    uint64_t mult = unit == "" || unit == "B" ? 1 : unit == "KiB" ? 1024 : unit == "MiB" ? 1024 * 1024
+                  : unit == "GiB" ? 1024ull * 1024 * 1024 : 0;
+    if (num_end == 0 || mult == 0 || v == 0) {
+      error(n, key, fmt::format("'{}' is not a size (write e.g. 512KiB, 32MiB)", *s));
+      return std::nullopt;
+    }
+    return static_cast<size_t>(v * mult);
+  }
+
+  static std::string join(std::string_view path, std::string_view key) {
+    return path.empty() ? std::string(key) : fmt::format("{}.{}", path, key);
+  }
+
+ private:
+  std::string file_;
+  const GetEnv& getenv_;
+  std::vector<std::string> errors_;
+};
+
+void read_timeouts(Reader& r, const YAML::Node& n, const std::string& path, TimeoutOverrides& out) {
+  if (!r.is_map(n, path)) return;
+  r.only_keys(n, path, {"connect", "first_byte", "first_token", "stream_idle", "total"});
+  auto one = [&](const char* key, std::optional<Millis>& slot) {
+    if (n[key]) slot = r.duration(n[key], Reader::join(path, key));
+  };
+  one("connect", out.connect);
+  one("first_byte", out.first_byte);
+  one("first_token", out.first_token);
+  one("stream_idle", out.stream_idle);
+  one("total", out.total);
+}
+
+void check_url(Reader& r, const YAML::Node& n, const std::string& key, const std::string& value) {
+  std::string why;
+  if (!parse_url(value, &why)) r.error(n, key, fmt::format("'{}' {}", value, why));
+}
+
+void read_endpoint(Reader& r, const YAML::Node& n, const std::string& path, Endpoint& ep) {
+  if (!r.is_map(n, path)) return;
+  ep.line = n.Mark().line + 1;
+  r.only_keys(n, path, {"name", "provider", "base_url", "endpoint", "deployment", "api_version", "api_key",
+                        "proxy", "ca_bundle", "timeouts", "sim"});
+  auto str = [&](const char* key, std::string& slot) {
+    if (!n[key]) return;
+    if (auto v = r.string(n[key], Reader::join(path, key))) slot = *v;
+  };
+  std::string provider = "openai";
+  str("provider", provider);
+  if (provider == "openai") ep.provider = Provider::openai;
+  else if (provider == "azure") ep.provider = Provider::azure;
+  else if (provider == "sim") ep.provider = Provider::sim;
+  else r.error(n["provider"], Reader::join(path, "provider"), fmt::format("'{}' is not one of openai, azure, sim", provider));
+  str("name", ep.name);
+  str("base_url", ep.base_url);
+  str("endpoint", ep.endpoint);
+  str("deployment", ep.deployment);
+  str("api_version", ep.api_version);
+  str("api_key", ep.api_key);
+  str("proxy", ep.proxy);
+  str("ca_bundle", ep.ca_bundle);
+  if (n["timeouts"]) read_timeouts(r, n["timeouts"], Reader::join(path, "timeouts"), ep.timeouts);
+
+  auto need = [&](const char* key, const std::string& value, const char* why) {
+    if (value.empty()) r.error(n, Reader::join(path, key), why);
+  };
+  switch (ep.provider) {
+    case Provider::openai:
+      need("base_url", ep.base_url, "is required for provider openai (e.g. https://api.openai.com/v1)");
+      break;
+    case Provider::azure:
+      if (ep.base_url.empty()) {
+        need("endpoint", ep.endpoint, "is required for provider azure (https://RESOURCE.openai.azure.com), "
+                                      "or give base_url for the /openai/v1 form");
+        need("deployment", ep.deployment, "is required for provider azure: the deployment name in Azure AI Foundry");
+        need("api_version", ep.api_version, "is required for provider azure (e.g. 2024-10-21)");
+      }
+      need("api_key", ep.api_key, "is required for provider azure (e.g. ${AZURE_OPENAI_API_KEY})");
+      break;
+    case Provider::sim:
+      if (!ep.base_url.empty()) r.error(n["base_url"], Reader::join(path, "base_url"),
+                                        "is not used by provider sim (the simulator runs inside ballast)");
+      break;
+  }
+  if (!ep.base_url.empty()) check_url(r, n["base_url"], Reader::join(path, "base_url"), ep.base_url);
+  if (!ep.endpoint.empty()) check_url(r, n["endpoint"], Reader::join(path, "endpoint"), ep.endpoint);
+  if (!ep.proxy.empty()) check_url(r, n["proxy"], Reader::join(path, "proxy"), ep.proxy);
+  if (!ep.ca_bundle.empty() && !std::ifstream(ep.ca_bundle)) {
+    r.error(n["ca_bundle"], Reader::join(path, "ca_bundle"), fmt::format("cannot read '{}'", ep.ca_bundle));
+  }
+  if (!ep.api_version.empty() && ep.api_version.find_first_not_of("0123456789-abcdefghijklmnopqrstuvwxyz") != std::string::npos) {
+    r.error(n["api_version"], Reader::join(path, "api_version"),
+            fmt::format("'{}' is not an api-version (e.g. 2024-10-21 or 2025-01-01-preview)", ep.api_version));
+  }
+  if (const auto& s = n["sim"]) {
+    std::string sp = Reader::join(path, "sim");
+    if (ep.provider != Provider::sim) r.error(s, sp, "is only for provider sim");
+    if (r.is_map(s, sp)) {
+      r.only_keys(s, sp, {"ttft", "itl", "tokens"});
+      if (s["ttft"]) if (auto d = r.duration(s["ttft"], Reader::join(sp, "ttft"))) ep.sim.ttft = *d;
+      if (s["itl"]) if (auto d = r.duration(s["itl"], Reader::join(sp, "itl"))) ep.sim.itl = *d;
+      if (s["tokens"]) if (auto v = r.integer(s["tokens"], Reader::join(sp, "tokens"), 1, 100000)) ep.sim.tokens = static_cast<int>(*v);
+    }
+  }
+  if (ep.name.empty()) {
+    if (ep.provider == Provider::sim) ep.name = "sim";
+    else if (auto u = parse_url(ep.base_url.empty() ? ep.endpoint : ep.base_url)) ep.name = u->host_port();
+  }
+}
+
+void read_model(Reader& r, const YAML::Node& n, const std::string& path, Model& m) {
+  if (!r.is_map(n, path)) return;
+  r.only_keys(n, path, {"name", "endpoints", "timeouts"});
+  if (!n["name"]) r.error(n, Reader::join(path, "name"), "is required: the model name clients send");
+  else if (auto v = r.string(n["name"], Reader::join(path, "name"))) m.name = *v;
+  if (n["name"] && m.name.empty()) r.error(n["name"], Reader::join(path, "name"), "must not be empty");
+  if (n["timeouts"]) read_timeouts(r, n["timeouts"], Reader::join(path, "timeouts"), m.timeouts);
+  const auto& eps = n["endpoints"];
+  if (!eps || !eps.IsSequence() || eps.size() == 0) {
+    r.error(eps ? eps : n, Reader::join(path, "endpoints"), "must list at least one endpoint");
+    return;
+  }
+  for (size_t i = 0; i < eps.size(); ++i) {
+    Endpoint ep;
+    read_endpoint(r, eps[i], fmt::format("{}.endpoints[{}]", path, i), ep);
+    m.endpoints.push_back(std::move(ep));
+  }
+}
+
+bool valid_listen(std::string_view s) {
+  size_t colon = s.rfind(':');
+  if (colon == std::string_view::npos || colon == 0) return false;
+  int port = -1;
+  auto p = s.substr(colon + 1);
+  auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), port);
+  return ec == std::errc() && end == p.data() + p.size() && port >= 0 && port <= 65535;
+}
+
+}  // namespace
+
+LoadResult load_yaml(std::string_view text, const std::string& name, const GetEnv& getenv) {
+  LoadResult out;
+  out.config.source = name;
+  Reader r(name, getenv);
+  YAML::Node root;
+  try {
+    root = YAML::Load(std::string(text));
+  } catch (const YAML::ParserException& e) {
+    out.errors.push_back(fmt::format("{}:{}: YAML syntax: {}", name, e.mark.line + 1, e.msg));
+    return out;
+  }
+  if (!root.IsMap()) {
+    out.errors.push_back(fmt::format("{}: the file must be a mapping with at least 'models:'", name));
+    return out;
+  }
+  Config& c = out.config;
+  r.only_keys(root, "", {"listen", "models", "timeouts", "keys", "limits", "shutdown_grace", "log"});
+  if (root["listen"]) {
+    if (auto v = r.string(root["listen"], "listen")) {
+      if (valid_listen(*v)) c.listen = *v;
+      else r.error(root["listen"], "listen", fmt::format("'{}' is not HOST:PORT", *v));
+    }
+  }
+  if (root["timeouts"]) {
+    TimeoutOverrides t;
+    read_timeouts(r, root["timeouts"], "timeouts", t);
+    Model none;
+    Endpoint nothing;
+    none.timeouts = t;
+    c.timeouts = effective_bounds(c, none, nothing);
+  }
+  if (const auto& limits = root["limits"]) {
+    if (r.is_map(limits, "limits")) {
+      r.only_keys(limits, "limits", {"max_request_body"});
+      if (limits["max_request_body"]) {
+        if (auto v = r.size(limits["max_request_body"], "limits.max_request_body")) c.max_request_bytes = *v;
+      }
+    }
+  }
+  if (root["shutdown_grace"]) {
+    if (auto d = r.duration(root["shutdown_grace"], "shutdown_grace")) c.shutdown_grace = *d;
+  }
+  if (const auto& log = root["log"]) {
+    if (r.is_map(log, "log")) {
+      r.only_keys(log, "log", {"access", "level"});
+      if (log["access"]) if (auto v = r.string(log["access"], "log.access")) c.access_log = *v;
+      if (log["level"]) {
+        if (auto v = r.string(log["level"], "log.level")) {
+          static const std::set<std::string> levels = {"trace", "debug", "info", "warn", "error", "off"};
+          if (levels.count(*v)) c.log_level = *v;
+          else r.error(log["level"], "log.level", fmt::format("'{}' is not one of trace, debug, info, warn, error, off", *v));
+        }
+      }
+    }
+  }
+  const auto& models = root["models"];
+  if (!models || !models.IsSequence() || models.size() == 0) {
+    r.error(models ? models : root, "models", "must list at least one model");
+  } else {
+    std::set<std::string> seen;
+    for (size_t i = 0; i < models.size(); ++i) {
+      Model m;
+      std::string path = fmt::format("models[{}]", i);
+      read_model(r, models[i], path, m);
+      if (!m.name.empty() && !seen.insert(m.name).second) {
+        r.error(models[i]["name"], path + ".name", fmt::format("model '{}' is declared twice", m.name));
+      }
+      c.models.push_back(std::move(m));
+    }
+  }
+  if (const auto& keys = root["keys"]) {
+    if (!keys.IsSequence()) {
+      r.error(keys, "keys", "must be a list of {key, models}");
+    } else {
+      for (size_t i = 0; i < keys.size(); ++i) {
+        std::string path = fmt::format("keys[{}]", i);
+        const auto& k = keys[i];
+        if (!r.is_map(k, path)) continue;
+        r.only_keys(k, path, {"key", "models"});
+        ClientKey ck;
+        if (!k["key"]) r.error(k, path + ".key", "is required");
+        else if (auto v = r.string(k["key"], path + ".key")) ck.key = *v;
+        if (k["key"] && ck.key.empty()) r.error(k["key"], path + ".key", "must not be empty");
+        if (const auto& ms = k["models"]) {
+          if (!ms.IsSequence()) {
+            r.error(ms, path + ".models", "must be a list of model names");
+          } else {
+            for (size_t j = 0; j < ms.size(); ++j) {
+              auto name = r.string(ms[j], fmt::format("{}.models[{}]", path, j));
+              if (!name) continue;
+              if (!c.find_model(*name) || (c.find_model(*name)->name != *name && *name != "*")) {
+                r.error(ms[j], fmt::format("{}.models[{}]", path, j), fmt::format("no model '{}' is configured", *name));
+              }
+              ck.models.push_back(*name);
+            }
+          }
+        }
+        c.keys.push_back(std::move(ck));
+      }
+    }
+  }
+  out.errors = std::move(r.errors());
+  return out;
+}
+
+LoadResult load_file(const std::string& path, const GetEnv& getenv) {
+  std::ifstream in(path);
+  if (!in) {
+    LoadResult out;
+    out.errors.push_back(fmt::format("{}: cannot read the config file", path));
+    return out;
+  }
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return load_yaml(ss.str(), path, getenv);
+}
+
+Config builtin_sim() {
+  Config c;
+  Model m;
+  m.name = "sim";
+  Endpoint ep;
+  ep.provider = Provider::sim;
+  ep.name = "sim";
+  m.endpoints.push_back(ep);
+  c.models.push_back(std::move(m));
+  return c;
+}
+
+EnvironmentResult from_environment(const GetEnv& getenv) {
+  auto var = [&](const char* name) -> std::string {
+    const char* v = getenv(name);
+    return v ? v : "";
+  };
+  EnvironmentResult er;
+  LoadResult& out = er.result;
+  Config& c = out.config;
+  Model m;
+  m.name = "*";
+  Endpoint ep;
+  std::string azure_endpoint = var("AZURE_OPENAI_ENDPOINT");
+  if (!azure_endpoint.empty()) {
+    er.found = true;
+    c.source = "environment (AZURE_OPENAI_*)";
+    ep.provider = Provider::azure;
+    ep.endpoint = azure_endpoint;
+    ep.api_key = var("AZURE_OPENAI_API_KEY");
+    ep.api_version = var("OPENAI_API_VERSION");
+    ep.deployment = var("AZURE_OPENAI_DEPLOYMENT");
+    for (auto [value, name] : {std::pair{ep.api_key, "AZURE_OPENAI_API_KEY"},
+                               std::pair{ep.api_version, "OPENAI_API_VERSION"},
+                               std::pair{ep.deployment, "AZURE_OPENAI_DEPLOYMENT"}}) {
+      if (value.empty()) out.errors.push_back(fmt::format("environment: {} is not set (AZURE_OPENAI_ENDPOINT is)", name));
+    }
+    std::string why;
+    if (!parse_url(ep.endpoint, &why)) out.errors.push_back(fmt::format("environment: AZURE_OPENAI_ENDPOINT '{}' {}", ep.endpoint, why));
+  } else if (!var("OPENAI_API_KEY").empty() || !var("OPENAI_BASE_URL").empty()) {
+    er.found = true;
+    c.source = "environment (OPENAI_*)";
+    ep.provider = Provider::openai;
+    ep.api_key = var("OPENAI_API_KEY");
+    ep.base_url = var("OPENAI_BASE_URL");
+    if (ep.base_url.empty()) ep.base_url = "https://api.openai.com/v1";
+    std::string why;
+    if (!parse_url(ep.base_url, &why)) out.errors.push_back(fmt::format("environment: OPENAI_BASE_URL '{}' {}", ep.base_url, why));
+  } else {
+    return er;
+  }
+  if (auto u = parse_url(ep.base_url.empty() ? ep.endpoint : ep.base_url)) ep.name = u->host_port();
+  m.endpoints.push_back(ep);
+  c.models.push_back(std::move(m));
+  return er;
+}
+
+}  // namespace ballast::config

@@ -1,0 +1,449 @@
+// The one Beast translation unit of the downstream side (Beast is slow to compile: keep it here).
+#include "downstream/http_server.hpp"
+
+#include <sys/socket.h>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <cerrno>
+#include <unordered_set>
+
+#include <spdlog/spdlog.h>
+
+#include "policy/header_filter.hpp"
+
+namespace ballast {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+using tcp = asio::ip::tcp;
+using asio::use_awaitable;
+constexpr auto as_tuple_awaitable = asio::as_tuple(asio::use_awaitable);
+
+const std::string* Request::header(std::string_view name) const {
+  for (const auto& [k, v] : headers) {
+    if (iequals(k, name)) return &v;
+  }
+  return nullptr;
+}
+
+namespace {
+
+class SessionBase {
+ public:
+  virtual ~SessionBase() = default;
+  virtual void close_if_idle() = 0;
+  virtual void force_close() = 0;
+};
+
+}  // namespace
+
+struct HttpServer::Impl : std::enable_shared_from_this<HttpServer::Impl> {
+  Impl(asio::io_context& io, ServerOptions o, Handler h)
+      : io(io), options(std::move(o)), handler(std::move(h)), acceptor(io), grace_timer(io) {}
+
+  asio::io_context& io;
+  ServerOptions options;
+  Handler handler;
+  tcp::acceptor acceptor;
+  std::optional<asio::ssl::context> tls;
+  std::unordered_set<SessionBase*> sessions;
+  bool stopping = false;
+  std::function<void()> on_drained;
+  asio::steady_timer grace_timer;
+  uint64_t accepted = 0;
+
+  asio::awaitable<void> accept_loop();
+  void session_ended(SessionBase* s) {
+    sessions.erase(s);
+    if (stopping && sessions.empty()) finish_shutdown();
+  }
+  void finish_shutdown() {
+    grace_timer.cancel();
+    if (auto done = std::move(on_drained)) {
+      on_drained = nullptr;
+      asio::post(io, std::move(done));
+    }
+  }
+};
+
+namespace {
+
+template <class Stream>
+class Session : public Downstream, public SessionBase, public std::enable_shared_from_this<Session<Stream>> {
+ public:
+  Session(std::shared_ptr<HttpServer::Impl> server, Stream stream)
+      : server_(std::move(server)), stream_(std::move(stream)) {
+    server_->sessions.insert(this);
+  }
+  ~Session() override { server_->session_ended(this); }
+
+  asio::awaitable<void> run();
+
+  // Downstream
+  asio::awaitable<bool> respond(int status, const Headers& headers, std::string body) override;
+  asio::awaitable<bool> begin_stream(int status, const Headers& headers) override;
+  asio::awaitable<bool> write_chunk(std::string_view data) override;
+  asio::awaitable<bool> end_stream() override;
+  asio::awaitable<bool> respond_partial(int status, const Headers& headers, size_t length,
+                                        std::string_view part) override;
+  void watch_disconnect(Wakeup& wakeup) override;
+  asio::awaitable<void> stop_watching() override;
+  bool client_gone() const override { return client_gone_; }
+  bool peer_closed() override {
+    char c;
+    ssize_t r = ::recv(lowest().socket().native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) client_gone_ = true;
+    return client_gone_;
+  }
+  void abort(bool reset) override;
+  void close_after_response() override { keep_alive_ = false; }
+
+  // SessionBase
+  void close_if_idle() override {
+    if (idle_) lowest().socket().close();
+  }
+  void force_close() override { lowest().socket().close(); }
+
+ private:
+  beast::tcp_stream& lowest() { return beast::get_lowest_layer(stream_); }
+  bool keep_alive() const { return keep_alive_ && !server_->stopping; }
+  template <class Body>
+  void fill(http::response<Body>& res, int status, const Headers& headers) {
+    res.version(11);
+    res.result(static_cast<unsigned>(status));
+    res.set(http::field::server, server_->options.name);
+    for (const auto& [k, v] : headers) res.insert(k, v);
+    res.keep_alive(keep_alive());
+  }
+  bool wrote(beast::error_code ec) {
+    if (ec) client_gone_ = true;
+    return !ec;
+  }
+
+  std::shared_ptr<HttpServer::Impl> server_;
+  Stream stream_;
+  beast::flat_buffer buffer_;
+  bool idle_ = true;
+  bool keep_alive_ = true;
+  bool client_gone_ = false;
+  bool aborted_ = false;
+  bool responded_ = false;
+  std::unique_ptr<http::response<http::empty_body>> stream_res_;
+  std::unique_ptr<http::response_serializer<http::empty_body>> stream_sr_;
+  // The disconnect watcher: one async_wait on the raw socket, cancellable on its own.
+  asio::cancellation_signal watch_cancel_;
+  bool watching_ = false;
+  Wakeup* watch_wakeup_ = nullptr;
+  Wakeup* watch_done_ = nullptr;
+};
+
+template <class Stream>
+asio::awaitable<void> Session<Stream>::run() {
+  auto self = this->shared_from_this();
+  const ServerOptions& opt = server_->options;
+  if constexpr (!std::is_same_v<Stream, beast::tcp_stream>) {
+    lowest().expires_after(opt.header_timeout);
+    auto [ec] = co_await stream_.async_handshake(asio::ssl::stream_base::server, as_tuple_awaitable);
+    if (ec) co_return;
+  }
+  for (;;) {
+    idle_ = true;
+    if (server_->stopping) break;
+    lowest().expires_after(opt.idle_timeout);
+    http::request_parser<http::string_body> parser;
+    parser.header_limit(static_cast<std::uint32_t>(opt.max_header_bytes));
+    parser.body_limit(opt.max_body_bytes);
+    auto [ec, n] = co_await http::async_read_header(stream_, buffer_, parser, as_tuple_awaitable);
+    if (ec) break;
+    idle_ = false;
+    Request req;
+    bool too_large = parser.content_length() && *parser.content_length() > opt.max_body_bytes;
+    const auto& head = parser.get();
+    if (!too_large && iequals(head[http::field::expect], "100-continue")) {
+      http::response<http::empty_body> cont{http::status::continue_, 11};
+      lowest().expires_after(opt.write_timeout);
+      auto [wec, wn] = co_await http::async_write(stream_, cont, as_tuple_awaitable);
+      if (wec) break;
+    }
+    if (!too_large && !parser.is_done()) {
+      lowest().expires_after(opt.header_timeout);
+      auto [rec, rn] = co_await http::async_read(stream_, buffer_, parser, as_tuple_awaitable);
+      if (rec == http::error::body_limit) too_large = true;
+      else if (rec) break;
+    }
+    lowest().expires_never();
+    auto& msg = parser.get();
+    req.method = std::string(msg.method_string());
+    req.target = std::string(msg.target());
+    size_t q = req.target.find('?');
+    req.path = req.target.substr(0, q);
+    if (q != std::string::npos) req.query = req.target.substr(q + 1);
+    req.headers.reserve(16);
+    for (const auto& f : msg) req.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
+    req.too_large = too_large;
+    if (!too_large) req.body = std::move(msg.body());
+    req.received = Clock::now();
+    beast::error_code pec;
+    auto peer = lowest().socket().remote_endpoint(pec);
+    if (!pec) req.peer = peer.address().to_string();
+    keep_alive_ = msg.keep_alive() && !too_large;
+    responded_ = false;
+    co_await server_->handler(req, *this);
+    if (watching_) co_await stop_watching();
+    if (aborted_ || client_gone_ || !keep_alive_ || !responded_) break;
+  }
+  if (!aborted_) {
+    beast::error_code ec;
+    if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
+      stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+    } else {
+      lowest().expires_after(std::chrono::seconds(2));
+      co_await stream_.async_shutdown(as_tuple_awaitable);
+    }
+    lowest().socket().close(ec);
+  }
+}
+
+template <class Stream>
+asio::awaitable<bool> Session<Stream>::respond(int status, const Headers& headers, std::string body) {
+  http::response<http::string_body> res;
+  fill(res, status, headers);
+  res.body() = std::move(body);
+  res.prepare_payload();
+  responded_ = true;
+  lowest().expires_after(server_->options.write_timeout);
+  auto [ec, n] = co_await http::async_write(stream_, res, as_tuple_awaitable);
+  lowest().expires_never();
+  co_return wrote(ec);
+}
+
+template <class Stream>
+asio::awaitable<bool> Session<Stream>::begin_stream(int status, const Headers& headers) {
+  stream_res_ = std::make_unique<http::response<http::empty_body>>();
+  fill(*stream_res_, status, headers);
+  stream_res_->chunked(true);
+  stream_sr_ = std::make_unique<http::response_serializer<http::empty_body>>(*stream_res_);
+  responded_ = true;
+  lowest().expires_after(server_->options.write_timeout);
+  auto [ec, n] = co_await http::async_write_header(stream_, *stream_sr_, as_tuple_awaitable);
+  lowest().expires_never();
+  co_return wrote(ec);
+}
+
+template <class Stream>
+asio::awaitable<bool> Session<Stream>::write_chunk(std::string_view data) {
+  if (data.empty()) co_return !client_gone_;
+  lowest().expires_after(server_->options.write_timeout);
+  auto [ec, n] = co_await asio::async_write(stream_, http::make_chunk(asio::const_buffer(data.data(), data.size())),
+                                            as_tuple_awaitable);
+  lowest().expires_never();
+  co_return wrote(ec);
+}
+
+template <class Stream>
+asio::awaitable<bool> Session<Stream>::end_stream() {
+  lowest().expires_after(server_->options.write_timeout);
+  auto [ec, n] = co_await asio::async_write(stream_, http::make_chunk_last(), as_tuple_awaitable);
+  lowest().expires_never();
+  stream_sr_.reset();
+  stream_res_.reset();
+  co_return wrote(ec);
+}
+
+template <class Stream>
+asio::awaitable<bool> Session<Stream>::respond_partial(int status, const Headers& headers, size_t length,
+                                                       std::string_view part) {
+  http::response<http::empty_body> res;
+  fill(res, status, headers);
+  res.content_length(length);
+  http::response_serializer<http::empty_body> sr(res);
+  responded_ = true;
+  keep_alive_ = false;
+  lowest().expires_after(server_->options.write_timeout);
+  auto [ec, n] = co_await http::async_write_header(stream_, sr, as_tuple_awaitable);
+  if (!ec) std::tie(ec, n) = co_await asio::async_write(stream_, asio::const_buffer(part.data(), part.size()), as_tuple_awaitable);
+  lowest().expires_never();
+  co_return wrote(ec);
+}
+
+template <class Stream>
+void Session<Stream>::watch_disconnect(Wakeup& wakeup) {
+  if (watching_ || client_gone_) return;
+  watching_ = true;
+  watch_wakeup_ = &wakeup;
+  auto& sock = lowest().socket();
+  sock.async_wait(tcp::socket::wait_read,
+                  asio::bind_cancellation_slot(watch_cancel_.slot(), [self = this->shared_from_this(), this](beast::error_code ec) {
+                    watching_ = false;
+                    if (!ec) {
+                      // Readable: EOF or an error means the client left. Bytes (a pipelined request,
+                      // TLS records) mean it is still there; the watch ends without a verdict.
+                      char c;
+                      ssize_t r = ::recv(lowest().socket().native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+                      if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) client_gone_ = true;
+                    } else if (ec != asio::error::operation_aborted) {
+                      client_gone_ = true;
+                    }
+                    if (client_gone_ && watch_wakeup_) watch_wakeup_->notify();
+                    watch_wakeup_ = nullptr;
+                    if (watch_done_) watch_done_->notify();
+                  }));
+}
+
+template <class Stream>
+asio::awaitable<void> Session<Stream>::stop_watching() {
+  if (!watching_) co_return;
+  Wakeup done(co_await asio::this_coro::executor);
+  watch_done_ = &done;
+  watch_wakeup_ = nullptr;
+  watch_cancel_.emit(asio::cancellation_type::all);
+  while (watching_) co_await done.wait_until(TimePoint::max());
+  watch_done_ = nullptr;
+}
+
+template <class Stream>
+void Session<Stream>::abort(bool reset) {
+  aborted_ = true;
+  beast::error_code ec;
+  auto& sock = lowest().socket();
+  if (reset) sock.set_option(asio::socket_base::linger(true, 0), ec);
+  sock.close(ec);
+}
+
+template <class S>
+void spawn_session(const std::shared_ptr<HttpServer::Impl>& impl, S stream) {
+  auto session = std::make_shared<Session<S>>(impl, std::move(stream));
+  asio::co_spawn(impl->io, session->run(), [](std::exception_ptr e) {
+    if (!e) return;
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::exception& ex) {
+      spdlog::error("connection ended by an unexpected error: {}", ex.what());
+    }
+  });
+}
+
+}  // namespace
+
+asio::awaitable<void> HttpServer::Impl::accept_loop() {
+  auto self = shared_from_this();
+  asio::steady_timer backoff(io);
+  for (;;) {
+    auto [ec, socket] = co_await acceptor.async_accept(as_tuple_awaitable);
+    if (!acceptor.is_open() || stopping) co_return;
+    if (ec) {
+      // Out of descriptors or memory: pause instead of spinning; the listen queue holds the rest.
+      spdlog::warn("accept failed: {}", ec.message());
+      backoff.expires_after(std::chrono::milliseconds(50));
+      co_await backoff.async_wait(as_tuple_awaitable);
+      continue;
+    }
+    ++accepted;
+    beast::error_code oec;
+    socket.set_option(tcp::no_delay(true), oec);
+    if (tls) {
+      spawn_session(self, beast::ssl_stream<beast::tcp_stream>(beast::tcp_stream(std::move(socket)), *tls));
+    } else {
+      spawn_session(self, beast::tcp_stream(std::move(socket)));
+    }
+  }
+}
+
+HttpServer::HttpServer(asio::io_context& io, ServerOptions options, Handler handler)
+    : impl_(std::make_shared<Impl>(io, std::move(options), std::move(handler))) {}
+
+HttpServer::~HttpServer() {
+  beast::error_code ec;
+  impl_->acceptor.close(ec);
+}
+
+std::string HttpServer::listen(const std::string& host_port) {
+  size_t colon = host_port.rfind(':');
+  if (colon == std::string::npos) return "'" + host_port + "' is not HOST:PORT";
+  std::string host = host_port.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  std::string port = host_port.substr(colon + 1);
+  beast::error_code ec;
+  tcp::resolver resolver(impl_->io);
+  auto results = resolver.resolve(host, port, tcp::resolver::passive | tcp::resolver::numeric_service, ec);
+  if (ec || results.empty()) return "cannot resolve '" + host + "': " + ec.message();
+  tcp::endpoint ep = results.begin()->endpoint();
+  auto& a = impl_->acceptor;
+  a.open(ep.protocol(), ec);
+  if (!ec) a.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec) a.bind(ep, ec);
+  if (!ec) a.listen(asio::socket_base::max_listen_connections, ec);
+  if (ec) {
+    a.close();
+    std::string hint = ec == asio::error::address_in_use ? " (another process is listening there: pick another port)" : "";
+    return "cannot listen on " + host_port + ": " + ec.message() + hint;
+  }
+  const auto& o = impl_->options;
+  if (!o.tls_cert_file.empty() || !o.tls_key_file.empty()) {
+    try {
+      impl_->tls.emplace(asio::ssl::context::tls_server);
+      impl_->tls->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                              asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                              asio::ssl::context::no_tlsv1_1);
+      impl_->tls->use_certificate_chain_file(o.tls_cert_file);
+      impl_->tls->use_private_key_file(o.tls_key_file, asio::ssl::context::pem);
+    } catch (const std::exception& e) {
+      a.close();
+      return "cannot load the TLS certificate or key (" + o.tls_cert_file + ", " + o.tls_key_file + "): " + e.what();
+    }
+  }
+  return "";
+}
+
+uint16_t HttpServer::port() const {
+  beast::error_code ec;
+  return impl_->acceptor.local_endpoint(ec).port();
+}
+
+std::string HttpServer::address() const {
+  beast::error_code ec;
+  auto ep = impl_->acceptor.local_endpoint(ec);
+  if (ep.address().is_v6()) return "[" + ep.address().to_string() + "]:" + std::to_string(ep.port());
+  return ep.address().to_string() + ":" + std::to_string(ep.port());
+}
+
+void HttpServer::start() {
+  asio::co_spawn(impl_->io, impl_->accept_loop(), asio::detached);
+}
+
+void HttpServer::shutdown(Duration grace, std::function<void()> done) {
+  auto& s = *impl_;
+  s.stopping = true;
+  s.on_drained = std::move(done);
+  beast::error_code ec;
+  s.acceptor.close(ec);
+  for (auto* session : std::vector<SessionBase*>(s.sessions.begin(), s.sessions.end())) session->close_if_idle();
+  if (s.sessions.empty()) {
+    s.finish_shutdown();
+    return;
+  }
+  s.grace_timer.expires_after(grace);
+  s.grace_timer.async_wait([impl = impl_](beast::error_code ec) {
+    if (ec) return;
+    if (!impl->sessions.empty()) {
+      spdlog::warn("shutdown grace period over: closing {} connection(s) still busy", impl->sessions.size());
+    }
+    for (auto* session : std::vector<SessionBase*>(impl->sessions.begin(), impl->sessions.end())) session->force_close();
+    impl->finish_shutdown();
+  });
+}
+
+size_t HttpServer::connections() const { return impl_->sessions.size(); }
+uint64_t HttpServer::connections_accepted() const { return impl_->accepted; }
+
+}  // namespace ballast

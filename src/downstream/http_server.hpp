@@ -1,0 +1,51 @@
+// The downstream HTTP/1.1 server shared by `serve` and `sim`: accepts connections, reads requests
+// with bounded sizes and idle times, hands each to a Handler, and drains gracefully on shutdown.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "downstream/http_types.hpp"
+
+namespace ballast {
+
+struct ServerOptions {
+  size_t max_body_bytes = 32 * 1024 * 1024;
+  size_t max_header_bytes = 64 * 1024;
+  Millis idle_timeout{75'000};   // a kept-alive connection with no request; above common client pool idles
+  Millis header_timeout{30'000};  // a request's headers and body, once its first byte arrived
+  Millis write_timeout{60'000};   // a client that accepts no data for this long is gone
+  std::string tls_cert_file;      // both set: serve HTTPS
+  std::string tls_key_file;
+  std::string name = "ballast";   // the Server header
+};
+
+class HttpServer {
+ public:
+  HttpServer(boost::asio::io_context& io, ServerOptions options, Handler handler);
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  // Binds HOST:PORT (port 0 picks a free one). Returns an error message, or "" on success.
+  std::string listen(const std::string& host_port);
+  uint16_t port() const;
+  std::string address() const;  // "127.0.0.1:4000"
+  void start();
+
+  // Stops accepting, closes idle connections, lets busy ones finish their current request, and
+  // calls `done` once none is left or `grace` has passed (remaining connections are then closed).
+  void shutdown(Duration grace, std::function<void()> done);
+  size_t connections() const;
+  uint64_t connections_accepted() const;
+
+  struct Impl;
+
+ private:
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace ballast

@@ -1,0 +1,41 @@
+#include "gateway/gateway.hpp"
+
+#include <sys/stat.h>
+
+#include <fstream>
+#include <random>
+
+namespace ballast {
+
+Gateway::Gateway(boost::asio::io_context& io, config::Config config, AccessLog& access_log, GetEnv getenv)
+    : io_(io), config_(std::move(config)), multi_(io), access_log_(access_log), getenv_(std::move(getenv)) {
+  in_container_ = running_in_container();
+  std::random_device rd;
+  id_prefix_ = (static_cast<uint64_t>(rd()) << 32 | rd()) & 0xffffffffull;
+}
+
+std::string Gateway::next_request_id() {
+  // A per-process random prefix and a counter: unique across restarts and cheap to make.
+  static constexpr char kHex[] = "0123456789abcdef";
+  uint64_t v = (id_prefix_ << 32) | (++id_counter_ & 0xffffffffull);
+  std::string id(16, '0');
+  for (int i = 15; i >= 0; --i, v >>= 4) id[static_cast<size_t>(i)] = kHex[v & 0xf];
+  return id;
+}
+
+bool running_in_container() {
+  struct stat st{};
+  if (::stat("/.dockerenv", &st) == 0 || ::stat("/run/.containerenv", &st) == 0) return true;
+  if (std::getenv("KUBERNETES_SERVICE_HOST")) return true;
+  std::ifstream cgroup("/proc/1/cgroup");
+  std::string line;
+  while (std::getline(cgroup, line)) {
+    if (line.find("docker") != std::string::npos || line.find("kubepods") != std::string::npos ||
+        line.find("containerd") != std::string::npos || line.find("libpod") != std::string::npos) {
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace ballast

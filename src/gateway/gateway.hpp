@@ -1,0 +1,54 @@
+// The gateway: what `ballast serve` does with each request. It owns the configuration in force,
+// the upstream client and the access log; request_path.cpp is the request's whole journey.
+#pragma once
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/io_context.hpp>
+#include <cstdint>
+#include <string>
+
+#include "config/config.hpp"
+#include "downstream/http_types.hpp"
+#include "observability/access_log.hpp"
+#include "policy/proxy_env.hpp"
+#include "upstream/curl_multi.hpp"
+
+namespace ballast {
+
+struct AttemptResult;
+struct Exchange;
+
+class Gateway {
+ public:
+  Gateway(boost::asio::io_context& io, config::Config config, AccessLog& access_log, GetEnv getenv);
+
+  // The Handler the downstream server calls for every request.
+  boost::asio::awaitable<void> handle(Request& request, Downstream& downstream);
+
+  const config::Config& config() const { return config_; }
+
+ private:
+  boost::asio::awaitable<void> proxy(Exchange& x, const config::Model& model, std::string_view api_path,
+                                     bool stream);
+  boost::asio::awaitable<AttemptResult> attempt(Exchange& x, const config::Model& model,
+                                                const config::Endpoint& endpoint, std::string_view api_path,
+                                                bool stream);
+  boost::asio::awaitable<void> fail(Exchange& x, ErrorCode code, std::string message);
+  void finish(Exchange& x);
+  std::string next_request_id();
+
+  boost::asio::io_context& io_;
+  config::Config config_;
+  CurlMulti multi_;
+  AccessLog& access_log_;
+  GetEnv getenv_;
+  bool in_container_ = false;
+  uint64_t id_prefix_ = 0;
+  uint64_t id_counter_ = 0;
+};
+
+// True when this process runs inside a container (Docker, Podman, Kubernetes), where
+// "localhost" is the container itself.
+bool running_in_container();
+
+}  // namespace ballast

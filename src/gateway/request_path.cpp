@@ -1,0 +1,429 @@
+// A request's whole journey through the gateway, top to bottom:
+//   admit → route → plan the deadline → attempt loop (send, classify, decide) → relay → log.
+// Policies are called from here; mechanism lives in downstream/ and upstream/.
+#include <boost/asio/this_coro.hpp>
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "common/json_writer.hpp"
+
+#include "gateway/gateway.hpp"
+#include "policy/classify.hpp"
+#include "policy/deadline.hpp"
+#include "policy/duration.hpp"
+#include "policy/failure_message.hpp"
+#include "policy/header_filter.hpp"
+#include "policy/request_fields.hpp"
+#include "policy/sse_scanner.hpp"
+#include "policy/upstream_target.hpp"
+#include "policy/url.hpp"
+
+namespace ballast {
+
+namespace asio = boost::asio;
+
+// One request as it passes through: what was asked, the deadline, the log record being filled.
+struct Exchange {
+  Request& req;
+  Downstream& down;
+  std::string id;
+  RequestDeadline deadline;
+  AccessRecord record;
+
+  Headers headers(std::string_view content_type = "application/json") const {
+    return {{"content-type", std::string(content_type)}, {"x-ballast-request-id", id}};
+  }
+};
+
+// What one attempt left behind. A response that was not sent yet (an upstream error status) is
+// kept here so the attempt loop can still choose between answering with it and trying again.
+struct AttemptResult {
+  Outcome outcome;
+  AttemptRecord record;
+  Headers headers;
+  std::string body;
+  std::string message;  // the failure described, when there is one
+};
+
+namespace {
+
+struct ApiRoute {
+  std::string_view method;
+  std::string_view path;      // after the optional /v1 prefix
+  bool has_model;
+};
+
+// What ballast serves. Clients may include /v1 in base_url or not.
+constexpr ApiRoute kRoutes[] = {
+    {"POST", "/chat/completions", true}, {"POST", "/completions", true}, {"POST", "/embeddings", true},
+    {"POST", "/responses", true},        {"GET", "/models", false},
+};
+
+const ApiRoute* find_route(std::string_view path) {
+  if (path.starts_with("/v1/")) path.remove_prefix(3);
+  while (path.size() > 1 && path.back() == '/') path.remove_suffix(1);
+  for (const auto& r : kRoutes) {
+    if (r.path == path) return &r;
+  }
+  return nullptr;
+}
+
+bool is_loopback(std::string_view peer) {
+  return peer.starts_with("127.") || peer == "::1" || peer.starts_with("::ffff:127.");
+}
+
+std::optional<Duration> client_timeout(const Request& req) {
+  std::optional<Duration> shortest;
+  for (const char* name : {"x-ballast-timeout", "x-stainless-timeout"}) {
+    if (const auto* v = req.header(name)) {
+      if (auto d = parse_seconds(*v); d && (!shortest || *d < *shortest)) shortest = d;
+    }
+  }
+  return shortest;
+}
+
+std::string presented_key(const Request& req) {
+  if (const auto* auth = req.header("authorization")) {
+    std::string_view v = *auth;
+    if (v.size() > 7 && iequals(v.substr(0, 7), "bearer ")) return std::string(v.substr(7));
+  }
+  for (const char* name : {"api-key", "x-api-key"}) {
+    if (const auto* v = req.header(name)) return *v;
+  }
+  return {};
+}
+
+bool is_event_stream(const Headers& headers) {
+  for (const auto& [k, v] : headers) {
+    if (iequals(k, "content-type")) return v.find("text/event-stream") != std::string::npos;
+  }
+  return false;
+}
+
+Headers forwardable(const Headers& upstream, const std::string& id) {
+  Headers out;
+  out.reserve(upstream.size() + 1);
+  for (const auto& h : upstream) {
+    if (forward_response_header(h.first)) out.push_back(h);
+  }
+  out.emplace_back("x-ballast-request-id", id);
+  return out;
+}
+
+// A non-streamed answer larger than this is refused rather than held in memory.
+constexpr size_t kMaxBufferedResponse = 128 * 1024 * 1024;
+
+}  // namespace
+
+asio::awaitable<void> Gateway::handle(Request& req, Downstream& down) {
+  Exchange x{req, down, next_request_id(), {}, {}};
+  x.record.id = x.id;
+  x.record.method = req.method;
+  x.record.path = req.path;
+  x.record.peer = req.peer;
+  x.record.bytes_in = req.body.size();
+
+  if (req.path == "/healthz" || req.path == "/readyz") {
+    co_await down.respond(200, x.headers(), R"({"status":"ok"})");
+    co_return;
+  }
+  if (req.too_large) {
+    co_return co_await fail(x, ErrorCode::payload_too_large,
+                            fmt::format("the request body is larger than limits.max_request_body ({} bytes): "
+                                        "send less, or raise the limit in the config",
+                                        config_.max_request_bytes));
+  }
+
+  // Admit: a known path, and a client allowed to use it.
+  const ApiRoute* route = find_route(req.path);
+  if (!route) {
+    co_return co_await fail(x, ErrorCode::invalid_request,
+                            fmt::format("ballast serves POST /v1/chat/completions, /v1/completions, /v1/embeddings, "
+                                        "/v1/responses and GET /v1/models, not {} {}: is the client's base_url "
+                                        "http://HOST:PORT/v1?",
+                                        req.method, req.path));
+  }
+  if (req.method != route->method) {
+    co_return co_await fail(x, ErrorCode::invalid_request,
+                            fmt::format("{} takes {}, not {}", req.path, route->method, req.method));
+  }
+  const config::ClientKey* key = nullptr;
+  if (!config_.keys.empty()) {
+    std::string presented = presented_key(req);
+    for (const auto& k : config_.keys) {
+      if (k.key == presented) key = &k;
+    }
+    if (!key) {
+      co_return co_await fail(x, ErrorCode::unauthorized,
+                              presented.empty() ? "no client key: send one of the keys configured under keys: "
+                                                  "as 'Authorization: Bearer KEY'"
+                                                : "this client key is not one of those configured under keys:");
+    }
+  } else if (!is_loopback(req.peer)) {
+    co_return co_await fail(x, ErrorCode::unauthorized,
+                            "with no keys: configured, ballast serves loopback clients only: add keys: to the "
+                            "config to serve other hosts");
+  }
+
+  // Route: the model names the route; the listing is answered here unless a wildcard fronts a provider.
+  if (!route->has_model) {
+    const config::Model* wildcard = config_.find_model("*");
+    if (wildcard && wildcard->name == "*" && wildcard->endpoints.front().provider == config::Provider::openai) {
+      co_return co_await proxy(x, *wildcard, route->path, false);
+    }
+    JsonWriter w;
+    w.begin_object().field("object", "list").key("data").begin_array();
+    for (const auto& m : config_.models) {
+      if (m.name == "*") continue;
+      w.begin_object().field("id", m.name).field("object", "model").field("created", 0).field("owned_by", "ballast");
+      w.end_object();
+    }
+    w.end_array().end_object();
+    x.record.status = 200;
+    co_await down.respond(200, x.headers(), w.take());
+    finish(x);
+    co_return;
+  }
+  RequestFieldsResult fields = read_request_fields(req.body);
+  if (!fields.error.empty()) co_return co_await fail(x, ErrorCode::invalid_request, fields.error);
+  const std::string& name = fields.fields.model;
+  x.record.model = name;
+  x.record.stream = fields.fields.stream;
+  if (name.empty()) co_return co_await fail(x, ErrorCode::invalid_request, "'model' is required");
+  const config::Model* model = config_.find_model(name);
+  if (!model) {
+    std::string names;
+    for (const auto& m : config_.models) names += (names.empty() ? "" : ", ") + m.name;
+    co_return co_await fail(x, ErrorCode::unknown_model,
+                            fmt::format("model '{}' is not configured (configured: {}): use one of those names, "
+                                        "or add it under models: in {}",
+                                        name, names, config_.source));
+  }
+  if (key && !key->models.empty() &&
+      std::find(key->models.begin(), key->models.end(), model->name) == key->models.end() &&
+      std::find(key->models.begin(), key->models.end(), "*") == key->models.end()) {
+    co_return co_await fail(x, ErrorCode::unauthorized,
+                            fmt::format("this client key may not use model '{}' (see its models: under keys:)", name));
+  }
+  co_await proxy(x, *model, route->path, fields.fields.stream);
+}
+
+asio::awaitable<void> Gateway::proxy(Exchange& x, const config::Model& model, std::string_view api_path,
+                                     bool stream) {
+  // Plan the deadline: the total bound, capped by the client's own deadline.
+  config::Endpoint no_endpoint;
+  Millis total = config::effective_bounds(config_, model, no_endpoint).total;
+  auto client = client_timeout(x.req);
+  if (client) x.record.client_timeout_ms = to_ms(*client);
+  x.deadline = plan_deadline(x.req.received, total, client);
+
+  // The attempt loop. One attempt, on the model's first endpoint, until retries and balancing
+  // arrive; the loop and the verdict are where they will plug in.
+  AttemptResult last;
+  const int max_attempts = 1;
+  for (int n = 1; n <= max_attempts; ++n) {
+    const config::Endpoint& endpoint = model.endpoints.front();
+    last = co_await attempt(x, model, endpoint, api_path, stream);
+    x.record.attempts.push_back(last.record);
+    x.record.endpoint = endpoint.name;
+    Verdict verdict = classify(last.outcome);
+    if (verdict.code == ErrorCode::ok || !verdict.retryable) break;
+  }
+
+  // A failure that no byte of has reached the client yet is answered here, whole.
+  const Outcome& o = last.outcome;
+  Verdict verdict = classify(o);
+  x.record.code = verdict.code;
+  x.record.message = last.message;
+  if (!o.response_started && !o.client_gone) {
+    Headers headers;
+    std::string body;
+    int status = 0;
+    if (verdict.code == ErrorCode::upstream_status) {
+      // The upstream's own answer, passed through: the SDKs know how to read it.
+      status = o.status;
+      headers = forwardable(last.headers, x.id);
+      body = std::move(last.body);
+    } else {
+      status = http_status(verdict.code);
+      headers = x.headers();
+      body = error_body(verdict.code, last.message);
+    }
+    headers.emplace_back("x-ballast-attempts", std::to_string(x.record.attempts.size()));
+    if (!verdict.retryable) headers.emplace_back("x-should-retry", "false");
+    x.record.status = status;
+    x.record.bytes_out = body.size();
+    co_await x.down.respond(status, headers, std::move(body));
+  } else {
+    x.record.status = o.client_gone ? http_status(ErrorCode::client_disconnected) : o.status;
+  }
+  finish(x);
+}
+
+asio::awaitable<AttemptResult> Gateway::attempt(Exchange& x, const config::Model& model,
+                                                const config::Endpoint& endpoint, std::string_view api_path,
+                                                bool stream) {
+  AttemptResult r;
+  Outcome& o = r.outcome;
+  const PhaseBounds bounds = config::effective_bounds(config_, model, endpoint);
+
+  // Build the upstream request: the provider's URL, the client's headers less hop-by-hop ones
+  // and credentials, the endpoint's own key, the proxy that applies.
+  UpstreamTarget target = upstream_target(endpoint, api_path, x.req.query);
+  std::optional<Url> url = parse_url(target.url);
+  ProxyChoice proxy = choose_proxy(url ? url->scheme : "http", url ? url->host : "", endpoint.proxy, getenv_);
+  UpstreamRequest request;
+  request.method = x.req.method;
+  request.url = target.url;
+  request.body = x.req.body;
+  for (const auto& [k, v] : x.req.headers) {
+    if (forward_request_header(k)) request.headers.push_back(k + ": " + v);
+  }
+  if (!target.credential.empty()) request.headers.push_back(target.credential);
+  request.connect_timeout = connect_bound(x.deadline, bounds, Clock::now());
+  request.proxy = proxy.url;
+  request.ca_bundle = endpoint.ca_bundle;
+
+  Wakeup wake(co_await asio::this_coro::executor);
+  Transfer t(multi_, std::move(request), wake);
+  t.start();
+  x.down.watch_disconnect(wake);
+
+  // How the response is handled once its headers arrive.
+  enum class Mode { undecided, buffer, stream } mode = Mode::undecided;
+  AttemptPhase phase = AttemptPhase::awaiting_headers;
+  SseScanner scanner;
+  std::string held;  // stream events received before the first token: sent with it, or never
+  bool complete = false;  // the stream's terminal event was relayed
+  std::optional<TimePoint> first_token_at;
+
+  for (;;) {
+    if (x.down.client_gone()) {
+      o.client_gone = true;
+      break;
+    }
+    if (mode == Mode::undecided && t.headers_done()) {
+      bool success = t.status() >= 200 && t.status() < 300;
+      mode = success && stream && is_event_stream(t.headers()) ? Mode::stream : Mode::buffer;
+      phase = mode == Mode::stream ? AttemptPhase::awaiting_first_token : AttemptPhase::relaying;
+    }
+    if (mode == Mode::buffer && !t.buffered().empty()) {
+      r.body += t.take();
+      if (r.body.size() > kMaxBufferedResponse) {
+        o.transport = TransportError::other;
+        o.detail = "the response is larger than 128 MiB";
+        break;
+      }
+    }
+    if (mode == Mode::stream && !t.buffered().empty()) {
+      scanner.feed(t.take());
+      std::string out;
+      while (auto ev = scanner.next()) {
+        if (ev->malformed) {
+          o.malformed = true;
+          break;
+        }
+        if (ev->usage) x.record.usage = ev->usage;
+        out.append(ev->raw);
+        if (!first_token_at && (ev->has_content || ev->terminal)) first_token_at = Clock::now();
+        if (ev->terminal) complete = true;
+      }
+      if (o.malformed) break;
+      if (!first_token_at) {
+        held += out;
+      } else {
+        if (!o.response_started) {
+          // The first token: now the response begins, and from here on nothing is retried.
+          o.response_started = true;
+          phase = AttemptPhase::relaying;
+          if (!co_await x.down.begin_stream(t.status(), forwardable(t.headers(), x.id))) {
+            o.client_gone = true;
+            break;
+          }
+          out.insert(0, held);
+          held.clear();
+        }
+        x.record.bytes_out += out.size();
+        if (!co_await x.down.write_chunk(out)) {
+          o.client_gone = true;
+          break;
+        }
+      }
+    }
+    if (t.done() && t.buffered().empty()) break;
+    // Nothing new to handle: wait for the upstream, the client, or the bound of this phase.
+    Bound bound = next_bound(x.deadline, bounds, t.started_at(), phase, t.last_activity());
+    if (Clock::now() >= bound.at) {
+      o.timer = bound.code;
+      break;
+    }
+    co_await wake.wait_until(bound.at);
+  }
+
+  // Facts of the attempt, for the classifier and the log.
+  o.status = t.status();
+  if (t.done() && t.error() != TransportError::none) {
+    o.transport = t.error();
+    o.detail = t.error_text();
+  }
+  if (mode == Mode::stream && t.done() && !complete && o.transport == TransportError::none && !o.malformed) {
+    o.truncated = true;  // ended cleanly, but without [DONE] or a final event
+  }
+  if (mode == Mode::buffer && o.transport == TransportError::reset && t.headers_done()) o.truncated = true;
+  o.reused_connection = t.reused_connection();
+  o.timings = t.timings();
+  if (first_token_at) o.timings.first_token_ms = to_ms(*first_token_at - t.started_at());
+  o.timings.total_ms = to_ms(Clock::now() - t.started_at());
+  t.cancel();
+  co_await x.down.stop_watching();
+
+  Verdict verdict = classify(o);
+  r.record = {endpoint.name, o.status, verdict.code, o.reused_connection, o.timings};
+  if (verdict.code != ErrorCode::ok) {
+    FailureContext ctx{endpoint.name, url ? url->host : "", proxy.url, proxy.source, &bounds, &x.deadline,
+                       in_container_};
+    r.message = describe_failure(verdict.code, o, ctx);
+  }
+
+  // Relay: a successful buffered answer goes out whole; a begun stream gets its honest end.
+  if (mode == Mode::buffer && verdict.code == ErrorCode::ok && !o.client_gone) {
+    if (!x.record.usage) x.record.usage = read_usage(r.body);
+    o.response_started = true;
+    x.record.bytes_out = r.body.size();
+    if (!co_await x.down.respond(o.status, forwardable(t.headers(), x.id), std::move(r.body))) o.client_gone = true;
+  } else if (mode == Mode::buffer) {
+    r.headers = t.headers();
+  }
+  if (o.response_started && mode == Mode::stream && !o.client_gone) {
+    if (verdict.code != ErrorCode::ok) {
+      // Never a [DONE] or a made-up finish_reason: the client's SDK raises this as an error.
+      std::string event = sse_error_event(verdict.code, r.message);
+      x.record.bytes_out += event.size();
+      co_await x.down.write_chunk(event);
+    }
+    co_await x.down.end_stream();
+  }
+  co_return r;
+}
+
+asio::awaitable<void> Gateway::fail(Exchange& x, ErrorCode code, std::string message) {
+  Headers headers = x.headers();
+  headers.emplace_back("x-should-retry", "false");
+  std::string body = error_body(code, message);
+  x.record.status = http_status(code);
+  x.record.code = code;
+  x.record.bytes_out = body.size();
+  x.record.message = std::move(message);
+  if (code == ErrorCode::payload_too_large) x.down.close_after_response();
+  co_await x.down.respond(x.record.status, headers, std::move(body));
+  finish(x);
+}
+
+void Gateway::finish(Exchange& x) {
+  x.record.duration_ms = to_ms(Clock::now() - x.req.received);
+  access_log_.write(x.record);
+}
+
+}  // namespace ballast

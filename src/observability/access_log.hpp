@@ -1,0 +1,60 @@
+// One JSON line per request: what was asked, where it went, every attempt with its phase
+// timings, how it ended (status and taxonomy code), tokens and bytes.
+#pragma once
+
+#include <cstdio>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "policy/error_code.hpp"
+#include "policy/outcome.hpp"
+#include "policy/usage.hpp"
+
+namespace ballast {
+
+struct AttemptRecord {
+  std::string endpoint;
+  int status = 0;
+  ErrorCode code = ErrorCode::ok;
+  bool reused_connection = false;
+  PhaseTimings timings;
+};
+
+struct AccessRecord {
+  std::string id;
+  std::string method;
+  std::string path;
+  std::string peer;
+  std::string model;
+  std::string endpoint;  // where the response came from (the last attempt's)
+  bool stream = false;
+  int status = 0;
+  ErrorCode code = ErrorCode::ok;
+  std::optional<double> client_timeout_ms;
+  std::vector<AttemptRecord> attempts;
+  std::optional<Usage> usage;
+  size_t bytes_in = 0;
+  size_t bytes_out = 0;
+  double duration_ms = 0;
+  std::string message;  // the failure's message, when there was one
+};
+
+std::string format_access_line(const AccessRecord& record, std::string_view timestamp);
+
+// Where the lines go: "stdout", "stderr", "off", or a file (appended to).
+class AccessLog {
+ public:
+  // Returns an error message, or "" on success.
+  std::string open(const std::string& target);
+  void write(const AccessRecord& record);
+  bool enabled() const { return file_ != nullptr; }
+  ~AccessLog();
+
+ private:
+  std::FILE* file_ = nullptr;
+  bool owned_ = false;
+};
+
+}  // namespace ballast

@@ -1,0 +1,23 @@
+// The one place that decides what an attempt's outcome means: its taxonomy code and whether
+// trying again could help. Statuses and transport errors are interpreted here and nowhere else.
+#pragma once
+
+#include "policy/outcome.hpp"
+
+namespace ballast {
+
+struct Verdict {
+  ErrorCode code = ErrorCode::ok;
+  // Another attempt could succeed: transient, and nothing has reached the client yet.
+  bool retryable = false;
+};
+
+Verdict classify(const Outcome& outcome);
+
+// Upstream statuses worth another attempt: 408, 409, 429, 500, 502, 503, 504, 529. 400, 401,
+// 403, 404 and 422 are configuration or request bugs; repeating them only hides the cause.
+bool retryable_status(int status);
+
+ErrorCode code_for(TransportError error);
+
+}  // namespace ballast

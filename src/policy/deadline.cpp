@@ -1,0 +1,43 @@
+#include "policy/deadline.hpp"
+
+#include <algorithm>
+
+namespace ballast {
+
+RequestDeadline plan_deadline(TimePoint start, Millis total, std::optional<Duration> client_timeout) {
+  RequestDeadline d;
+  d.start = start;
+  d.at = start + total;
+  if (client_timeout && start + *client_timeout < d.at) {
+    d.at = start + *client_timeout;
+    d.from_client = true;
+  }
+  d.budget = d.at - start;
+  return d;
+}
+
+Bound next_bound(const RequestDeadline& deadline, const PhaseBounds& bounds, TimePoint attempt_start,
+                 AttemptPhase phase, TimePoint last_activity) {
+  Bound own{};
+  switch (phase) {
+    case AttemptPhase::awaiting_headers:
+      own = {attempt_start + bounds.first_byte, ErrorCode::first_byte_timeout};
+      break;
+    case AttemptPhase::awaiting_first_token:
+      own = {attempt_start + bounds.first_token, ErrorCode::first_token_timeout};
+      break;
+    case AttemptPhase::relaying:
+      own = {last_activity + bounds.stream_idle, ErrorCode::stream_idle_timeout};
+      break;
+  }
+  // On a tie the phase's own bound names the cause: it is the more specific one.
+  if (deadline.at < own.at) return {deadline.at, ErrorCode::deadline_exceeded};
+  return own;
+}
+
+Millis connect_bound(const RequestDeadline& deadline, const PhaseBounds& bounds, TimePoint now) {
+  auto left = std::chrono::duration_cast<Millis>(deadline.at - now);
+  return std::max(Millis(1), std::min(bounds.connect, left));
+}
+
+}  // namespace ballast

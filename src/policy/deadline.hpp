@@ -1,0 +1,47 @@
+// Deadline planning: the request's overall deadline (the total bound, capped by the client's own
+// deadline) and, for each attempt, which bound governs the wait in each phase.
+#pragma once
+
+#include <optional>
+
+#include "common/time.hpp"
+#include "policy/error_code.hpp"
+
+namespace ballast {
+
+struct PhaseBounds {
+  Millis connect{5'000};       // TCP connect including TLS
+  Millis first_byte{60'000};   // attempt start → response headers
+  Millis first_token{60'000};  // attempt start → first SSE event carrying content (streams)
+  Millis stream_idle{30'000};  // gap between events once the response flows
+  Millis total{600'000};       // the whole request, every attempt included
+};
+
+struct RequestDeadline {
+  TimePoint start;
+  TimePoint at;               // min(start + total, start + client timeout)
+  bool from_client = false;   // the client's header, not timeouts.total, set `at`
+  Duration budget{};          // at - start, for messages
+};
+
+RequestDeadline plan_deadline(TimePoint start, Millis total, std::optional<Duration> client_timeout);
+
+enum class AttemptPhase {
+  awaiting_headers,      // sent; no response headers yet
+  awaiting_first_token,  // a stream's headers arrived; no content event yet
+  relaying,              // content flows (stream events or a body)
+};
+
+struct Bound {
+  TimePoint at;
+  ErrorCode code;  // what firing at `at` means
+};
+
+// The bound that ends the current wait: the earliest of the phase's own bound and the request deadline.
+Bound next_bound(const RequestDeadline& deadline, const PhaseBounds& bounds, TimePoint attempt_start,
+                 AttemptPhase phase, TimePoint last_activity);
+
+// The connect bound curl is given: never past the request deadline. At least 1 ms, since 0 means "default".
+Millis connect_bound(const RequestDeadline& deadline, const PhaseBounds& bounds, TimePoint now);
+
+}  // namespace ballast

@@ -1,0 +1,28 @@
+// Every failure's message: which hop failed, at which endpoint (never its key), the phase timings
+// reached, and the likely fix, naming the config key or variable to change.
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "policy/deadline.hpp"
+#include "policy/outcome.hpp"
+
+namespace ballast {
+
+struct FailureContext {
+  std::string_view endpoint;  // "127.0.0.1:8000", or the endpoint's configured name
+  std::string_view host;      // the host part alone, for DNS and localhost hints
+  std::string_view proxy;     // the proxy in use ("" for none) and where it came from
+  std::string_view proxy_source;
+  const PhaseBounds* bounds = nullptr;
+  const RequestDeadline* deadline = nullptr;
+  bool in_container = false;  // running inside a container: localhost is not the host machine
+};
+
+std::string describe_failure(ErrorCode code, const Outcome& outcome, const FailureContext& ctx);
+
+// "dns 0.1ms, connect 0.3ms, first byte 512ms": the milestones an attempt reached.
+std::string describe_timings(const PhaseTimings& t);
+
+}  // namespace ballast

@@ -1,0 +1,85 @@
+#include "policy/request_fields.hpp"
+
+#include <simdjson.h>
+
+namespace ballast {
+
+namespace {
+
+// One parser per thread: simdjson parsers keep their buffers between documents.
+simdjson::dom::parser& parser() {
+  thread_local simdjson::dom::parser p;
+  return p;
+}
+
+std::optional<Usage> usage_from(simdjson::dom::element u) {
+  if (!u.is_object()) return std::nullopt;
+  Usage usage;
+  auto get = [&](const char* a, const char* b) -> int64_t {
+    int64_t v = 0;
+    if (u[a].get(v) == simdjson::SUCCESS) return v;
+    if (b && u[b].get(v) == simdjson::SUCCESS) return v;
+    return 0;
+  };
+  usage.prompt_tokens = get("prompt_tokens", "input_tokens");
+  usage.completion_tokens = get("completion_tokens", "output_tokens");
+  usage.total_tokens = get("total_tokens", nullptr);
+  if (usage.total_tokens == 0) usage.total_tokens = usage.prompt_tokens + usage.completion_tokens;
+  return usage;
+}
+
+}  // namespace
+
+RequestFieldsResult read_request_fields(std::string_view body) {
+  RequestFieldsResult r;
+  simdjson::dom::element doc;
+  if (auto err = parser().parse(body.data(), body.size()).get(doc); err) {
+    r.error = std::string("the request body is not valid JSON: ") + simdjson::error_message(err);
+    return r;
+  }
+  if (!doc.is_object()) {
+    r.error = "the request body must be a JSON object";
+    return r;
+  }
+  simdjson::dom::element model;
+  if (doc["model"].get(model) == simdjson::SUCCESS) {
+    std::string_view m;
+    if (model.get(m) != simdjson::SUCCESS) {
+      r.error = "'model' must be a string";
+      return r;
+    }
+    r.fields.model = std::string(m);
+  }
+  simdjson::dom::element stream;
+  if (doc["stream"].get(stream) == simdjson::SUCCESS && !stream.is_null()) {
+    bool s = false;
+    if (stream.get(s) != simdjson::SUCCESS) {
+      r.error = "'stream' must be true or false";
+      return r;
+    }
+    r.fields.stream = s;
+  }
+  for (const char* key : {"max_completion_tokens", "max_tokens", "max_output_tokens"}) {
+    int64_t v = 0;
+    if (doc[key].get(v) == simdjson::SUCCESS) {
+      r.fields.max_tokens = v;
+      break;
+    }
+  }
+  return r;
+}
+
+std::optional<Usage> read_usage(std::string_view body) {
+  simdjson::dom::element doc;
+  if (parser().parse(body.data(), body.size()).get(doc) != simdjson::SUCCESS) return std::nullopt;
+  simdjson::dom::element u;
+  if (doc["usage"].get(u) == simdjson::SUCCESS) return usage_from(u);
+  if (doc["response"]["usage"].get(u) == simdjson::SUCCESS) return usage_from(u);
+  return std::nullopt;
+}
+
+namespace detail {
+std::optional<Usage> usage_of(simdjson::dom::element u) { return usage_from(u); }
+}  // namespace detail
+
+}  // namespace ballast

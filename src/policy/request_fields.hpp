@@ -1,0 +1,30 @@
+// The few request and response fields ballast reads; bodies are otherwise passed through untouched.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "policy/usage.hpp"
+
+namespace ballast {
+
+struct RequestFields {
+  std::string model;
+  bool stream = false;
+  std::optional<int64_t> max_tokens;  // max_tokens, max_completion_tokens or max_output_tokens
+};
+
+struct RequestFieldsResult {
+  RequestFields fields;
+  std::string error;  // empty on success; otherwise what is wrong, for a 400 invalid_request
+};
+
+// Reads model, stream and the output-token limit from a JSON request body.
+RequestFieldsResult read_request_fields(std::string_view body);
+
+// Reads `usage` from a non-streamed response body (chat, completions, embeddings, responses).
+std::optional<Usage> read_usage(std::string_view body);
+
+}  // namespace ballast

@@ -1,0 +1,162 @@
+#include "policy/sse_scanner.hpp"
+
+#include <simdjson.h>
+
+namespace ballast {
+
+namespace detail {
+std::optional<Usage> usage_of(simdjson::dom::element u);
+}
+
+namespace {
+
+simdjson::dom::parser& parser() {
+  thread_local simdjson::dom::parser p;
+  return p;
+}
+
+bool non_empty_string(simdjson::dom::element e) {
+  std::string_view s;
+  return e.get(s) == simdjson::SUCCESS && !s.empty();
+}
+
+bool present(simdjson::dom::object o, const char* key) {
+  simdjson::dom::element e;
+  return o[key].get(e) == simdjson::SUCCESS && !e.is_null();
+}
+
+// Chat and legacy completions: a choice carries content when it has text, a tool or function
+// call, a refusal, reasoning text, or a finish. A role-only first chunk does not.
+bool choice_has_content(simdjson::dom::element choice) {
+  simdjson::dom::object c;
+  if (choice.get(c) != simdjson::SUCCESS) return false;
+  if (present(c, "finish_reason")) return true;
+  simdjson::dom::element e;
+  if (c["text"].get(e) == simdjson::SUCCESS && non_empty_string(e)) return true;
+  simdjson::dom::object delta;
+  if (c["delta"].get(delta) != simdjson::SUCCESS) return false;
+  for (const char* key : {"content", "refusal", "reasoning_content", "reasoning"}) {
+    if (delta[key].get(e) == simdjson::SUCCESS && non_empty_string(e)) return true;
+  }
+  return present(delta, "tool_calls") || present(delta, "function_call");
+}
+
+void judge_data(std::string_view data, SseEvent& ev) {
+  if (data == "[DONE]") {
+    ev.terminal = true;
+    return;
+  }
+  simdjson::dom::element doc;
+  if (parser().parse(data.data(), data.size()).get(doc) != simdjson::SUCCESS) {
+    ev.malformed = true;
+    return;
+  }
+  simdjson::dom::object obj;
+  if (doc.get(obj) != simdjson::SUCCESS) return;
+  if (present(obj, "error")) {
+    ev.upstream_error = true;
+    ev.terminal = true;
+    return;
+  }
+  simdjson::dom::element u;
+  if (obj["usage"].get(u) == simdjson::SUCCESS && !u.is_null()) ev.usage = detail::usage_of(u);
+  simdjson::dom::array choices;
+  if (obj["choices"].get(choices) == simdjson::SUCCESS) {
+    for (auto choice : choices) {
+      if (choice_has_content(choice)) {
+        ev.has_content = true;
+        break;
+      }
+    }
+    return;
+  }
+  // The Responses API: typed events; deltas carry content, three events end the stream.
+  std::string_view type;
+  if (obj["type"].get(type) != simdjson::SUCCESS) return;
+  if (type.ends_with(".delta")) ev.has_content = true;
+  if (type == "response.completed" || type == "response.incomplete" || type == "response.failed" ||
+      type == "error") {
+    ev.terminal = true;
+    ev.has_content = true;
+    ev.upstream_error = type == "error" || type == "response.failed";
+    if (obj["response"]["usage"].get(u) == simdjson::SUCCESS && !u.is_null()) ev.usage = detail::usage_of(u);
+  }
+}
+
+}  // namespace
+
+SseEvent inspect_sse_event(std::string_view raw) {
+  SseEvent ev;
+  ev.raw = raw;
+  std::string data;
+  bool has_data = false;
+  std::string_view event_name;
+  ev.comment_only = true;
+  size_t i = 0;
+  while (i < raw.size()) {
+    size_t end = raw.find_first_of("\r\n", i);
+    if (end == std::string_view::npos) end = raw.size();
+    std::string_view line = raw.substr(i, end - i);
+    i = end;
+    if (i < raw.size() && raw[i] == '\r') ++i;
+    if (i < raw.size() && raw[i] == '\n') ++i;
+    if (line.empty() || line.front() == ':') continue;
+    ev.comment_only = false;
+    size_t colon = line.find(':');
+    std::string_view field = line.substr(0, colon);
+    std::string_view value = colon == std::string_view::npos ? std::string_view() : line.substr(colon + 1);
+    if (!value.empty() && value.front() == ' ') value.remove_prefix(1);
+    if (field == "data") {
+      if (has_data) data.push_back('\n');
+      data.append(value);
+      has_data = true;
+    } else if (field == "event") {
+      event_name = value;
+    }
+  }
+  if (event_name == "error") {
+    ev.upstream_error = true;
+    ev.terminal = true;
+  }
+  if (has_data) judge_data(data, ev);
+  return ev;
+}
+
+void SseScanner::feed(std::string_view bytes) {
+  // Compact once the consumed prefix dominates, so the buffer stays about one event long.
+  if (pos_ > 0 && pos_ >= buffer_.size() / 2) {
+    buffer_.erase(0, pos_);
+    pos_ = 0;
+  }
+  buffer_.append(bytes);
+}
+
+std::optional<SseEvent> SseScanner::next() {
+  // An event ends at the first empty line; lines end in \n, \r\n or \r.
+  for (;;) {
+    std::string_view rest(buffer_.data() + pos_, buffer_.size() - pos_);
+    bool at_line_start = true;
+    size_t i = 0;
+    size_t event_end = 0;
+    while (i < rest.size() && event_end == 0) {
+      char c = rest[i];
+      if (c != '\n' && c != '\r') {
+        at_line_start = false;
+        ++i;
+        continue;
+      }
+      if (c == '\r' && i + 1 == rest.size()) return std::nullopt;  // a \r\n split across reads
+      size_t eol = (c == '\r' && rest[i + 1] == '\n') ? 2 : 1;
+      if (at_line_start) event_end = i + eol;
+      at_line_start = true;
+      i += eol;
+    }
+    if (event_end == 0) return std::nullopt;
+    std::string_view raw = rest.substr(0, event_end);
+    pos_ += raw.size();
+    if (raw.find_first_not_of("\r\n") == std::string_view::npos) continue;  // stray blank line between events
+    return inspect_sse_event(raw);
+  }
+}
+
+}  // namespace ballast

@@ -1,0 +1,65 @@
+#include "policy/url.hpp"
+
+#include <cctype>
+
+namespace ballast {
+
+std::optional<Url> parse_url(std::string_view text, std::string* error) {
+  auto fail = [&](const char* why) -> std::optional<Url> {
+    if (error) *error = why;
+    return std::nullopt;
+  };
+  Url u;
+  size_t scheme_end = text.find("://");
+  if (scheme_end == std::string_view::npos) return fail("must start with http:// or https://");
+  for (char c : text.substr(0, scheme_end)) u.scheme.push_back(static_cast<char>(std::tolower(c)));
+  if (u.scheme != "http" && u.scheme != "https") return fail("must start with http:// or https://");
+  std::string_view rest = text.substr(scheme_end + 3);
+  size_t authority_end = rest.find_first_of("/?#");
+  std::string_view authority = rest.substr(0, authority_end);
+  std::string_view tail = authority_end == std::string_view::npos ? "" : rest.substr(authority_end);
+  if (authority.find('@') != std::string_view::npos) {
+    // user:pass@ is legal for proxies; keep it out of the host.
+    authority = authority.substr(authority.rfind('@') + 1);
+  }
+  std::string_view port_text;
+  if (!authority.empty() && authority.front() == '[') {
+    size_t close = authority.find(']');
+    if (close == std::string_view::npos) return fail("has an unclosed '[' in its host");
+    u.host = std::string(authority.substr(0, close + 1));
+    if (close + 1 < authority.size()) {
+      if (authority[close + 1] != ':') return fail("has junk after its IPv6 host");
+      port_text = authority.substr(close + 2);
+    }
+  } else {
+    size_t colon = authority.find(':');
+    u.host = std::string(authority.substr(0, colon));
+    if (colon != std::string_view::npos) port_text = authority.substr(colon + 1);
+  }
+  if (u.host.empty()) return fail("has no host");
+  for (char c : u.host) {
+    if (std::isspace(static_cast<unsigned char>(c))) return fail("has a space in its host");
+  }
+  if (!port_text.empty() || authority.ends_with(":")) {
+    if (port_text.empty() || port_text.size() > 5) return fail("has an invalid port");
+    int p = 0;
+    for (char c : port_text) {
+      if (!std::isdigit(static_cast<unsigned char>(c))) return fail("has an invalid port");
+      p = p * 10 + (c - '0');
+    }
+    if (p < 1 || p > 65535) return fail("has a port outside 1-65535");
+    u.port = p;
+    u.explicit_port = true;
+  } else {
+    u.port = u.scheme == "https" ? 443 : 80;
+  }
+  size_t hash = tail.find('#');
+  if (hash != std::string_view::npos) tail = tail.substr(0, hash);
+  size_t q = tail.find('?');
+  u.path = std::string(tail.substr(0, q));
+  if (q != std::string_view::npos) u.query = std::string(tail.substr(q + 1));
+  while (!u.path.empty() && u.path.back() == '/') u.path.pop_back();
+  return u;
+}
+
+}  // namespace ballast

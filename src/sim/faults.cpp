@@ -1,0 +1,135 @@
+#include "sim/faults.hpp"
+
+#include <charconv>
+
+namespace ballast::sim {
+
+namespace {
+
+std::optional<int> whole(std::string_view s, int min, int max) {
+  int v = 0;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || end != s.data() + s.size() || v < min || v > max) return std::nullopt;
+  return v;
+}
+
+}  // namespace
+
+FaultParse parse_fault(std::string_view spec) {
+  FaultParse out;
+  Fault f;
+  f.spec = std::string(spec);
+  std::string_view body = spec;
+  if (size_t at = spec.rfind('@'); at != std::string_view::npos) {
+    std::string_view p = spec.substr(at + 1);
+    double prob = -1;
+    auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), prob);
+    if (ec != std::errc() || end != p.data() + p.size() || prob < 0 || prob > 1) {
+      out.error = "'" + std::string(spec) + "': the probability after @ must be a number from 0 to 1";
+      return out;
+    }
+    f.probability = prob;
+    body = spec.substr(0, at);
+  }
+  std::string_view name = body.substr(0, body.find('='));
+  std::string_view arg = body.size() > name.size() ? body.substr(name.size() + 1) : std::string_view();
+  auto needs = [&](int min, int max, const char* what) -> bool {
+    auto v = whole(arg, min, max);
+    if (!v) {
+      out.error = "'" + std::string(spec) + "': " + std::string(name) + " takes " + what;
+      return false;
+    }
+    f.value = *v;
+    return true;
+  };
+  auto takes_none = [&]() -> bool {
+    if (arg.empty() && body.find('=') == std::string_view::npos) return true;
+    out.error = "'" + std::string(spec) + "': " + std::string(name) + " takes no value";
+    return false;
+  };
+  bool ok = false;
+  if (name == "status") {
+    f.kind = FaultKind::status;
+    std::string_view code = arg.substr(0, arg.find(','));
+    std::string_view rest = arg.size() > code.size() ? arg.substr(code.size() + 1) : std::string_view();
+    arg = code;
+    ok = needs(100, 599, "an HTTP status from 100 to 599, e.g. status=503");
+    if (ok && !rest.empty()) {
+      auto ra = rest.starts_with("retry-after=") ? whole(rest.substr(12), 0, 86400) : std::nullopt;
+      if (!ra) {
+        out.error = "'" + std::string(spec) + "': after the status only retry-after=SECONDS may follow";
+        ok = false;
+      } else {
+        f.retry_after = *ra;
+      }
+    }
+  } else if (name == "blackhole") { f.kind = FaultKind::blackhole; ok = takes_none(); }
+  else if (name == "reset") { f.kind = FaultKind::reset; ok = takes_none(); }
+  else if (name == "malformed") { f.kind = FaultKind::malformed; ok = takes_none(); }
+  else if (name == "keepalive-only") { f.kind = FaultKind::keepalive_only; ok = takes_none(); }
+  else if (name == "slow-headers") { f.kind = FaultKind::slow_headers; ok = needs(0, 3'600'000, "milliseconds"); }
+  else if (name == "slow-first-token") { f.kind = FaultKind::slow_first_token; ok = needs(0, 3'600'000, "milliseconds"); }
+  else if (name == "stall-after") { f.kind = FaultKind::stall_after; ok = needs(0, 1'000'000, "a token count"); }
+  else if (name == "cut-after") { f.kind = FaultKind::cut_after; ok = needs(0, 1'000'000, "a token count"); }
+  else {
+    out.error = "'" + std::string(spec) + "': unknown fault (expected status=CODE, blackhole, reset, slow-headers=MS, "
+                "slow-first-token=MS, stall-after=K, cut-after=K, malformed, keepalive-only)";
+  }
+  if (ok) out.fault = std::move(f);
+  return out;
+}
+
+FaultListParse parse_fault_list(std::string_view specs) {
+  FaultListParse out;
+  size_t i = 0;
+  while (i < specs.size()) {
+    size_t end = specs.find_first_of("; ", i);
+    if (end == std::string_view::npos) end = specs.size();
+    std::string_view one = specs.substr(i, end - i);
+    i = end + 1;
+    if (one.empty()) continue;
+    auto p = parse_fault(one);
+    if (!p.fault) {
+      out.error = p.error;
+      out.faults.clear();
+      return out;
+    }
+    out.faults.push_back(std::move(*p.fault));
+  }
+  return out;
+}
+
+bool FaultPlan::any() const {
+  return status || blackhole || reset || malformed || keepalive_only || slow_headers_ms > 0 ||
+         slow_first_token_ms || stall_after || cut_after;
+}
+
+FaultPlan plan_faults(const std::vector<Fault>& faults, std::mt19937_64& rng) {
+  FaultPlan plan;
+  for (const auto& f : faults) {
+    if (f.probability < 1.0) {
+      // 53 random bits → [0,1): the same sequence on every platform for a given seed.
+      double roll = static_cast<double>(rng() >> 11) * 0x1.0p-53;
+      if (roll >= f.probability) continue;
+    }
+    switch (f.kind) {
+      case FaultKind::status:
+        if (!plan.status) {
+          plan.status = f.value;
+          plan.retry_after = f.retry_after;
+        }
+        break;
+      case FaultKind::blackhole: plan.blackhole = true; break;
+      case FaultKind::reset: plan.reset = true; break;
+      case FaultKind::malformed: plan.malformed = true; break;
+      case FaultKind::keepalive_only: plan.keepalive_only = true; break;
+      case FaultKind::slow_headers: plan.slow_headers_ms = f.value; break;
+      case FaultKind::slow_first_token: plan.slow_first_token_ms = f.value; break;
+      case FaultKind::stall_after: plan.stall_after = f.value; break;
+      case FaultKind::cut_after: plan.cut_after = f.value; break;
+    }
+  }
+  return plan;
+}
+
+}  // namespace ballast::sim

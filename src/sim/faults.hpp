@@ -1,0 +1,65 @@
+// The simulator's faults: parsing their specs and deciding, per request, which apply.
+//   status=CODE[,retry-after=S]  answer CODE at once
+//   blackhole                    read the request, never answer
+//   reset                        close the connection before answering
+//   slow-headers=MS              hold the response headers for MS
+//   slow-first-token=MS          first token after MS instead of --ttft
+//   stall-after=K                K tokens, then silence with the connection open
+//   cut-after=K                  K tokens, then close without [DONE]
+//   malformed                    one invalid SSE chunk after the first token (non-streamed: invalid JSON)
+//   keepalive-only               SSE comments and no tokens
+// Each may end in @PROBABILITY (0..1), e.g. "status=503@0.3".
+#pragma once
+
+#include <optional>
+#include <random>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace ballast::sim {
+
+enum class FaultKind {
+  status, blackhole, reset, slow_headers, slow_first_token, stall_after, cut_after, malformed, keepalive_only,
+};
+
+struct Fault {
+  FaultKind kind = FaultKind::status;
+  int value = 0;         // status code, milliseconds or token count
+  int retry_after = -1;  // seconds, for status; -1 for none
+  double probability = 1.0;
+  std::string spec;      // as written, for /sim/faults
+};
+
+struct FaultParse {
+  std::optional<Fault> fault;
+  std::string error;
+};
+FaultParse parse_fault(std::string_view spec);
+
+// Several specs separated by ';' or spaces (the x-sim-fault header form).
+struct FaultListParse {
+  std::vector<Fault> faults;
+  std::string error;
+};
+FaultListParse parse_fault_list(std::string_view specs);
+
+// What one request will suffer: every fault whose probability roll hit, merged.
+struct FaultPlan {
+  std::optional<int> status;
+  int retry_after = -1;
+  bool blackhole = false;
+  bool reset = false;
+  bool malformed = false;
+  bool keepalive_only = false;
+  int slow_headers_ms = 0;
+  std::optional<int> slow_first_token_ms;
+  std::optional<int> stall_after;
+  std::optional<int> cut_after;
+  bool any() const;
+};
+
+// Rolls each fault in order with `rng`: deterministic for a given seed and request order.
+FaultPlan plan_faults(const std::vector<Fault>& faults, std::mt19937_64& rng);
+
+}  // namespace ballast::sim
