@@ -2,6 +2,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <charconv>
 #include <fstream>
 #include <initializer_list>
@@ -49,15 +50,21 @@ class Reader {
  public:
   Reader(std::string file, const GetEnv& getenv) : file_(std::move(file)), getenv_(getenv) {}
 
-  std::vector<std::string>& errors() { return errors_; }
+  // Every problem, in the order of the file's lines.
+  std::vector<std::string> errors() {
+    std::stable_sort(errors_.begin(), errors_.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    std::vector<std::string> out;
+    for (auto& e : errors_) out.push_back(std::move(e.second));
+    return out;
+  }
 
   void error(const YAML::Node& at, std::string_view key, std::string_view what) {
     int line = at.IsDefined() ? at.Mark().line + 1 : 0;
     add_error(line, key, what);
   }
   void add_error(int line, std::string_view key, std::string_view what) {
-    if (line > 0) errors_.push_back(fmt::format("{}:{}: {}: {}", file_, line, key, what));
-    else errors_.push_back(fmt::format("{}: {}: {}", file_, key, what));
+    if (line > 0) errors_.emplace_back(line, fmt::format("{}:{}: {}: {}", file_, line, key, what));
+    else errors_.emplace_back(0, fmt::format("{}: {}: {}", file_, key, what));
   }
 
   bool is_map(const YAML::Node& n, std::string_view key) {
@@ -140,7 +147,7 @@ class Reader {
  private:
   std::string file_;
   const GetEnv& getenv_;
-  std::vector<std::string> errors_;
+  std::vector<std::pair<int, std::string>> errors_;
 };
 
 void read_timeouts(Reader& r, const YAML::Node& n, const std::string& path, TimeoutOverrides& out) {
@@ -364,7 +371,7 @@ LoadResult load_yaml(std::string_view text, const std::string& name, const GetEn
       }
     }
   }
-  out.errors = std::move(r.errors());
+  out.errors = r.errors();
   return out;
 }
 

@@ -1,0 +1,159 @@
+#include "config/load.hpp"
+
+#include <gtest/gtest.h>
+
+#include <map>
+
+namespace ballast::config {
+namespace {
+
+GetEnv env_of(std::map<std::string, std::string> vars) {
+  return [vars = std::move(vars)](const char* name) -> const char* {
+    auto it = vars.find(name);
+    return it == vars.end() ? nullptr : it->second.c_str();
+  };
+}
+
+const GetEnv no_env = env_of({});
+
+TEST(ConfigLoad, TheBriefsShapeLoads) {
+  auto r = load_yaml(R"(listen: 127.0.0.1:4100
+models:
+  - name: gpt-4o-mini
+    timeouts: {first_token: 20s}
+    endpoints:
+      - provider: openai
+        base_url: https://api.openai.com/v1
+        api_key: ${OPENAI_API_KEY}
+        timeouts: {connect: 2s}
+      - provider: azure
+        endpoint: https://my-resource.openai.azure.com
+        deployment: gpt-4o-mini-prod
+        api_version: 2024-10-21
+        api_key: ${AZURE_OPENAI_API_KEY}
+timeouts: {connect: 5s, first_byte: 60s, first_token: 60s, stream_idle: 30s, total: 600s}
+keys:
+  - key: ${TEAM_A_KEY}
+    models: [gpt-4o-mini]
+)", "ballast.yaml", env_of({{"OPENAI_API_KEY", "sk-1"}, {"AZURE_OPENAI_API_KEY", "az"}, {"TEAM_A_KEY", "team"}}));
+  ASSERT_TRUE(r.ok()) << r.errors.front();
+  const Config& c = r.config;
+  EXPECT_EQ(c.listen, "127.0.0.1:4100");
+  ASSERT_EQ(c.models.size(), 1u);
+  const Model& m = c.models[0];
+  ASSERT_EQ(m.endpoints.size(), 2u);
+  EXPECT_EQ(m.endpoints[0].api_key, "sk-1");
+  EXPECT_EQ(m.endpoints[0].name, "api.openai.com:443");
+  EXPECT_EQ(m.endpoints[1].provider, Provider::azure);
+  EXPECT_EQ(c.keys[0].key, "team");
+  // Timeouts layer: endpoint over model over global.
+  PhaseBounds b = effective_bounds(c, m, m.endpoints[0]);
+  EXPECT_EQ(b.connect, Millis(2'000));
+  EXPECT_EQ(b.first_token, Millis(20'000));
+  EXPECT_EQ(b.stream_idle, Millis(30'000));
+  EXPECT_EQ(effective_bounds(c, m, m.endpoints[1]).connect, Millis(5'000));
+}
+
+TEST(ConfigLoad, ReportsEveryProblemWithFileLineAndKey) {
+  auto r = load_yaml(R"(listen: nowhere
+models:
+  - name: a
+    endpoints:
+      - provider: openai
+        base_url: localhost:8000/v1
+        max_inflight: 3
+      - provider: azure
+        endpoint: https://x.openai.azure.com
+  - name: a
+    endpoints:
+      - provider: sim
+timeouts: {connect: 5}
+colour: blue
+)", "bad.yaml", no_env);
+  ASSERT_FALSE(r.ok());
+  auto has = [&](std::string_view needle) {
+    for (const auto& e : r.errors) {
+      if (e.find(needle) != std::string::npos) return true;
+    }
+    return false;
+  };
+  EXPECT_TRUE(has("bad.yaml:1: listen: 'nowhere' is not HOST:PORT"));
+  EXPECT_TRUE(has("bad.yaml:6: models[0].endpoints[0].base_url: 'localhost:8000/v1' must start with http:// or https://"));
+  EXPECT_TRUE(has("bad.yaml:7: models[0].endpoints[0].max_inflight: unknown key"));
+  EXPECT_TRUE(has("models[0].endpoints[1].deployment: is required for provider azure"));
+  EXPECT_TRUE(has("models[0].endpoints[1].api_key: is required for provider azure"));
+  EXPECT_TRUE(has("bad.yaml:8: models[0].endpoints[1].api_version: is required for provider azure"));
+  EXPECT_TRUE(has("bad.yaml:10: models[1].name: model 'a' is declared twice"));
+  EXPECT_TRUE(has("bad.yaml:13: timeouts.connect: '5' is not a positive duration"));
+  EXPECT_TRUE(has("bad.yaml:14: colour: unknown key"));
+  EXPECT_EQ(r.errors.size(), 9u);
+  EXPECT_TRUE(r.errors.front().starts_with("bad.yaml:1: listen")) << "sorted by line";
+  EXPECT_TRUE(r.errors.back().starts_with("bad.yaml:14: colour")) << "sorted by line";
+}
+
+TEST(ConfigLoad, UnsetVariablesAreErrorsUnlessDefaulted) {
+  auto r = load_yaml(R"(models:
+  - name: m
+    endpoints:
+      - base_url: ${BASE:-http://127.0.0.1:8000/v1}
+        api_key: ${MISSING_KEY}
+)", "c.yaml", no_env);
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0], "c.yaml:5: models[0].endpoints[0].api_key: environment variable MISSING_KEY is not set "
+                         "(use ${MISSING_KEY:-default} for a default)");
+}
+
+TEST(ConfigLoad, YamlSyntaxErrorsNameTheLine) {
+  auto r = load_yaml("models:\n  - name: [unclosed\n", "s.yaml", no_env);
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_TRUE(r.errors[0].starts_with("s.yaml:")) << r.errors[0];
+  EXPECT_NE(r.errors[0].find("YAML syntax"), std::string::npos);
+}
+
+TEST(ConfigLoad, KeysMayOnlyNameConfiguredModels) {
+  auto r = load_yaml(R"(models:
+  - name: m
+    endpoints: [{provider: sim}]
+keys:
+  - key: k
+    models: [m, other]
+)", "k.yaml", no_env);
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0], "k.yaml:6: keys[0].models[1]: no model 'other' is configured");
+}
+
+TEST(ConfigLoad, MissingFileSaysSo) {
+  auto r = load_file("/nonexistent/ballast.yaml", no_env);
+  ASSERT_EQ(r.errors.size(), 1u);
+  EXPECT_EQ(r.errors[0], "/nonexistent/ballast.yaml: cannot read the config file");
+}
+
+TEST(ConfigEnvironment, NothingSetMeansNotFound) { EXPECT_FALSE(from_environment(no_env).found); }
+
+TEST(ConfigEnvironment, OpenAiVariablesFrontAnyModel) {
+  auto e = from_environment(env_of({{"OPENAI_API_KEY", "sk-x"}, {"OPENAI_BASE_URL", "http://127.0.0.1:8000/v1"}}));
+  ASSERT_TRUE(e.found);
+  ASSERT_TRUE(e.result.ok());
+  const Config& c = e.result.config;
+  ASSERT_NE(c.find_model("anything"), nullptr);
+  EXPECT_EQ(c.find_model("anything")->endpoints[0].base_url, "http://127.0.0.1:8000/v1");
+  EXPECT_EQ(c.find_model("anything")->endpoints[0].api_key, "sk-x");
+}
+
+TEST(ConfigEnvironment, AzureNeedsAllFourVariables) {
+  auto e = from_environment(env_of({{"AZURE_OPENAI_ENDPOINT", "https://r.openai.azure.com"}, {"AZURE_OPENAI_API_KEY", "k"}}));
+  ASSERT_TRUE(e.found);
+  ASSERT_EQ(e.result.errors.size(), 2u);
+  EXPECT_EQ(e.result.errors[0], "environment: OPENAI_API_VERSION is not set (AZURE_OPENAI_ENDPOINT is)");
+  EXPECT_EQ(e.result.errors[1], "environment: AZURE_OPENAI_DEPLOYMENT is not set (AZURE_OPENAI_ENDPOINT is)");
+}
+
+TEST(ConfigBuiltin, ServesTheSimulatedModel) {
+  Config c = builtin_sim();
+  ASSERT_NE(c.find_model("sim"), nullptr);
+  EXPECT_EQ(c.find_model("gpt-4o"), nullptr);
+  EXPECT_EQ(c.listen, "127.0.0.1:4000");
+}
+
+}  // namespace
+}  // namespace ballast::config

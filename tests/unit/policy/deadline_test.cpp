@@ -1,0 +1,64 @@
+#include "policy/deadline.hpp"
+
+#include <gtest/gtest.h>
+
+namespace ballast {
+namespace {
+
+const TimePoint t0 = TimePoint{} + std::chrono::hours(1);
+
+TEST(Deadline, TotalBoundWithoutClientDeadline) {
+  RequestDeadline d = plan_deadline(t0, Millis(600'000), std::nullopt);
+  EXPECT_EQ(d.at, t0 + Millis(600'000));
+  EXPECT_FALSE(d.from_client);
+}
+
+TEST(Deadline, TheClientsDeadlineCapsTheTotal) {
+  RequestDeadline d = plan_deadline(t0, Millis(600'000), std::chrono::seconds(10));
+  EXPECT_EQ(d.at, t0 + std::chrono::seconds(10));
+  EXPECT_TRUE(d.from_client);
+  // A client deadline longer than the total bound does not extend it.
+  d = plan_deadline(t0, Millis(5'000), std::chrono::seconds(10));
+  EXPECT_EQ(d.at, t0 + Millis(5'000));
+  EXPECT_FALSE(d.from_client);
+}
+
+TEST(Deadline, EachPhaseHasItsOwnBound) {
+  PhaseBounds b;
+  b.first_byte = Millis(2'000);
+  b.first_token = Millis(3'000);
+  b.stream_idle = Millis(500);
+  RequestDeadline d = plan_deadline(t0, Millis(60'000), std::nullopt);
+  TimePoint start = t0 + Millis(10);
+  Bound headers = next_bound(d, b, start, AttemptPhase::awaiting_headers, start);
+  EXPECT_EQ(headers.at, start + Millis(2'000));
+  EXPECT_EQ(headers.code, ErrorCode::first_byte_timeout);
+  Bound token = next_bound(d, b, start, AttemptPhase::awaiting_first_token, start + Millis(100));
+  EXPECT_EQ(token.at, start + Millis(3'000));
+  EXPECT_EQ(token.code, ErrorCode::first_token_timeout);
+  Bound idle = next_bound(d, b, start, AttemptPhase::relaying, start + Millis(4'000));
+  EXPECT_EQ(idle.at, start + Millis(4'500));
+  EXPECT_EQ(idle.code, ErrorCode::stream_idle_timeout);
+}
+
+TEST(Deadline, TheRequestDeadlineWinsWhenEarlier) {
+  PhaseBounds b;
+  RequestDeadline d = plan_deadline(t0, Millis(60'000), std::chrono::milliseconds(1'500));
+  Bound headers = next_bound(d, b, t0, AttemptPhase::awaiting_headers, t0);
+  EXPECT_EQ(headers.at, t0 + Millis(1'500));
+  EXPECT_EQ(headers.code, ErrorCode::deadline_exceeded);
+}
+
+TEST(Deadline, ConnectBoundNeverOutlivesTheDeadline) {
+  PhaseBounds b;
+  b.connect = Millis(5'000);
+  RequestDeadline d = plan_deadline(t0, Millis(60'000), std::chrono::milliseconds(1'200));
+  EXPECT_EQ(connect_bound(d, b, t0), Millis(1'200));
+  EXPECT_EQ(connect_bound(d, b, t0 + Millis(1'000)), Millis(200));
+  EXPECT_EQ(connect_bound(d, b, t0 + Millis(5'000)), Millis(1));  // never 0: curl reads 0 as "default"
+  RequestDeadline roomy = plan_deadline(t0, Millis(60'000), std::nullopt);
+  EXPECT_EQ(connect_bound(roomy, b, t0), Millis(5'000));
+}
+
+}  // namespace
+}  // namespace ballast

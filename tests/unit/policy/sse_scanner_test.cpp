@@ -1,0 +1,97 @@
+#include "policy/sse_scanner.hpp"
+
+#include <gtest/gtest.h>
+
+namespace ballast {
+namespace {
+
+std::vector<SseEvent> scan_all(SseScanner& s, std::string_view bytes, std::vector<std::string>* raws = nullptr) {
+  s.feed(bytes);
+  std::vector<SseEvent> out;
+  while (auto e = s.next()) {
+    if (raws) raws->emplace_back(e->raw);
+    out.push_back(*e);
+  }
+  return out;
+}
+
+TEST(SseScanner, RoleOnlyFirstChunkIsNotAToken) {
+  auto e = inspect_sse_event("data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n");
+  EXPECT_FALSE(e.has_content);
+  EXPECT_FALSE(e.terminal);
+  EXPECT_FALSE(e.malformed);
+}
+
+TEST(SseScanner, ContentToolCallsAndFinishAreTokens) {
+  EXPECT_TRUE(inspect_sse_event("data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\n\n").has_content);
+  EXPECT_TRUE(inspect_sse_event("data: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0}]}}]}\n\n").has_content);
+  EXPECT_TRUE(inspect_sse_event("data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n").has_content);
+  EXPECT_TRUE(inspect_sse_event("data: {\"choices\":[{\"text\":\"legacy\"}]}\n\n").has_content);
+  EXPECT_TRUE(inspect_sse_event("data: {\"choices\":[{\"delta\":{\"reasoning_content\":\"hmm\"}}]}\n\n").has_content);
+}
+
+TEST(SseScanner, KeepAliveCommentsAreNotTokens) {
+  auto e = inspect_sse_event(": keep-alive\n\n");
+  EXPECT_TRUE(e.comment_only);
+  EXPECT_FALSE(e.has_content);
+}
+
+TEST(SseScanner, DoneAndResponsesFinalEventsEndTheStream) {
+  EXPECT_TRUE(inspect_sse_event("data: [DONE]\n\n").terminal);
+  auto done = inspect_sse_event(
+      "event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"usage\":{\"input_tokens\":3,"
+      "\"output_tokens\":4,\"total_tokens\":7}}}\n\n");
+  EXPECT_TRUE(done.terminal);
+  ASSERT_TRUE(done.usage);
+  EXPECT_EQ(done.usage->completion_tokens, 4);
+  EXPECT_TRUE(inspect_sse_event("event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"x\"}\n\n").has_content);
+}
+
+TEST(SseScanner, AnUpstreamErrorEventIsTerminal) {
+  auto e = inspect_sse_event("data: {\"error\":{\"message\":\"overloaded\"}}\n\n");
+  EXPECT_TRUE(e.upstream_error);
+  EXPECT_TRUE(e.terminal);
+}
+
+TEST(SseScanner, InvalidJsonIsMalformed) {
+  EXPECT_TRUE(inspect_sse_event("data: {\"choices\":[{\"delta\":\n\n").malformed);
+}
+
+TEST(SseScanner, UsageChunkIsRead) {
+  auto e = inspect_sse_event("data: {\"choices\":[],\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":5,\"total_tokens\":14}}\n\n");
+  ASSERT_TRUE(e.usage);
+  EXPECT_EQ(e.usage->prompt_tokens, 9);
+  EXPECT_EQ(e.usage->total_tokens, 14);
+}
+
+TEST(SseScanner, HandsOutOnlyCompleteEventsAcrossArbitrarySplits) {
+  const std::string stream =
+      ": keep-alive\n\n"
+      "data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\n"
+      "data: {\"choices\":[{\"delta\":{\"content\":\"b\"}}]}\r\n\r\n"
+      "data: [DONE]\n\n";
+  for (size_t step = 1; step <= stream.size(); ++step) {
+    SseScanner s;
+    std::vector<std::string> raws;
+    std::vector<SseEvent> events;
+    for (size_t i = 0; i < stream.size(); i += step) {
+      auto got = scan_all(s, std::string_view(stream).substr(i, step), &raws);
+      events.insert(events.end(), got.begin(), got.end());
+    }
+    ASSERT_EQ(raws.size(), 4u) << "step " << step;
+    std::string rejoined;
+    for (auto& r : raws) rejoined += r;
+    EXPECT_EQ(rejoined, stream) << "step " << step;
+    EXPECT_EQ(s.pending_bytes(), 0u);
+  }
+}
+
+TEST(SseScanner, KeepsAPartialEventPending) {
+  SseScanner s;
+  auto got = scan_all(s, "data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\ndata: {\"choi");
+  EXPECT_EQ(got.size(), 1u);
+  EXPECT_EQ(s.pending_bytes(), 12u);
+}
+
+}  // namespace
+}  // namespace ballast

@@ -1,0 +1,71 @@
+#include "policy/url.hpp"
+
+#include <gtest/gtest.h>
+
+#include "policy/upstream_target.hpp"
+
+namespace ballast {
+namespace {
+
+TEST(Url, ParsesPartsAndDefaults) {
+  auto u = parse_url("https://api.openai.com/v1/");
+  ASSERT_TRUE(u);
+  EXPECT_EQ(u->scheme, "https");
+  EXPECT_EQ(u->host, "api.openai.com");
+  EXPECT_EQ(u->port, 443);
+  EXPECT_EQ(u->path, "/v1");
+  auto local = parse_url("http://[::1]:8000/v1?x=1");
+  ASSERT_TRUE(local);
+  EXPECT_EQ(local->host, "[::1]");
+  EXPECT_EQ(local->port, 8000);
+  EXPECT_EQ(local->query, "x=1");
+  EXPECT_EQ(parse_url("http://user:pw@proxy:3128")->host, "proxy");
+}
+
+TEST(Url, SaysWhatIsWrong) {
+  std::string why;
+  EXPECT_FALSE(parse_url("localhost:8000/v1", &why));
+  EXPECT_EQ(why, "must start with http:// or https://");
+  EXPECT_FALSE(parse_url("http://host:99999", &why));
+  EXPECT_EQ(why, "has a port outside 1-65535");
+  EXPECT_FALSE(parse_url("http:///v1", &why));
+  EXPECT_EQ(why, "has no host");
+}
+
+TEST(UpstreamTarget, OpenAiAppendsThePathAndBearerKey) {
+  config::Endpoint ep;
+  ep.base_url = "http://127.0.0.1:8000/v1/";
+  ep.api_key = "sk-test";
+  auto t = upstream_target(ep, "/chat/completions", "");
+  EXPECT_EQ(t.url, "http://127.0.0.1:8000/v1/chat/completions");
+  EXPECT_EQ(t.credential, "Authorization: Bearer sk-test");
+}
+
+TEST(UpstreamTarget, AzureDeploymentFormWithApiKeyHeader) {
+  config::Endpoint ep;
+  ep.provider = config::Provider::azure;
+  ep.endpoint = "https://res.openai.azure.com/";
+  ep.deployment = "gpt-4o-mini-prod";
+  ep.api_version = "2024-10-21";
+  ep.api_key = "k";
+  auto t = upstream_target(ep, "/chat/completions", "ignored=1");
+  EXPECT_EQ(t.url, "https://res.openai.azure.com/openai/deployments/gpt-4o-mini-prod/chat/completions?api-version=2024-10-21");
+  EXPECT_EQ(t.credential, "api-key: k");
+}
+
+TEST(UpstreamTarget, AzureV1Form) {
+  config::Endpoint ep;
+  ep.provider = config::Provider::azure;
+  ep.base_url = "https://res.openai.azure.com/openai/v1";
+  ep.api_key = "k";
+  EXPECT_EQ(upstream_target(ep, "/responses", "").url, "https://res.openai.azure.com/openai/v1/responses");
+}
+
+TEST(UpstreamTarget, NoKeyNoCredential) {
+  config::Endpoint ep;
+  ep.base_url = "http://localhost:11434/v1";
+  EXPECT_EQ(upstream_target(ep, "/embeddings", "").credential, "");
+}
+
+}  // namespace
+}  // namespace ballast
