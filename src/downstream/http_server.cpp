@@ -38,6 +38,9 @@ const std::string* Request::header(std::string_view name) const {
 
 namespace {
 
+// A refused body up to this size is read and dropped before answering 413.
+constexpr uint64_t kMaxDrainBytes = 64 * 1024 * 1024;
+
 class SessionBase {
  public:
   virtual ~SessionBase() = default;
@@ -138,6 +141,7 @@ class Session : public Downstream, public SessionBase, public std::enable_shared
   bool client_gone_ = false;
   bool aborted_ = false;
   bool responded_ = false;
+  bool unread_body_ = false;  // a refused body is still arriving: close gently or the client sees a reset
   std::unique_ptr<http::response<http::empty_body>> stream_res_;
   std::unique_ptr<http::response_serializer<http::empty_body>> stream_sr_;
   // The disconnect watcher: one async_wait on the raw socket, cancellable on its own.
@@ -162,12 +166,15 @@ asio::awaitable<void> Session<Stream>::run() {
     lowest().expires_after(opt.idle_timeout);
     http::request_parser<http::string_body> parser;
     parser.header_limit(static_cast<std::uint32_t>(opt.max_header_bytes));
-    parser.body_limit(opt.max_body_bytes);
+    // No body limit for the header: Beast would refuse a large Content-Length there, and the
+    // client should get a 413 it can read instead of a closed connection.
+    parser.body_limit(boost::none);
     auto [ec, n] = co_await http::async_read_header(stream_, buffer_, parser, as_tuple_awaitable);
     if (ec) break;
     idle_ = false;
     Request req;
     bool too_large = parser.content_length() && *parser.content_length() > opt.max_body_bytes;
+    parser.body_limit(opt.max_body_bytes);  // still applies to a chunked body as it arrives
     const auto& head = parser.get();
     if (!too_large && iequals(head[http::field::expect], "100-continue")) {
       http::response<http::empty_body> cont{http::status::continue_, 11};
@@ -181,6 +188,23 @@ asio::awaitable<void> Session<Stream>::run() {
       if (rec == http::error::body_limit) too_large = true;
       else if (rec) break;
     }
+    if (too_large && parser.content_length() && *parser.content_length() <= kMaxDrainBytes) {
+      // Read and drop a refused body of declared length, so the client finishes sending and then
+      // reads the 413: answering mid-upload makes most clients report a broken connection instead.
+      uint64_t remaining = *parser.content_length();
+      size_t buffered = std::min<uint64_t>(buffer_.size(), remaining);
+      buffer_.consume(buffered);
+      remaining -= buffered;
+      char sink[16 * 1024];
+      lowest().expires_after(opt.header_timeout);
+      while (remaining > 0) {
+        auto [dec, dn] = co_await stream_.async_read_some(asio::buffer(sink, std::min<uint64_t>(sizeof sink, remaining)),
+                                                          as_tuple_awaitable);
+        if (dec) break;
+        remaining -= dn;
+      }
+      if (remaining > 0) break;
+    }
     lowest().expires_never();
     auto& msg = parser.get();
     req.method = std::string(msg.method_string());
@@ -191,6 +215,7 @@ asio::awaitable<void> Session<Stream>::run() {
     req.headers.reserve(16);
     for (const auto& f : msg) req.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
     req.too_large = too_large;
+    unread_body_ = too_large && !(parser.content_length() && *parser.content_length() <= kMaxDrainBytes);
     if (!too_large) req.body = std::move(msg.body());
     req.received = Clock::now();
     beast::error_code pec;
@@ -206,6 +231,18 @@ asio::awaitable<void> Session<Stream>::run() {
     beast::error_code ec;
     if constexpr (std::is_same_v<Stream, beast::tcp_stream>) {
       stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+      if (unread_body_) {
+        // Lingering close: read and drop what the client is still sending, briefly, so that
+        // closing does not reset the connection before it has read the answer.
+        char sink[16 * 1024];
+        size_t drained = 0;
+        lowest().expires_after(std::chrono::seconds(2));
+        while (drained < 64 * 1024 * 1024) {
+          auto [rec, rn] = co_await stream_.async_read_some(asio::buffer(sink), as_tuple_awaitable);
+          if (rec) break;
+          drained += rn;
+        }
+      }
     } else {
       lowest().expires_after(std::chrono::seconds(2));
       co_await stream_.async_shutdown(as_tuple_awaitable);
