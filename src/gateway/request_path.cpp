@@ -293,7 +293,7 @@ asio::awaitable<AttemptResult> Gateway::attempt(Exchange& x, const config::Model
 
   // How the response is handled once its headers arrive.
   enum class Mode { undecided, buffer, stream } mode = Mode::undecided;
-  AttemptPhase phase = AttemptPhase::awaiting_headers;
+  AttemptPhase phase = AttemptPhase::connecting;
   SseScanner scanner;
   std::string held;  // stream events received before the first token: sent with it, or never
   bool complete = false;  // the stream's terminal event was relayed
@@ -354,7 +354,16 @@ asio::awaitable<AttemptResult> Gateway::attempt(Exchange& x, const config::Model
     }
     if (t.done() && t.buffered().empty()) break;
     // Nothing new to handle: wait for the upstream, the client, or the bound of this phase.
-    Bound bound = next_bound(x.deadline, bounds, t.started_at(), phase, t.last_activity());
+    AttemptClock clock{t.started_at(), t.started_at(), t.last_activity()};
+    if (phase == AttemptPhase::connecting) {
+      if (auto sent = t.sent_at()) {
+        phase = AttemptPhase::awaiting_headers;
+        clock.sent = *sent;
+      }
+    } else if (phase == AttemptPhase::awaiting_headers) {
+      clock.sent = t.sent_at().value_or(t.started_at());
+    }
+    Bound bound = next_bound(x.deadline, bounds, clock, phase);
     if (Clock::now() >= bound.at) {
       o.timer = bound.code;
       break;

@@ -16,18 +16,21 @@ RequestDeadline plan_deadline(TimePoint start, Millis total, std::optional<Durat
   return d;
 }
 
-Bound next_bound(const RequestDeadline& deadline, const PhaseBounds& bounds, TimePoint attempt_start,
-                 AttemptPhase phase, TimePoint last_activity) {
+Bound next_bound(const RequestDeadline& deadline, const PhaseBounds& bounds, const AttemptClock& clock,
+                 AttemptPhase phase) {
   Bound own{};
   switch (phase) {
+    case AttemptPhase::connecting:
+      own = {clock.start + bounds.connect + kConnectBackstop, ErrorCode::connect_timeout};
+      break;
     case AttemptPhase::awaiting_headers:
-      own = {attempt_start + bounds.first_byte, ErrorCode::first_byte_timeout};
+      own = {clock.sent + bounds.first_byte, ErrorCode::first_byte_timeout};
       break;
     case AttemptPhase::awaiting_first_token:
-      own = {attempt_start + bounds.first_token, ErrorCode::first_token_timeout};
+      own = {clock.start + bounds.first_token, ErrorCode::first_token_timeout};
       break;
     case AttemptPhase::relaying:
-      own = {last_activity + bounds.stream_idle, ErrorCode::stream_idle_timeout};
+      own = {clock.last_activity + bounds.stream_idle, ErrorCode::stream_idle_timeout};
       break;
   }
   // On a tie the phase's own bound names the cause: it is the more specific one.

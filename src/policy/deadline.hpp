@@ -11,7 +11,7 @@ namespace ballast {
 
 struct PhaseBounds {
   Millis connect{5'000};       // TCP connect including TLS
-  Millis first_byte{60'000};   // attempt start → response headers
+  Millis first_byte{60'000};   // request sent (connection ready) → response headers
   Millis first_token{60'000};  // attempt start → first SSE event carrying content (streams)
   Millis stream_idle{30'000};  // gap between events once the response flows
   Millis total{600'000};       // the whole request, every attempt included
@@ -27,6 +27,7 @@ struct RequestDeadline {
 RequestDeadline plan_deadline(TimePoint start, Millis total, std::optional<Duration> client_timeout);
 
 enum class AttemptPhase {
+  connecting,            // DNS, TCP, TLS, proxy CONNECT: nothing sent yet
   awaiting_headers,      // sent; no response headers yet
   awaiting_first_token,  // a stream's headers arrived; no content event yet
   relaying,              // content flows (stream events or a body)
@@ -37,9 +38,20 @@ struct Bound {
   ErrorCode code;  // what firing at `at` means
 };
 
+// When each milestone of an attempt happened, as far as it got.
+struct AttemptClock {
+  TimePoint start;          // the attempt began (connecting)
+  TimePoint sent;           // the request went out (only read from awaiting_headers on)
+  TimePoint last_activity;  // the latest bytes received
+};
+
+// curl enforces the connect bound itself; ballast's own timer for that phase waits this much
+// longer, as a backstop that never pre-empts curl's more precise verdict.
+constexpr Millis kConnectBackstop{50};
+
 // The bound that ends the current wait: the earliest of the phase's own bound and the request deadline.
-Bound next_bound(const RequestDeadline& deadline, const PhaseBounds& bounds, TimePoint attempt_start,
-                 AttemptPhase phase, TimePoint last_activity);
+Bound next_bound(const RequestDeadline& deadline, const PhaseBounds& bounds, const AttemptClock& clock,
+                 AttemptPhase phase);
 
 // The connect bound curl is given: never past the request deadline. At least 1 ms, since 0 means "default".
 Millis connect_bound(const RequestDeadline& deadline, const PhaseBounds& bounds, TimePoint now);

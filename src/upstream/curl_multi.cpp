@@ -323,7 +323,8 @@ void Transfer::finish(CURLcode code) {
     curl_easy_getinfo(easy_, CURLINFO_CONNECT_TIME_T, &connect_us);
     curl_easy_getinfo(easy_, CURLINFO_APPCONNECT_TIME_T, &tls_us);
     bool https = request_.url.starts_with("https:");
-    bool connected = num_connects_ == 0 || (https ? tls_us > 0 : connect_us > 0);
+    // Not NUM_CONNECTS == 0: that is also what a connect that never completed reports.
+    bool connected = https ? tls_us > 0 : connect_us > 0;
     error_ = translate_curl_error(code, !request_.proxy.empty(), connected);
     error_text_ = curl_error_[0] ? curl_error_ : curl_easy_strerror(code);
     long proxy_status = 0;
@@ -338,6 +339,16 @@ void Transfer::finish(CURLcode code) {
   done_ = true;
   last_activity_ = Clock::now();
   wakeup_.notify();
+}
+
+std::optional<TimePoint> Transfer::sent_at() const {
+  if (!easy_) return std::nullopt;
+  curl_off_t us = 0;
+  if (curl_easy_getinfo(easy_, CURLINFO_PRETRANSFER_TIME_T, &us) != CURLE_OK || us <= 0) {
+    if (!headers_done_) return std::nullopt;
+    us = 1;  // headers arrived, so it was sent: a reused connection can report 0
+  }
+  return started_at_ + std::chrono::microseconds(us);
 }
 
 bool Transfer::reused_connection() const {

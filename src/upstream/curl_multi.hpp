@@ -9,6 +9,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -59,6 +60,8 @@ class Transfer {
   bool reused_connection() const;
   PhaseTimings timings() const;
   TimePoint started_at() const { return started_at_; }
+  // When the request went out (connection, TLS and any proxy tunnel ready); nothing before that.
+  std::optional<TimePoint> sent_at() const;
   TimePoint last_activity() const { return last_activity_; }
 
  private:

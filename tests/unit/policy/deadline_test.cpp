@@ -29,14 +29,21 @@ TEST(Deadline, EachPhaseHasItsOwnBound) {
   b.first_token = Millis(3'000);
   b.stream_idle = Millis(500);
   RequestDeadline d = plan_deadline(t0, Millis(60'000), std::nullopt);
+  b.connect = Millis(1'000);
   TimePoint start = t0 + Millis(10);
-  Bound headers = next_bound(d, b, start, AttemptPhase::awaiting_headers, start);
-  EXPECT_EQ(headers.at, start + Millis(2'000));
+  AttemptClock clock{start, start + Millis(300), start + Millis(100)};
+  Bound connecting = next_bound(d, b, clock, AttemptPhase::connecting);
+  EXPECT_EQ(connecting.at, start + Millis(1'000) + kConnectBackstop);
+  EXPECT_EQ(connecting.code, ErrorCode::connect_timeout);
+  // First byte counts from the request being sent, not from the attempt's start.
+  Bound headers = next_bound(d, b, clock, AttemptPhase::awaiting_headers);
+  EXPECT_EQ(headers.at, start + Millis(2'300));
   EXPECT_EQ(headers.code, ErrorCode::first_byte_timeout);
-  Bound token = next_bound(d, b, start, AttemptPhase::awaiting_first_token, start + Millis(100));
+  Bound token = next_bound(d, b, clock, AttemptPhase::awaiting_first_token);
   EXPECT_EQ(token.at, start + Millis(3'000));
   EXPECT_EQ(token.code, ErrorCode::first_token_timeout);
-  Bound idle = next_bound(d, b, start, AttemptPhase::relaying, start + Millis(4'000));
+  clock.last_activity = start + Millis(4'000);
+  Bound idle = next_bound(d, b, clock, AttemptPhase::relaying);
   EXPECT_EQ(idle.at, start + Millis(4'500));
   EXPECT_EQ(idle.code, ErrorCode::stream_idle_timeout);
 }
@@ -44,7 +51,7 @@ TEST(Deadline, EachPhaseHasItsOwnBound) {
 TEST(Deadline, TheRequestDeadlineWinsWhenEarlier) {
   PhaseBounds b;
   RequestDeadline d = plan_deadline(t0, Millis(60'000), std::chrono::milliseconds(1'500));
-  Bound headers = next_bound(d, b, t0, AttemptPhase::awaiting_headers, t0);
+  Bound headers = next_bound(d, b, AttemptClock{t0, t0, t0}, AttemptPhase::awaiting_headers);
   EXPECT_EQ(headers.at, t0 + Millis(1'500));
   EXPECT_EQ(headers.code, ErrorCode::deadline_exceeded);
 }
