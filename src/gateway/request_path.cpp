@@ -322,6 +322,7 @@ asio::awaitable<AttemptResult> Gateway::attempt(Exchange& x, const config::Model
       std::string out;
       while (auto ev = scanner.next()) {
         if (ev->malformed) {
+          // What came before it is still relayed; the stream then ends with an error event.
           o.malformed = true;
           break;
         }
@@ -330,7 +331,6 @@ asio::awaitable<AttemptResult> Gateway::attempt(Exchange& x, const config::Model
         if (!first_token_at && (ev->has_content || ev->terminal)) first_token_at = Clock::now();
         if (ev->terminal) complete = true;
       }
-      if (o.malformed) break;
       if (!first_token_at) {
         held += out;
       } else {
@@ -351,6 +351,7 @@ asio::awaitable<AttemptResult> Gateway::attempt(Exchange& x, const config::Model
           break;
         }
       }
+      if (o.malformed) break;
     }
     if (t.done() && t.buffered().empty()) break;
     // Nothing new to handle: wait for the upstream, the client, or the bound of this phase.
@@ -380,7 +381,9 @@ asio::awaitable<AttemptResult> Gateway::attempt(Exchange& x, const config::Model
   if (mode == Mode::stream && t.done() && !complete && o.transport == TransportError::none && !o.malformed) {
     o.truncated = true;  // ended cleanly, but without [DONE] or a final event
   }
-  if (mode == Mode::buffer && o.transport == TransportError::reset && t.headers_done()) o.truncated = true;
+  if (o.transport == TransportError::reset && t.headers_done() && o.status >= 200 && o.status < 300) {
+    o.truncated = true;  // the response began, then the connection broke
+  }
   o.reused_connection = t.reused_connection();
   o.timings = t.timings();
   if (first_token_at) o.timings.first_token_ms = to_ms(*first_token_at - t.started_at());
