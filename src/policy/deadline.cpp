@@ -4,13 +4,18 @@
 
 namespace ballast {
 
+Duration client_margin(Duration client_timeout) {
+  return std::min<Duration>(client_timeout / 20, Millis(500));
+}
+
 RequestDeadline plan_deadline(TimePoint start, Millis total, std::optional<Duration> client_timeout) {
   RequestDeadline d;
   d.start = start;
   d.at = start + total;
-  if (client_timeout && start + *client_timeout < d.at) {
-    d.at = start + *client_timeout;
+  if (client_timeout && start + *client_timeout - client_margin(*client_timeout) < d.at) {
+    d.at = start + *client_timeout - client_margin(*client_timeout);
     d.from_client = true;
+    d.client_timeout = *client_timeout;
   }
   d.budget = d.at - start;
   return d;

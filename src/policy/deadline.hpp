@@ -19,10 +19,15 @@ struct PhaseBounds {
 
 struct RequestDeadline {
   TimePoint start;
-  TimePoint at;               // min(start + total, start + client timeout)
+  TimePoint at;               // min(start + total, start + client timeout - client margin)
   bool from_client = false;   // the client's header, not timeouts.total, set `at`
   Duration budget{};          // at - start, for messages
+  Duration client_timeout{};  // what the client asked for, when it did
 };
+
+// A client's deadline is met a little early — 5% of it, at most 500 ms — so that ballast's answer,
+// which names the cause, reaches the client before the client's own generic timeout fires.
+Duration client_margin(Duration client_timeout);
 
 RequestDeadline plan_deadline(TimePoint start, Millis total, std::optional<Duration> client_timeout);
 

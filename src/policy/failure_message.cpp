@@ -20,6 +20,7 @@ std::string deadline_text(const FailureContext& c) {
   if (!c.deadline) return "the deadline";
   auto ms = std::chrono::duration_cast<Millis>(c.deadline->budget);
   if (c.deadline->from_client) {
+    ms = std::chrono::duration_cast<Millis>(c.deadline->client_timeout);
     return fmt::format("the client's own deadline of {} (x-stainless-timeout or x-ballast-timeout)",
                        format_duration(ms));
   }

@@ -15,12 +15,19 @@ TEST(Deadline, TotalBoundWithoutClientDeadline) {
 
 TEST(Deadline, TheClientsDeadlineCapsTheTotal) {
   RequestDeadline d = plan_deadline(t0, Millis(600'000), std::chrono::seconds(10));
-  EXPECT_EQ(d.at, t0 + std::chrono::seconds(10));
+  // Met 5% early, so ballast's named answer beats the client's own generic timeout.
+  EXPECT_EQ(d.at, t0 + Millis(9'500));
   EXPECT_TRUE(d.from_client);
+  EXPECT_EQ(d.client_timeout, std::chrono::seconds(10));
   // A client deadline longer than the total bound does not extend it.
   d = plan_deadline(t0, Millis(5'000), std::chrono::seconds(10));
   EXPECT_EQ(d.at, t0 + Millis(5'000));
   EXPECT_FALSE(d.from_client);
+}
+
+TEST(Deadline, ClientMarginIsFivePercentAtMostHalfASecond) {
+  EXPECT_EQ(client_margin(std::chrono::seconds(2)), Millis(100));
+  EXPECT_EQ(client_margin(std::chrono::seconds(600)), Millis(500));
 }
 
 TEST(Deadline, EachPhaseHasItsOwnBound) {
@@ -50,9 +57,9 @@ TEST(Deadline, EachPhaseHasItsOwnBound) {
 
 TEST(Deadline, TheRequestDeadlineWinsWhenEarlier) {
   PhaseBounds b;
-  RequestDeadline d = plan_deadline(t0, Millis(60'000), std::chrono::milliseconds(1'500));
+  RequestDeadline d = plan_deadline(t0, Millis(60'000), std::chrono::milliseconds(2'000));
   Bound headers = next_bound(d, b, AttemptClock{t0, t0, t0}, AttemptPhase::awaiting_headers);
-  EXPECT_EQ(headers.at, t0 + Millis(1'500));
+  EXPECT_EQ(headers.at, t0 + Millis(1'900));
   EXPECT_EQ(headers.code, ErrorCode::deadline_exceeded);
 }
 
@@ -60,8 +67,8 @@ TEST(Deadline, ConnectBoundNeverOutlivesTheDeadline) {
   PhaseBounds b;
   b.connect = Millis(5'000);
   RequestDeadline d = plan_deadline(t0, Millis(60'000), std::chrono::milliseconds(1'200));
-  EXPECT_EQ(connect_bound(d, b, t0), Millis(1'200));
-  EXPECT_EQ(connect_bound(d, b, t0 + Millis(1'000)), Millis(200));
+  EXPECT_EQ(connect_bound(d, b, t0), Millis(1'140));
+  EXPECT_EQ(connect_bound(d, b, t0 + Millis(1'000)), Millis(140));
   EXPECT_EQ(connect_bound(d, b, t0 + Millis(5'000)), Millis(1));  // never 0: curl reads 0 as "default"
   RequestDeadline roomy = plan_deadline(t0, Millis(60'000), std::nullopt);
   EXPECT_EQ(connect_bound(roomy, b, t0), Millis(5'000));
