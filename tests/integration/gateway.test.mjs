@@ -2,7 +2,7 @@
 // forwards and replaces, the access log, and the errors a client can cause.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { startSim, startServe, chat, streamChat, curl } from './lib/harness.mjs';
+import { startSim, startServe, chat, streamChat, curl, eventually } from './lib/harness.mjs';
 
 let sim;
 let gw;
@@ -156,12 +156,13 @@ test('GET /healthz answers 200', async () => {
 });
 
 test('one JSON access-log line per request with its phase timings, tokens and bytes', async () => {
-  const before = gw.accessLog().length;
   const r = await chat(gw.base, { model: 'm' });
   const s = await streamChat(gw.base, { model: 'm' });
-  const lines = gw.accessLog().slice(before);
-  assert.equal(lines.length, 2);
-  const [plain, streamed] = lines;
+  // The line is written once the response is out: wait for it rather than race it.
+  const byId = (res) => eventually(() => gw.accessLog().find((l) => l.id === res.headers.get('x-ballast-request-id')));
+  const plain = await byId(r);
+  const streamed = await byId(s);
+  assert.equal(gw.accessLog().filter((l) => l.id === plain.id).length, 1, 'one line per request');
   assert.equal(plain.id, r.headers.get('x-ballast-request-id'));
   assert.equal(plain.model, 'm');
   assert.equal(plain.endpoint, sim.address);
