@@ -314,7 +314,8 @@ asio::awaitable<void> SimServer::State::handle(Request& req, Downstream& down) {
 
   // Rate limits, as OpenAI counts them: a request, and its prompt plus its output allowance.
   TimePoint now = Clock::now();
-  int out_tokens = std::min<int64_t>(options.tokens, sr->fields.max_tokens.value_or(options.tokens));
+  // OpenAI counts the output allowance the request asks for, not what it will turn out to use.
+  int64_t out_tokens = sr->fields.max_tokens.value_or(options.tokens);
   int64_t prompt_tokens = std::max<int64_t>(1, static_cast<int64_t>(req.body.size() / 4));
   bool request_ok = rpm.try_take(1, now);
   bool tokens_ok = request_ok && tpm.try_take(prompt_tokens + out_tokens, now);

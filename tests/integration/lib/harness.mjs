@@ -128,10 +128,12 @@ export async function streamChat(base, body, headers = {}) {
     headers: { 'content-type': 'application/json', ...headers },
     body: JSON.stringify({ messages: [{ role: 'user', content: 'hi' }], stream: true, ...body }),
   });
+  // Read chunk by chunk: a stream that is cut keeps what arrived before the cut.
   let text = '';
   let error = null;
+  const decoder = new TextDecoder();
   try {
-    text = await res.text();
+    for await (const chunk of res.body) text += decoder.decode(chunk, { stream: true });
   } catch (e) {
     error = e;
   }
