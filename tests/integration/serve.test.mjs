@@ -1,0 +1,223 @@
+// `ballast serve` as an operator meets it: configuration from a file, from the environment or
+// built in; client keys; egress proxies; a private CA; and a graceful SIGTERM.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import path from 'node:path';
+import { startProcess, startSim, startServe, chat, streamChat, tempDir, openssl } from './lib/harness.mjs';
+
+test('a bad config reports every problem with file, line and key, and exits 2', async () => {
+  const file = path.join(tempDir(), 'bad.yaml');
+  fs.writeFileSync(file, [
+    'listen: 127.0.0.1:0',
+    'models:',
+    '  - name: m',
+    '    endpoints:',
+    '      - base_url: localhost:8000',
+    '        api_key: ${NOT_SET_ANYWHERE}',
+    'timeouts: {connect: 5}',
+    'retry: 3',
+  ].join('\n'));
+  const p = await startProcess(['serve', '--config', file], { expectListen: false });
+  const { code } = await p.exited;
+  assert.equal(code, 2);
+  assert.match(p.stderr, /the configuration has 4 problem\(s\); nothing was started/);
+  assert.match(p.stderr, new RegExp(`${file}:5: models\\[0\\]\\.endpoints\\[0\\]\\.base_url: 'localhost:8000' must start with http:// or https://`));
+  assert.match(p.stderr, /:6: models\[0\]\.endpoints\[0\]\.api_key: environment variable NOT_SET_ANYWHERE is not set/);
+  assert.match(p.stderr, /:7: timeouts\.connect: '5' is not a positive duration/);
+  assert.match(p.stderr, /:8: retry: unknown key/);
+});
+
+test('no config and no provider variables: the built-in simulated model, and the log says so', async () => {
+  const p = await startProcess(['serve', '--listen', '127.0.0.1:0']);
+  try {
+    assert.match(p.stderr, /serving the built-in simulated model 'sim'/);
+    const r = await chat(`${p.url}/v1`, { model: 'sim' });
+    assert.equal(r.status, 200);
+    assert.equal(r.json.object, 'chat.completion');
+    const s = await streamChat(`${p.url}/v1`, { model: 'sim' });
+    assert.equal(s.events.at(-1).data, '[DONE]');
+  } finally {
+    await p.stop();
+  }
+});
+
+test('OPENAI_API_KEY and OPENAI_BASE_URL: fronts that provider for any model', async () => {
+  const sim = await startSim(['--api-key', 'sk-from-env']);
+  const p = await startProcess(['serve', '--listen', '127.0.0.1:0'], {
+    env: { OPENAI_API_KEY: 'sk-from-env', OPENAI_BASE_URL: sim.base },
+  });
+  try {
+    assert.equal((await chat(`${p.url}/v1`, { model: 'gpt-4o-mini' })).status, 200);
+    assert.equal((await chat(`${p.url}/v1`, { model: 'anything-else' })).status, 200);
+    const models = await (await fetch(`${p.url}/v1/models`)).json();
+    assert.deepEqual(models.data.map((m) => m.id), ['sim'], 'the listing is the provider\'s own');
+  } finally {
+    await p.stop();
+    await sim.stop();
+  }
+});
+
+test('AZURE_OPENAI_* and OPENAI_API_VERSION: fronts that deployment', async () => {
+  const sim = await startSim(['--azure-deployment', 'prod', '--azure-api-version', '2024-10-21', '--api-key', 'az']);
+  const env = { AZURE_OPENAI_ENDPOINT: sim.url, AZURE_OPENAI_API_KEY: 'az', OPENAI_API_VERSION: '2024-10-21', AZURE_OPENAI_DEPLOYMENT: 'prod' };
+  const p = await startProcess(['serve', '--listen', '127.0.0.1:0'], { env });
+  const wrong = await startProcess(['serve', '--listen', '127.0.0.1:0'], { env: { ...env, AZURE_OPENAI_DEPLOYMENT: 'nope' } });
+  try {
+    const r = await chat(`${p.url}/v1`, { model: 'gpt-4o-mini' });
+    assert.equal(r.status, 200);
+    assert.equal(r.json.model, 'prod');
+    const w = await chat(`${wrong.url}/v1`, { model: 'x' });
+    assert.equal(w.status, 404);
+    assert.equal(w.json.error.code, 'DeploymentNotFound', 'Azure\'s own answer passes through');
+  } finally {
+    await p.stop();
+    await wrong.stop();
+    await sim.stop();
+  }
+});
+
+test('client keys: without one 401 unauthorized; a key limited to some models', async () => {
+  const sim = await startSim([]);
+  const gw = await startServe({
+    models: [{ name: 'a', endpoints: [{ base_url: sim.base }] }, { name: 'b', endpoints: [{ base_url: sim.base }] }],
+    keys: [{ key: 'team-a', models: ['a'] }, { key: 'admin' }],
+  });
+  try {
+    const none = await chat(gw.base, { model: 'a' });
+    assert.equal(none.status, 401);
+    assert.equal(none.json.error.code, 'unauthorized');
+    assert.equal((await chat(gw.base, { model: 'a' }, { authorization: 'Bearer team-a' })).status, 200);
+    const other = await chat(gw.base, { model: 'b' }, { authorization: 'Bearer team-a' });
+    assert.equal(other.status, 401);
+    assert.match(other.json.error.message, /may not use model 'b'/);
+    assert.equal((await chat(gw.base, { model: 'b' }, { 'api-key': 'admin' })).status, 200);
+    assert.equal((await chat(gw.base, { model: 'a' }, { authorization: 'Bearer wrong' })).status, 401);
+  } finally {
+    await gw.stop();
+    await sim.stop();
+  }
+});
+
+// A minimal forward proxy that counts what it is asked to carry.
+async function startForwardProxy() {
+  const seen = [];
+  const server = http.createServer((req, res) => {
+    seen.push(req.url);
+    const target = new URL(req.url);
+    const up = http.request(target, { method: req.method, headers: req.headers }, (r) => {
+      res.writeHead(r.statusCode, r.headers);
+      r.pipe(res);
+    });
+    req.pipe(up);
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  return { url: `http://127.0.0.1:${server.address().port}`, seen, close: () => server.close() };
+}
+
+test('HTTP_PROXY in either case is honoured; NO_PROXY bypasses it; a dead proxy is a proxy_failure', async () => {
+  const sim = await startSim([]);
+  const proxy = await startForwardProxy();
+  const config = { models: [{ name: 'm', endpoints: [{ base_url: sim.base }] }] };
+  try {
+    const upper = await startServe(config, { env: { HTTP_PROXY: proxy.url } });
+    assert.equal((await chat(upper.base, { model: 'm' })).status, 200);
+    assert.equal(proxy.seen.length, 1, 'the request went through the proxy');
+    await upper.stop();
+
+    const bypass = await startServe(config, { env: { http_proxy: proxy.url, NO_PROXY: 'localhost,127.0.0.0/8' } });
+    assert.equal((await chat(bypass.base, { model: 'm' })).status, 200);
+    assert.equal(proxy.seen.length, 1, 'NO_PROXY sent it direct');
+    await bypass.stop();
+
+    const dead = await startServe(config, { env: { HTTP_PROXY: 'http://127.0.0.1:1' } });
+    const r = await chat(dead.base, { model: 'm' });
+    assert.equal(r.status, 502);
+    assert.equal(r.json.error.code, 'proxy_failure');
+    assert.match(r.json.error.message, /proxy http:\/\/127.0.0.1:1 \(from HTTP_PROXY\) failed/);
+    assert.match(r.json.error.message, /NO_PROXY/);
+    await dead.stop();
+  } finally {
+    proxy.close();
+    await sim.stop();
+  }
+});
+
+test('an HTTPS upstream with a private CA: ca_bundle trusts it; without it, tls_failure', async () => {
+  const dir = tempDir();
+  await openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'key.pem', '-out', 'cert.pem', '-days', '1',
+    '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost'], dir);
+  const sim = await startSim(['--tls-cert', path.join(dir, 'cert.pem'), '--tls-key', path.join(dir, 'key.pem')]);
+  const gw = await startServe({
+    models: [
+      { name: 'trusted', endpoints: [{ base_url: sim.base, ca_bundle: path.join(dir, 'cert.pem') }] },
+      { name: 'untrusted', endpoints: [{ base_url: sim.base }] },
+      { name: 'plain-to-tls', endpoints: [{ base_url: sim.base.replace('https:', 'http:') }] },
+    ],
+  });
+  try {
+    const ok = await chat(gw.base, { model: 'trusted' });
+    assert.equal(ok.status, 200);
+    const s = await streamChat(gw.base, { model: 'trusted' });
+    assert.equal(s.events.at(-1).data, '[DONE]');
+    const bad = await chat(gw.base, { model: 'untrusted' });
+    assert.equal(bad.status, 502);
+    assert.equal(bad.json.error.code, 'tls_failure');
+    assert.match(bad.json.error.message, /ca_bundle/);
+    const plain = await chat(gw.base, { model: 'plain-to-tls' });
+    assert.equal(plain.status, 502, 'plain HTTP spoken to a TLS port fails fast');
+    const line = gw.accessLog().find((l) => l.model === 'trusted');
+    assert.ok(line.tls_ms > 0, 'the TLS handshake is timed');
+  } finally {
+    await gw.stop();
+    await sim.stop();
+  }
+});
+
+test('SIGTERM: stops accepting, lets an in-flight stream finish, exits 0', async () => {
+  const sim = await startSim(['--tokens', '10', '--itl', '100']);
+  const gw = await startServe({ models: [{ name: 'm', endpoints: [{ base_url: sim.base }] }], shutdown_grace: '10s' });
+  try {
+    const port = Number(gw.address.split(':').at(-1));
+    const inflight = streamChat(gw.base, { model: 'm' });
+    await new Promise((r) => setTimeout(r, 300));
+    gw.proc.kill('SIGTERM');
+    await new Promise((r) => setTimeout(r, 100));
+    const refused = await new Promise((resolve) => {
+      const s = net.connect(port, '127.0.0.1');
+      s.on('connect', () => { s.destroy(); resolve(false); });
+      s.on('error', (e) => resolve(e.code === 'ECONNREFUSED'));
+    });
+    assert.ok(refused, 'no new connections once draining');
+    const r = await inflight;
+    assert.equal(r.events.at(-1).data, '[DONE]', 'the stream finished whole');
+    const { code } = await gw.exited;
+    assert.equal(code, 0);
+    assert.match(gw.stderr, /SIGTERM: no new connections/);
+  } finally {
+    await gw.stop();
+    await sim.stop();
+  }
+});
+
+test('SIGTERM: a stream longer than the grace period is cut when it ends', async () => {
+  const sim = await startSim(['--tokens', '100', '--itl', '100']);
+  const gw = await startServe({ models: [{ name: 'm', endpoints: [{ base_url: sim.base }] }], shutdown_grace: '500ms' });
+  try {
+    const inflight = streamChat(gw.base, { model: 'm' });
+    await new Promise((r) => setTimeout(r, 200));
+    const started = performance.now();
+    gw.proc.kill('SIGTERM');
+    const { code } = await gw.exited;
+    const waited = performance.now() - started;
+    assert.equal(code, 0);
+    assert.ok(waited >= 450 && waited < 1_500, `exited after ${waited} ms`);
+    const r = await inflight;
+    assert.ok(!r.text.includes('[DONE]'), 'never passed off as complete');
+  } finally {
+    await gw.stop();
+    await sim.stop();
+  }
+});
