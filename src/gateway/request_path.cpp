@@ -273,7 +273,8 @@ asio::awaitable<AttemptResult> Gateway::attempt(Exchange& x, const config::Model
   // and credentials, the endpoint's own key, the proxy that applies.
   UpstreamTarget target = upstream_target(endpoint, api_path, x.req.query);
   std::optional<Url> url = parse_url(target.url);
-  ProxyChoice proxy = choose_proxy(url ? url->scheme : "http", url ? url->host : "", endpoint.proxy, getenv_);
+  const std::string host = url ? url->host : "";  // named: messages below keep a view of it
+  ProxyChoice proxy = choose_proxy(url ? url->scheme : "http", host, endpoint.proxy, getenv_);
   UpstreamRequest request;
   request.method = x.req.method;
   request.url = target.url;
@@ -394,8 +395,7 @@ asio::awaitable<AttemptResult> Gateway::attempt(Exchange& x, const config::Model
   Verdict verdict = classify(o);
   r.record = {endpoint.name, o.status, verdict.code, o.reused_connection, o.timings};
   if (verdict.code != ErrorCode::ok) {
-    FailureContext ctx{endpoint.name, url ? url->host : "", proxy.url, proxy.source, &bounds, &x.deadline,
-                       in_container_};
+    FailureContext ctx{endpoint.name, host, proxy.url, proxy.source, &bounds, &x.deadline, in_container_};
     r.message = describe_failure(verdict.code, o, ctx);
   }
 

@@ -67,6 +67,7 @@ CurlMulti::CurlMulti(asio::io_context& io) : io_(io), multi_(curl_multi_init()),
 }
 
 CurlMulti::~CurlMulti() {
+  for (Transfer* t : std::vector<Transfer*>(transfers_.begin(), transfers_.end())) t->detach();
   timer_.cancel();
   curl_multi_cleanup(multi_);
   for (CURL* e : idle_easies_) curl_easy_cleanup(e);
@@ -209,16 +210,30 @@ void CurlMulti::collect_finished() {
 }
 
 Transfer::Transfer(CurlMulti& multi, UpstreamRequest request, Wakeup& wakeup)
-    : multi_(multi), request_(std::move(request)), wakeup_(wakeup) {}
+    : multi_(&multi), request_(std::move(request)), wakeup_(wakeup) {
+  multi_->transfers_.insert(this);
+}
 
 Transfer::~Transfer() {
+  if (!multi_) return;
   cancel();
   if (header_list_) curl_slist_free_all(header_list_);
-  if (easy_) multi_.release_easy(easy_);
+  if (easy_) multi_->release_easy(easy_);
+  multi_->transfers_.erase(this);
+}
+
+void Transfer::detach() {
+  cancel();
+  if (header_list_) curl_slist_free_all(header_list_);
+  header_list_ = nullptr;
+  if (easy_) curl_easy_cleanup(easy_);
+  easy_ = nullptr;
+  multi_->transfers_.erase(this);
+  multi_ = nullptr;
 }
 
 void Transfer::start() {
-  easy_ = multi_.acquire_easy();
+  easy_ = multi_->acquire_easy();
   CURL* e = easy_;
   curl_easy_setopt(e, CURLOPT_URL, request_.url.c_str());
   curl_easy_setopt(e, CURLOPT_PRIVATE, this);
@@ -229,9 +244,9 @@ void Transfer::start() {
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &Transfer::on_body);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, this);
   curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, &CurlMulti::on_open_socket);
-  curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, &multi_);
+  curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, multi_);
   curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, &CurlMulti::on_close_socket);
-  curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, &multi_);
+  curl_easy_setopt(e, CURLOPT_CLOSESOCKETDATA, multi_);
   curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(request_.connect_timeout.count()));
   // An empty string keeps curl from reading the proxy variables itself: ballast decided already.
   curl_easy_setopt(e, CURLOPT_PROXY, request_.proxy.c_str());
@@ -259,14 +274,14 @@ void Transfer::start() {
   }
   started_at_ = last_activity_ = Clock::now();
   running_ = true;
-  curl_multi_add_handle(multi_.multi_, e);
+  curl_multi_add_handle(multi_->multi_, e);
 }
 
 void Transfer::cancel() {
   if (!running_) return;
   running_ = false;
   // A connection left mid-response cannot be reused; curl closes it when the handle leaves.
-  curl_multi_remove_handle(multi_.multi_, easy_);
+  curl_multi_remove_handle(multi_->multi_, easy_);
 }
 
 size_t Transfer::on_header(char* data, size_t size, size_t n, void* self) {
@@ -335,7 +350,7 @@ void Transfer::finish(CURLcode code) {
     }
   }
   running_ = false;
-  curl_multi_remove_handle(multi_.multi_, easy_);
+  curl_multi_remove_handle(multi_->multi_, easy_);
   done_ = true;
   last_activity_ = Clock::now();
   wakeup_.notify();

@@ -13,6 +13,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "common/time.hpp"
@@ -69,8 +70,10 @@ class Transfer {
   static size_t on_header(char* data, size_t size, size_t n, void* self);
   static size_t on_body(char* data, size_t size, size_t n, void* self);
   void finish(CURLcode code);
+  // The multi is going away first (process exit): let go of curl now; the destructor does nothing.
+  void detach();
 
-  CurlMulti& multi_;
+  CurlMulti* multi_;
   UpstreamRequest request_;
   Wakeup& wakeup_;
   CURL* easy_ = nullptr;
@@ -121,6 +124,9 @@ class CurlMulti {
   bool timeout_posted_ = false;
   std::unordered_map<curl_socket_t, std::shared_ptr<Socket>> sockets_;
   std::vector<CURL*> idle_easies_;
+  // Transfers alive now. Coroutines suspended at exit are destroyed with the io_context, after
+  // the multi: the multi detaches them first so that none touches it afterwards.
+  std::unordered_set<Transfer*> transfers_;
 };
 
 // Translates a finished transfer's curl code into the transport fact it stands for.

@@ -34,12 +34,17 @@ export async function startProcess(args, { env = {}, expectListen = true } = {})
     stderr: '',
     exited: new Promise((resolve) => proc.on('exit', (code, signal) => {
       started.delete(proc);
+      // A crash (a sanitizer report, an abort) must be seen, not just the tests it breaks.
+      if (!handle.stopping && (signal || (code !== 0 && code !== 2))) {
+        console.error(`ballast ${args[0]} died (${signal ?? `exit ${code}`}):\n${handle.stderr}`);
+      }
       resolve({ code, signal });
     })),
     accessLog() {
       return handle.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
     },
     async stop(signal = 'SIGTERM') {
+      handle.stopping = true;
       if (proc.exitCode !== null || proc.signalCode !== null) return handle.exited;
       proc.kill(signal);
       return handle.exited;
