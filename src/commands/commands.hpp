@@ -11,6 +11,7 @@ namespace ballast {
 struct ServeArgs {
   std::string config_file;  // empty: the provider variables, or the built-in simulated model
   std::string listen;       // overrides the config's listen
+  int workers = 0;          // overrides the config's workers
 };
 int run_serve(const ServeArgs& args);
 

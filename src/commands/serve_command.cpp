@@ -1,9 +1,13 @@
 // `ballast serve`: load and validate the configuration, start the built-in simulators it names,
-// listen, and drain gracefully on SIGTERM.
+// start the workers, and drain them gracefully on SIGTERM.
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <cstdlib>
 #include <list>
+#include <memory>
+#include <thread>
+#include <vector>
 
 #include <spdlog/spdlog.h>
 
@@ -29,6 +33,19 @@ config::LoadResult load_config(const ServeArgs& args) {
 
 }  // namespace
 
+namespace {
+
+// One thread serving requests: its own loop, gateway (and so its own curl multi and connection
+// pools) and listener. Workers share only the read-only configuration and the access log.
+struct Worker {
+  boost::asio::io_context io{1};
+  std::unique_ptr<Gateway> gateway;
+  std::unique_ptr<HttpServer> server;
+  std::thread thread;
+};
+
+}  // namespace
+
 int run_serve(const ServeArgs& args) {
   config::LoadResult loaded = load_config(args);
   setup_logging(loaded.ok() ? loaded.config.log_level : "info");
@@ -39,11 +56,12 @@ int run_serve(const ServeArgs& args) {
   }
   config::Config cfg = std::move(loaded.config);
   if (!args.listen.empty()) cfg.listen = args.listen;
+  if (args.workers > 0) cfg.workers = args.workers;
+  const int workers = cfg.workers > 0 ? cfg.workers : std::max(1u, std::thread::hardware_concurrency());
 
-  boost::asio::io_context io(1);
-
-  // `provider: sim` endpoints are answered by simulators inside this process, reached over
-  // loopback like any other upstream, so the request path has no special case for them.
+  // `provider: sim` endpoints are answered by simulators inside this process, on a thread of their
+  // own, reached over loopback like any other upstream: the request path has no special case for them.
+  boost::asio::io_context sim_io(1);
   std::list<sim::SimServer> sims;
   for (auto& model : cfg.models) {
     for (auto& ep : model.endpoints) {
@@ -52,7 +70,7 @@ int run_serve(const ServeArgs& args) {
       so.ttft = ep.sim.ttft;
       so.itl = ep.sim.itl;
       so.tokens = ep.sim.tokens;
-      auto& s = sims.emplace_back(io, so);
+      auto& s = sims.emplace_back(sim_io, so);
       if (auto err = s.listen("127.0.0.1:0"); !err.empty()) {
         spdlog::error("cannot start the built-in simulator: {}", err);
         return 1;
@@ -67,15 +85,27 @@ int run_serve(const ServeArgs& args) {
     spdlog::error("{}", err);
     return 2;
   }
-  Gateway gateway(io, cfg, access_log, env);
   ServerOptions so;
   so.max_body_bytes = cfg.max_request_bytes;
-  HttpServer server(io, so, [&gateway](Request& req, Downstream& down) { return gateway.handle(req, down); });
-  if (auto err = server.listen(cfg.listen); !err.empty()) {
-    spdlog::error("{}", err);
-    return 1;
+  so.reuse_port = true;
+  std::vector<std::unique_ptr<Worker>> pool;
+  std::string address = cfg.listen;
+  for (int i = 0; i < workers; ++i) {
+    auto w = std::make_unique<Worker>();
+    w->gateway = std::make_unique<Gateway>(w->io, cfg, access_log, env);
+    Gateway* gateway = w->gateway.get();
+    w->server = std::make_unique<HttpServer>(w->io, so, [gateway](Request& req, Downstream& down) {
+      return gateway->handle(req, down);
+    });
+    // The first worker binds (port 0 picks a free port); the others join it on that port.
+    if (auto err = w->server->listen(address); !err.empty()) {
+      spdlog::error("{}", err);
+      return 1;
+    }
+    if (i == 0) address = w->server->address();
+    w->server->start();
+    pool.push_back(std::move(w));
   }
-  server.start();
 
   if (cfg.models.size() == 1 && cfg.models[0].name == "sim" && cfg.models[0].endpoints[0].provider == config::Provider::sim &&
       args.config_file.empty()) {
@@ -88,28 +118,44 @@ int run_serve(const ServeArgs& args) {
       }
     }
   }
-  spdlog::info("ballast serve listening on http://{} (config: {})", server.address(), cfg.source);
 
-  boost::asio::signal_set signals(io, SIGTERM, SIGINT);
-  bool stopping = false;
+  std::thread sim_thread;
+  if (!sims.empty()) sim_thread = std::thread([&] { sim_io.run(); });
+  for (auto& w : pool) w->thread = std::thread([&io = w->io] { io.run(); });
+  spdlog::info("ballast serve listening on http://{} ({} worker(s), config: {})", address, workers, cfg.source);
+
+  // Signals on the main thread: the first drains every worker, a second one ends at once.
+  boost::asio::io_context main_io(1);
+  boost::asio::signal_set signals(main_io, SIGTERM, SIGINT);
   std::function<void(const boost::system::error_code&, int)> on_signal = [&](const boost::system::error_code& ec, int sig) {
     if (ec) return;
+    static bool stopping = false;
     if (stopping) {
       spdlog::warn("second signal: exiting now");
-      io.stop();
+      for (auto& w : pool) w->io.stop();
+      main_io.stop();
       return;
     }
     stopping = true;
-    spdlog::info("{}: no new connections; letting {} connection(s) finish (shutdown_grace {})",
-                 sig == SIGTERM ? "SIGTERM" : "SIGINT", server.connections(), format_duration(cfg.shutdown_grace));
-    server.shutdown(cfg.shutdown_grace, [&] {
-      spdlog::info("drained: exiting");
-      io.stop();
-    });
+    spdlog::info("{}: no new connections; letting in-flight requests finish (shutdown_grace {})",
+                 sig == SIGTERM ? "SIGTERM" : "SIGINT", format_duration(cfg.shutdown_grace));
+    for (auto& w : pool) {
+      boost::asio::post(w->io, [&w = *w, grace = cfg.shutdown_grace] {
+        w.server->shutdown(grace, [&w] { w.io.stop(); });
+      });
+    }
     signals.async_wait(on_signal);
   };
   signals.async_wait(on_signal);
-  io.run();
+  std::thread waiter([&] {
+    for (auto& w : pool) w->thread.join();
+    boost::asio::post(main_io, [&] { main_io.stop(); });
+  });
+  main_io.run();
+  waiter.join();
+  sim_io.stop();
+  if (sim_thread.joinable()) sim_thread.join();
+  spdlog::info("drained: exiting");
   return 0;
 }
 

@@ -57,6 +57,7 @@ struct ClientKey {
 struct Config {
   std::string source = "built-in default";  // the file, or where the defaults came from
   std::string listen = "127.0.0.1:4000";
+  int workers = 0;       // threads serving requests, each with its own loop; 0 = one per core
   PhaseBounds timeouts;  // global defaults
   std::vector<Model> models;
   std::vector<ClientKey> keys;

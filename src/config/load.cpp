@@ -286,7 +286,10 @@ LoadResult load_yaml(std::string_view text, const std::string& name, const GetEn
     return out;
   }
   Config& c = out.config;
-  r.only_keys(root, "", {"listen", "models", "timeouts", "keys", "limits", "shutdown_grace", "log"});
+  r.only_keys(root, "", {"listen", "workers", "models", "timeouts", "keys", "limits", "shutdown_grace", "log"});
+  if (root["workers"]) {
+    if (auto v = r.integer(root["workers"], "workers", 0, 256)) c.workers = static_cast<int>(*v);
+  }
   if (root["listen"]) {
     if (auto v = r.string(root["listen"], "listen")) {
       if (valid_listen(*v)) c.listen = *v;

@@ -141,14 +141,15 @@ class Session : public Downstream, public SessionBase, public std::enable_shared
   bool client_gone_ = false;
   bool aborted_ = false;
   bool responded_ = false;
-  bool unread_body_ = false;  // a refused body is still arriving: close gently or the client sees a reset
+  bool unread_body_ = false;
+  std::string peer_;  // the client's address, looked up once per connection  // a refused body is still arriving: close gently or the client sees a reset
   std::unique_ptr<http::response<http::empty_body>> stream_res_;
   std::unique_ptr<http::response_serializer<http::empty_body>> stream_sr_;
   // The disconnect watcher: one async_wait on the raw socket, cancellable on its own.
   asio::cancellation_signal watch_cancel_;
   bool watching_ = false;
   Wakeup* watch_wakeup_ = nullptr;
-  Wakeup* watch_done_ = nullptr;
+  uint64_t watch_generation_ = 0;
 };
 
 template <class Stream>
@@ -218,9 +219,12 @@ asio::awaitable<void> Session<Stream>::run() {
     unread_body_ = too_large && !(parser.content_length() && *parser.content_length() <= kMaxDrainBytes);
     if (!too_large) req.body = std::move(msg.body());
     req.received = Clock::now();
-    beast::error_code pec;
-    auto peer = lowest().socket().remote_endpoint(pec);
-    if (!pec) req.peer = peer.address().to_string();
+    if (peer_.empty()) {
+      beast::error_code pec;
+      auto peer = lowest().socket().remote_endpoint(pec);
+      if (!pec) peer_ = peer.address().to_string();
+    }
+    req.peer = peer_;
     keep_alive_ = msg.keep_alive() && !too_large;
     responded_ = false;
     co_await server_->handler(req, *this);
@@ -318,9 +322,13 @@ void Session<Stream>::watch_disconnect(Wakeup& wakeup) {
   if (watching_ || client_gone_) return;
   watching_ = true;
   watch_wakeup_ = &wakeup;
+  uint64_t generation = ++watch_generation_;
   auto& sock = lowest().socket();
   sock.async_wait(tcp::socket::wait_read,
-                  asio::bind_cancellation_slot(watch_cancel_.slot(), [self = this->shared_from_this(), this](beast::error_code ec) {
+                  asio::bind_cancellation_slot(watch_cancel_.slot(), [self = this->shared_from_this(), this,
+                                                                       generation](beast::error_code ec) {
+                    // A watch already stopped (or replaced) has nothing left to say.
+                    if (generation != watch_generation_ || !watching_) return;
                     watching_ = false;
                     if (!ec) {
                       // Readable: EOF or an error means the client left. Bytes (a pipelined request,
@@ -333,19 +341,17 @@ void Session<Stream>::watch_disconnect(Wakeup& wakeup) {
                     }
                     if (client_gone_ && watch_wakeup_) watch_wakeup_->notify();
                     watch_wakeup_ = nullptr;
-                    if (watch_done_) watch_done_->notify();
                   }));
 }
 
 template <class Stream>
 asio::awaitable<void> Session<Stream>::stop_watching() {
   if (!watching_) co_return;
-  Wakeup done(co_await asio::this_coro::executor);
-  watch_done_ = &done;
+  // Cancelling takes the wait out of the reactor at once; its completion, posted, is then stale.
+  watching_ = false;
   watch_wakeup_ = nullptr;
   watch_cancel_.emit(asio::cancellation_type::all);
-  while (watching_) co_await done.wait_until(TimePoint::max());
-  watch_done_ = nullptr;
+  co_return;
 }
 
 template <class Stream>
@@ -418,6 +424,9 @@ std::string HttpServer::listen(const std::string& host_port) {
   auto& a = impl_->acceptor;
   a.open(ep.protocol(), ec);
   if (!ec) a.set_option(asio::socket_base::reuse_address(true), ec);
+  if (!ec && impl_->options.reuse_port) {
+    a.set_option(asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>(true), ec);
+  }
   if (!ec) a.bind(ep, ec);
   if (!ec) a.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) {

@@ -21,6 +21,7 @@ struct ServerOptions {
   std::string tls_cert_file;      // both set: serve HTTPS
   std::string tls_key_file;
   std::string name = "ballast";   // the Server header
+  bool reuse_port = false;        // SO_REUSEPORT: several workers listen on one port
 };
 
 class HttpServer {

@@ -221,3 +221,25 @@ test('SIGTERM: a stream longer than the grace period is cut when it ends', async
     await sim.stop();
   }
 });
+
+test('several workers share one port and serve concurrent clients', async () => {
+  const sim = await startSim(['--ttft', '20']);
+  const gw = await startServe({ workers: 3, models: [{ name: 'm', endpoints: [{ base_url: sim.base }] }] });
+  try {
+    assert.match(gw.stderr, /\(3 worker\(s\)/);
+    // Separate connections: the kernel spreads them over the workers' listeners.
+    const results = await Promise.all(Array.from({ length: 48 }, () => new Promise((resolve, reject) => {
+      const req = http.request(`${gw.base}/chat/completions`, { method: 'POST', agent: false }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode));
+      });
+      req.on('error', reject);
+      req.end('{"model":"m","messages":[]}');
+    })));
+    assert.deepEqual([...new Set(results)], [200]);
+    assert.equal((await sim.stats()).completed, 48);
+  } finally {
+    await gw.stop();
+    await sim.stop();
+  }
+});

@@ -109,7 +109,9 @@ test('a client that disconnects mid-stream cancels the upstream stream', async (
 
 test('sequential requests reuse one upstream connection', async () => {
   const fresh = await startSim([]);
-  const g = await startServe({ models: [{ name: 'm', endpoints: [{ base_url: fresh.base }] }] });
+  // Each worker has its own pool, and a client's second connection may land on another worker:
+  // one worker makes "one upstream connection" exact.
+  const g = await startServe({ workers: 1, models: [{ name: 'm', endpoints: [{ base_url: fresh.base }] }] });
   try {
     for (let i = 0; i < 20; i++) assert.equal((await chat(g.base, { model: 'm' })).status, 200);
     for (let i = 0; i < 5; i++) assert.equal((await streamChat(g.base, { model: 'm' })).status, 200);

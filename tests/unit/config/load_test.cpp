@@ -122,6 +122,15 @@ keys:
   EXPECT_EQ(r.errors[0], "k.yaml:6: keys[0].models[1]: no model 'other' is configured");
 }
 
+TEST(ConfigLoad, WorkersIsAWholeNumberInRange) {
+  auto ok = load_yaml("workers: 4\nmodels: [{name: m, endpoints: [{provider: sim}]}]\n", "w.yaml", no_env);
+  ASSERT_TRUE(ok.ok());
+  EXPECT_EQ(ok.config.workers, 4);
+  auto bad = load_yaml("workers: many\nmodels: [{name: m, endpoints: [{provider: sim}]}]\n", "w.yaml", no_env);
+  ASSERT_EQ(bad.errors.size(), 1u);
+  EXPECT_EQ(bad.errors[0], "w.yaml:1: workers: 'many' is not a whole number from 0 to 256");
+}
+
 TEST(ConfigLoad, MissingFileSaysSo) {
   auto r = load_file("/nonexistent/ballast.yaml", no_env);
   ASSERT_EQ(r.errors.size(), 1u);
