@@ -2,6 +2,7 @@
 // connection reuse do to the upstream, counted by the simulator itself.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import http from 'node:http';
 import { startSim, startServe, chat, streamChat, eventually } from './lib/harness.mjs';
 
@@ -126,3 +127,44 @@ test('sequential requests reuse one upstream connection', async () => {
     await fresh.stop();
   }
 });
+
+function rssBytes(pid) {
+  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Number(status.match(/VmRSS:\s+(\d+) kB/)[1]) * 1024;
+}
+
+test('a slow reader slows its upstream transfer instead of growing memory', async (t) => {
+  // About 30 MB of stream, produced as fast as the simulator can write it.
+  const big = await startSim(['--tokens', '200000']);
+  const g = await startServe({ workers: 1, models: [{ name: 'm', endpoints: [{ base_url: big.base }] }] });
+  try {
+    const before = rssBytes(g.proc.pid);
+    let received = 0;
+    let peak = 0;
+    const done = new Promise((resolve, reject) => {
+      const req = http.request(`${g.base}/chat/completions`, { method: 'POST' }, (res) => {
+        res.once('data', (d) => {
+          received += d.length;
+          res.pause();  // the client stops reading
+          const sample = setInterval(() => { peak = Math.max(peak, rssBytes(g.proc.pid)); }, 50);
+          setTimeout(() => {
+            clearInterval(sample);
+            res.on('data', (chunk) => { received += chunk.length; });
+            res.on('end', resolve);
+            res.resume();
+          }, 1_500);
+        });
+      });
+      req.on('error', reject);
+      req.end('{"model":"m","stream":true,"messages":[]}');
+    });
+    await done;
+    assert.ok(received > 25_000_000, `the whole stream arrived (${received} bytes)`);
+    const growth = peak - before;
+    t.diagnostic(`RSS growth while the client paused: ${(growth / 1048576).toFixed(1)} MiB of a ${(received / 1048576).toFixed(1)} MiB stream`);
+    assert.ok(growth < 16 * 1024 * 1024, `ballast grew by ${(growth / 1048576).toFixed(1)} MiB while the client did not read`);
+  } finally {
+    await g.stop();
+    await big.stop();
+  }
+}, { timeout: 60_000 });
