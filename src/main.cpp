@@ -27,38 +27,51 @@ int main(int argc, char** argv) {
 
   ballast::ServeArgs serve;
   auto* serve_cmd = app.add_subcommand("serve", "run the gateway (default 127.0.0.1:4000)");
-  serve_cmd->add_option("--config,-c", serve.config_file, "YAML configuration file")->check(CLI::ExistingFile);
-  serve_cmd->add_option("--listen,-l", serve.listen, "HOST:PORT to listen on (overrides the config's listen)");
-  serve_cmd->add_option("--workers", serve.workers, "threads serving requests (overrides the config's workers; "
-                        "default one per core)")->check(CLI::Range(1, 256));
+  serve_cmd->add_option("--config,-c", serve.config_file, "YAML configuration file")
+      ->check(CLI::ExistingFile);
+  serve_cmd->add_option("--listen,-l", serve.listen,
+                        "HOST:PORT to listen on (overrides the config's listen)");
+  serve_cmd
+      ->add_option("--workers", serve.workers,
+                   "threads serving requests (overrides the config's workers; "
+                   "default one per core)")
+      ->check(CLI::Range(1, 256));
 
   ballast::SimArgs sim;
   auto& o = sim.options;
-  auto* sim_cmd = app.add_subcommand("sim", "run an OpenAI-compatible upstream simulator with injectable faults");
+  auto* sim_cmd =
+      app.add_subcommand("sim", "run an OpenAI-compatible upstream simulator with injectable faults");
   int64_t ttft = 0, itl = 0;
   sim_cmd->add_option("--listen,-l", sim.listen, "HOST:PORT to listen on")->capture_default_str();
-  sim_cmd->add_option("--model", o.models, "serve only this model (repeatable); others get 404 model_not_found");
+  sim_cmd->add_option("--model", o.models,
+                      "serve only this model (repeatable); others get 404 model_not_found");
   sim_cmd->add_option("--api-key", o.api_key, "require this key; others get 401 invalid_api_key");
   sim_cmd->add_option("--azure-deployment", o.azure_deployments, "Azure deployment to serve (repeatable)");
-  sim_cmd->add_option("--azure-api-version", o.azure_api_versions, "Azure api-version to accept (repeatable)");
+  sim_cmd->add_option("--azure-api-version", o.azure_api_versions,
+                      "Azure api-version to accept (repeatable)");
   sim_cmd->add_option("--capacity", o.capacity, "generations at once, FIFO-queued beyond it (0: unlimited)")
       ->check(CLI::NonNegativeNumber);
   sim_cmd->add_option("--queue", o.queue, "bound on requests waiting for capacity, then 503 (0: unbounded)")
       ->check(CLI::NonNegativeNumber);
   sim_cmd->add_option("--ttft", ttft, "time to first token, milliseconds")->check(CLI::NonNegativeNumber);
   sim_cmd->add_option("--itl", itl, "inter-token latency, milliseconds")->check(CLI::NonNegativeNumber);
-  sim_cmd->add_option("--tokens", o.tokens, "output tokens per answer")->check(CLI::Range(1, 1000000))->capture_default_str();
-  sim_cmd->add_option("--rpm", o.rpm, "requests per minute, then 429 with Retry-After")->check(CLI::NonNegativeNumber);
-  sim_cmd->add_option("--tpm", o.tpm, "tokens per minute, then 429 with Retry-After")->check(CLI::NonNegativeNumber);
+  sim_cmd->add_option("--tokens", o.tokens, "output tokens per answer")
+      ->check(CLI::Range(1, 1000000))
+      ->capture_default_str();
+  sim_cmd->add_option("--rpm", o.rpm, "requests per minute, then 429 with Retry-After")
+      ->check(CLI::NonNegativeNumber);
+  sim_cmd->add_option("--tpm", o.tpm, "tokens per minute, then 429 with Retry-After")
+      ->check(CLI::NonNegativeNumber);
   sim_cmd->add_option("--seed", o.seed, "seed for text and fault rolls")->capture_default_str();
   sim_cmd->add_option("--tls-cert", o.tls_cert_file, "serve HTTPS with this PEM certificate chain");
   sim_cmd->add_option("--tls-key", o.tls_key_file, "the PEM private key for --tls-cert");
   sim_cmd->add_flag("--cancel-on-disconnect", o.cancel_on_disconnect,
                     "notice a non-streamed request's disconnect at once, not only when answering");
-  sim_cmd->add_option("--fault", sim.faults,
-                      "inject a fault (repeatable): status=CODE[,retry-after=S], blackhole, reset, slow-headers=MS, "
-                      "slow-first-token=MS, stall-after=K, cut-after=K, malformed, keepalive-only; each may end in "
-                      "@PROBABILITY");
+  sim_cmd->add_option(
+      "--fault", sim.faults,
+      "inject a fault (repeatable): status=CODE[,retry-after=S], blackhole, reset, slow-headers=MS, "
+      "slow-first-token=MS, stall-after=K, cut-after=K, malformed, keepalive-only; each may end in "
+      "@PROBABILITY");
 
   try {
     app.parse(argc, argv);

@@ -21,7 +21,9 @@ namespace ballast {
 
 namespace {
 
-const char* env(const char* name) { return std::getenv(name); }
+const char* env(const char* name) {
+  return std::getenv(name);
+}
 
 config::LoadResult load_config(const ServeArgs& args) {
   if (!args.config_file.empty()) return config::load_file(args.config_file, env);
@@ -94,9 +96,8 @@ int run_serve(const ServeArgs& args) {
     auto w = std::make_unique<Worker>();
     w->gateway = std::make_unique<Gateway>(w->io, cfg, access_log, env);
     Gateway* gateway = w->gateway.get();
-    w->server = std::make_unique<HttpServer>(w->io, so, [gateway](Request& req, Downstream& down) {
-      return gateway->handle(req, down);
-    });
+    w->server = std::make_unique<HttpServer>(
+        w->io, so, [gateway](Request& req, Downstream& down) { return gateway->handle(req, down); });
     // The first worker binds (port 0 picks a free port); the others join it on that port.
     if (auto err = w->server->listen(address); !err.empty()) {
       spdlog::error("{}", err);
@@ -107,10 +108,11 @@ int run_serve(const ServeArgs& args) {
     pool.push_back(std::move(w));
   }
 
-  if (cfg.models.size() == 1 && cfg.models[0].name == "sim" && cfg.models[0].endpoints[0].provider == config::Provider::sim &&
-      args.config_file.empty()) {
-    spdlog::info("no config and no provider variables (OPENAI_API_KEY, AZURE_OPENAI_*): serving the built-in "
-                 "simulated model 'sim'");
+  if (cfg.models.size() == 1 && cfg.models[0].name == "sim" &&
+      cfg.models[0].endpoints[0].provider == config::Provider::sim && args.config_file.empty()) {
+    spdlog::info(
+        "no config and no provider variables (OPENAI_API_KEY, AZURE_OPENAI_*): serving the built-in "
+        "simulated model 'sim'");
   } else {
     for (const auto& m : cfg.models) {
       for (const auto& ep : m.endpoints) {
@@ -122,30 +124,32 @@ int run_serve(const ServeArgs& args) {
   std::thread sim_thread;
   if (!sims.empty()) sim_thread = std::thread([&] { sim_io.run(); });
   for (auto& w : pool) w->thread = std::thread([&io = w->io] { io.run(); });
-  spdlog::info("ballast serve listening on http://{} ({} worker(s), config: {})", address, workers, cfg.source);
+  spdlog::info("ballast serve listening on http://{} ({} worker(s), config: {})", address, workers,
+               cfg.source);
 
   // Signals on the main thread: the first drains every worker, a second one ends at once.
   boost::asio::io_context main_io(1);
   boost::asio::signal_set signals(main_io, SIGTERM, SIGINT);
-  std::function<void(const boost::system::error_code&, int)> on_signal = [&](const boost::system::error_code& ec, int sig) {
-    if (ec) return;
-    static bool stopping = false;
-    if (stopping) {
-      spdlog::warn("second signal: exiting now");
-      for (auto& w : pool) w->io.stop();
-      main_io.stop();
-      return;
-    }
-    stopping = true;
-    spdlog::info("{}: no new connections; letting in-flight requests finish (shutdown_grace {})",
-                 sig == SIGTERM ? "SIGTERM" : "SIGINT", format_duration(cfg.shutdown_grace));
-    for (auto& w : pool) {
-      boost::asio::post(w->io, [&w = *w, grace = cfg.shutdown_grace] {
-        w.server->shutdown(grace, [&w] { w.io.stop(); });
-      });
-    }
-    signals.async_wait(on_signal);
-  };
+  std::function<void(const boost::system::error_code&, int)> on_signal =
+      [&](const boost::system::error_code& ec, int sig) {
+        if (ec) return;
+        static bool stopping = false;
+        if (stopping) {
+          spdlog::warn("second signal: exiting now");
+          for (auto& w : pool) w->io.stop();
+          main_io.stop();
+          return;
+        }
+        stopping = true;
+        spdlog::info("{}: no new connections; letting in-flight requests finish (shutdown_grace {})",
+                     sig == SIGTERM ? "SIGTERM" : "SIGINT", format_duration(cfg.shutdown_grace));
+        for (auto& w : pool) {
+          boost::asio::post(w->io, [&w = *w, grace = cfg.shutdown_grace] {
+            w.server->shutdown(grace, [&w] { w.io.stop(); });
+          });
+        }
+        signals.async_wait(on_signal);
+      };
   signals.async_wait(on_signal);
   std::thread waiter([&] {
     for (auto& w : pool) w->thread.join();

@@ -31,9 +31,10 @@ int run_sim(const SimArgs& args) {
   }
   server.start();
   std::string scheme = options.tls_cert_file.empty() ? "http" : "https";
-  spdlog::info("ballast sim listening on {}://{} (capacity {}, ttft {}ms, itl {}ms, {} tokens, seed {})", scheme,
-               server.address(), options.capacity > 0 ? std::to_string(options.capacity) : "unlimited",
-               options.ttft.count(), options.itl.count(), options.tokens, options.seed);
+  spdlog::info("ballast sim listening on {}://{} (capacity {}, ttft {}ms, itl {}ms, {} tokens, seed {})",
+               scheme, server.address(),
+               options.capacity > 0 ? std::to_string(options.capacity) : "unlimited", options.ttft.count(),
+               options.itl.count(), options.tokens, options.seed);
   boost::asio::signal_set signals(io, SIGTERM, SIGINT);
   signals.async_wait([&](const boost::system::error_code& ec, int) {
     if (ec) return;

@@ -10,6 +10,8 @@ using TimePoint = Clock::time_point;
 using Duration = Clock::duration;
 using Millis = std::chrono::milliseconds;
 
-inline double to_ms(Duration d) { return std::chrono::duration<double, std::milli>(d).count(); }
+inline double to_ms(Duration d) {
+  return std::chrono::duration<double, std::milli>(d).count();
+}
 
 }  // namespace ballast

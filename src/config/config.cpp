@@ -4,9 +4,12 @@ namespace ballast::config {
 
 std::string_view provider_name(Provider p) {
   switch (p) {
-    case Provider::openai: return "openai";
-    case Provider::azure: return "azure";
-    case Provider::sim: return "sim";
+    case Provider::openai:
+      return "openai";
+    case Provider::azure:
+      return "azure";
+    case Provider::sim:
+      return "sim";
   }
   return "openai";
 }

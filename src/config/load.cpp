@@ -34,9 +34,12 @@ std::string expand_env(std::string_view text, const GetEnv& getenv, std::vector<
     }
     std::string key(name);
     const char* v = getenv(key.c_str());
-    if (v && *v) out.append(v);
-    else if (fallback) out.append(*fallback);
-    else missing.push_back(key);
+    if (v && *v)
+      out.append(v);
+    else if (fallback)
+      out.append(*fallback);
+    else
+      missing.push_back(key);
     i = close + 1;
   }
   out.append(text.substr(i));
@@ -52,7 +55,8 @@ class Reader {
 
   // Every problem, in the order of the file's lines.
   std::vector<std::string> errors() {
-    std::stable_sort(errors_.begin(), errors_.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    std::stable_sort(errors_.begin(), errors_.end(),
+                     [](const auto& a, const auto& b) { return a.first < b.first; });
     std::vector<std::string> out;
     for (auto& e : errors_) out.push_back(std::move(e.second));
     return out;
@@ -63,8 +67,10 @@ class Reader {
     add_error(line, key, what);
   }
   void add_error(int line, std::string_view key, std::string_view what) {
-    if (line > 0) errors_.emplace_back(line, fmt::format("{}:{}: {}: {}", file_, line, key, what));
-    else errors_.emplace_back(0, fmt::format("{}: {}: {}", file_, key, what));
+    if (line > 0)
+      errors_.emplace_back(line, fmt::format("{}:{}: {}: {}", file_, line, key, what));
+    else
+      errors_.emplace_back(0, fmt::format("{}: {}: {}", file_, key, what));
   }
 
   bool is_map(const YAML::Node& n, std::string_view key) {
@@ -74,7 +80,8 @@ class Reader {
   }
 
   // Reports every key of `map` that is not in `allowed`.
-  void only_keys(const YAML::Node& map, std::string_view path, std::initializer_list<std::string_view> allowed) {
+  void only_keys(const YAML::Node& map, std::string_view path,
+                 std::initializer_list<std::string_view> allowed) {
     for (const auto& kv : map) {
       auto name = kv.first.Scalar();
       bool known = false;
@@ -94,7 +101,9 @@ class Reader {
     std::vector<std::string> missing;
     std::string v = expand_env(n.Scalar(), getenv_, missing);
     for (const auto& name : missing) {
-      error(n, key, fmt::format("environment variable {} is not set (use ${{{}:-default}} for a default)", name, name));
+      error(
+          n, key,
+          fmt::format("environment variable {} is not set (use ${{{}:-default}} for a default)", name, name));
     }
     if (!missing.empty()) return std::nullopt;
     return v;
@@ -131,8 +140,11 @@ class Reader {
     uint64_t v = 0;
     std::from_chars(s->data(), s->data() + (num_end == std::string::npos ? s->size() : num_end), v);
     std::string unit = num_end == std::string::npos ? "" : s->substr(num_end);
-    uint64_t mult = unit == "" || unit == "B" ? 1 : unit == "KiB" ? 1024 : unit == "MiB" ? 1024 * 1024
-                  : unit == "GiB" ? 1024ull * 1024 * 1024 : 0;
+    uint64_t mult = unit == "" || unit == "B" ? 1
+                    : unit == "KiB"           ? 1024
+                    : unit == "MiB"           ? 1024 * 1024
+                    : unit == "GiB"           ? 1024ull * 1024 * 1024
+                                              : 0;
     if (num_end == 0 || mult == 0 || v == 0) {
       error(n, key, fmt::format("'{}' is not a size (write e.g. 512KiB, 32MiB)", *s));
       return std::nullopt;
@@ -171,18 +183,24 @@ void check_url(Reader& r, const YAML::Node& n, const std::string& key, const std
 void read_endpoint(Reader& r, const YAML::Node& n, const std::string& path, Endpoint& ep) {
   if (!r.is_map(n, path)) return;
   ep.line = n.Mark().line + 1;
-  r.only_keys(n, path, {"name", "provider", "base_url", "endpoint", "deployment", "api_version", "api_key",
-                        "proxy", "ca_bundle", "timeouts", "sim"});
+  r.only_keys(n, path,
+              {"name", "provider", "base_url", "endpoint", "deployment", "api_version", "api_key", "proxy",
+               "ca_bundle", "timeouts", "sim"});
   auto str = [&](const char* key, std::string& slot) {
     if (!n[key]) return;
     if (auto v = r.string(n[key], Reader::join(path, key))) slot = *v;
   };
   std::string provider = "openai";
   str("provider", provider);
-  if (provider == "openai") ep.provider = Provider::openai;
-  else if (provider == "azure") ep.provider = Provider::azure;
-  else if (provider == "sim") ep.provider = Provider::sim;
-  else r.error(n["provider"], Reader::join(path, "provider"), fmt::format("'{}' is not one of openai, azure, sim", provider));
+  if (provider == "openai")
+    ep.provider = Provider::openai;
+  else if (provider == "azure")
+    ep.provider = Provider::azure;
+  else if (provider == "sim")
+    ep.provider = Provider::sim;
+  else
+    r.error(n["provider"], Reader::join(path, "provider"),
+            fmt::format("'{}' is not one of openai, azure, sim", provider));
   str("name", ep.name);
   str("base_url", ep.base_url);
   str("endpoint", ep.endpoint);
@@ -202,16 +220,19 @@ void read_endpoint(Reader& r, const YAML::Node& n, const std::string& path, Endp
       break;
     case Provider::azure:
       if (ep.base_url.empty()) {
-        need("endpoint", ep.endpoint, "is required for provider azure (https://RESOURCE.openai.azure.com), "
-                                      "or give base_url for the /openai/v1 form");
-        need("deployment", ep.deployment, "is required for provider azure: the deployment name in Azure AI Foundry");
+        need("endpoint", ep.endpoint,
+             "is required for provider azure (https://RESOURCE.openai.azure.com), "
+             "or give base_url for the /openai/v1 form");
+        need("deployment", ep.deployment,
+             "is required for provider azure: the deployment name in Azure AI Foundry");
         need("api_version", ep.api_version, "is required for provider azure (e.g. 2024-10-21)");
       }
       need("api_key", ep.api_key, "is required for provider azure (e.g. ${AZURE_OPENAI_API_KEY})");
       break;
     case Provider::sim:
-      if (!ep.base_url.empty()) r.error(n["base_url"], Reader::join(path, "base_url"),
-                                        "is not used by provider sim (the simulator runs inside ballast)");
+      if (!ep.base_url.empty())
+        r.error(n["base_url"], Reader::join(path, "base_url"),
+                "is not used by provider sim (the simulator runs inside ballast)");
       break;
   }
   if (!ep.base_url.empty()) check_url(r, n["base_url"], Reader::join(path, "base_url"), ep.base_url);
@@ -220,31 +241,41 @@ void read_endpoint(Reader& r, const YAML::Node& n, const std::string& path, Endp
   if (!ep.ca_bundle.empty() && !std::ifstream(ep.ca_bundle)) {
     r.error(n["ca_bundle"], Reader::join(path, "ca_bundle"), fmt::format("cannot read '{}'", ep.ca_bundle));
   }
-  if (!ep.api_version.empty() && ep.api_version.find_first_not_of("0123456789-abcdefghijklmnopqrstuvwxyz") != std::string::npos) {
-    r.error(n["api_version"], Reader::join(path, "api_version"),
-            fmt::format("'{}' is not an api-version (e.g. 2024-10-21 or 2025-01-01-preview)", ep.api_version));
+  if (!ep.api_version.empty() &&
+      ep.api_version.find_first_not_of("0123456789-abcdefghijklmnopqrstuvwxyz") != std::string::npos) {
+    r.error(
+        n["api_version"], Reader::join(path, "api_version"),
+        fmt::format("'{}' is not an api-version (e.g. 2024-10-21 or 2025-01-01-preview)", ep.api_version));
   }
   if (const auto& s = n["sim"]) {
     std::string sp = Reader::join(path, "sim");
     if (ep.provider != Provider::sim) r.error(s, sp, "is only for provider sim");
     if (r.is_map(s, sp)) {
       r.only_keys(s, sp, {"ttft", "itl", "tokens"});
-      if (s["ttft"]) if (auto d = r.duration(s["ttft"], Reader::join(sp, "ttft"))) ep.sim.ttft = *d;
-      if (s["itl"]) if (auto d = r.duration(s["itl"], Reader::join(sp, "itl"))) ep.sim.itl = *d;
-      if (s["tokens"]) if (auto v = r.integer(s["tokens"], Reader::join(sp, "tokens"), 1, 100000)) ep.sim.tokens = static_cast<int>(*v);
+      if (s["ttft"])
+        if (auto d = r.duration(s["ttft"], Reader::join(sp, "ttft"))) ep.sim.ttft = *d;
+      if (s["itl"])
+        if (auto d = r.duration(s["itl"], Reader::join(sp, "itl"))) ep.sim.itl = *d;
+      if (s["tokens"])
+        if (auto v = r.integer(s["tokens"], Reader::join(sp, "tokens"), 1, 100000))
+          ep.sim.tokens = static_cast<int>(*v);
     }
   }
   if (ep.name.empty()) {
-    if (ep.provider == Provider::sim) ep.name = "sim";
-    else if (auto u = parse_url(ep.base_url.empty() ? ep.endpoint : ep.base_url)) ep.name = u->host_port();
+    if (ep.provider == Provider::sim)
+      ep.name = "sim";
+    else if (auto u = parse_url(ep.base_url.empty() ? ep.endpoint : ep.base_url))
+      ep.name = u->host_port();
   }
 }
 
 void read_model(Reader& r, const YAML::Node& n, const std::string& path, Model& m) {
   if (!r.is_map(n, path)) return;
   r.only_keys(n, path, {"name", "endpoints", "timeouts"});
-  if (!n["name"]) r.error(n, Reader::join(path, "name"), "is required: the model name clients send");
-  else if (auto v = r.string(n["name"], Reader::join(path, "name"))) m.name = *v;
+  if (!n["name"])
+    r.error(n, Reader::join(path, "name"), "is required: the model name clients send");
+  else if (auto v = r.string(n["name"], Reader::join(path, "name")))
+    m.name = *v;
   if (n["name"] && m.name.empty()) r.error(n["name"], Reader::join(path, "name"), "must not be empty");
   if (n["timeouts"]) read_timeouts(r, n["timeouts"], Reader::join(path, "timeouts"), m.timeouts);
   const auto& eps = n["endpoints"];
@@ -286,14 +317,17 @@ LoadResult load_yaml(std::string_view text, const std::string& name, const GetEn
     return out;
   }
   Config& c = out.config;
-  r.only_keys(root, "", {"listen", "workers", "models", "timeouts", "keys", "limits", "shutdown_grace", "log"});
+  r.only_keys(root, "",
+              {"listen", "workers", "models", "timeouts", "keys", "limits", "shutdown_grace", "log"});
   if (root["workers"]) {
     if (auto v = r.integer(root["workers"], "workers", 0, 256)) c.workers = static_cast<int>(*v);
   }
   if (root["listen"]) {
     if (auto v = r.string(root["listen"], "listen")) {
-      if (valid_listen(*v)) c.listen = *v;
-      else r.error(root["listen"], "listen", fmt::format("'{}' is not HOST:PORT", *v));
+      if (valid_listen(*v))
+        c.listen = *v;
+      else
+        r.error(root["listen"], "listen", fmt::format("'{}' is not HOST:PORT", *v));
     }
   }
   if (root["timeouts"]) {
@@ -318,12 +352,16 @@ LoadResult load_yaml(std::string_view text, const std::string& name, const GetEn
   if (const auto& log = root["log"]) {
     if (r.is_map(log, "log")) {
       r.only_keys(log, "log", {"access", "level"});
-      if (log["access"]) if (auto v = r.string(log["access"], "log.access")) c.access_log = *v;
+      if (log["access"])
+        if (auto v = r.string(log["access"], "log.access")) c.access_log = *v;
       if (log["level"]) {
         if (auto v = r.string(log["level"], "log.level")) {
           static const std::set<std::string> levels = {"trace", "debug", "info", "warn", "error", "off"};
-          if (levels.count(*v)) c.log_level = *v;
-          else r.error(log["level"], "log.level", fmt::format("'{}' is not one of trace, debug, info, warn, error, off", *v));
+          if (levels.count(*v))
+            c.log_level = *v;
+          else
+            r.error(log["level"], "log.level",
+                    fmt::format("'{}' is not one of trace, debug, info, warn, error, off", *v));
         }
       }
     }
@@ -353,8 +391,10 @@ LoadResult load_yaml(std::string_view text, const std::string& name, const GetEn
         if (!r.is_map(k, path)) continue;
         r.only_keys(k, path, {"key", "models"});
         ClientKey ck;
-        if (!k["key"]) r.error(k, path + ".key", "is required");
-        else if (auto v = r.string(k["key"], path + ".key")) ck.key = *v;
+        if (!k["key"])
+          r.error(k, path + ".key", "is required");
+        else if (auto v = r.string(k["key"], path + ".key"))
+          ck.key = *v;
         if (k["key"] && ck.key.empty()) r.error(k["key"], path + ".key", "must not be empty");
         if (const auto& ms = k["models"]) {
           if (!ms.IsSequence()) {
@@ -364,7 +404,8 @@ LoadResult load_yaml(std::string_view text, const std::string& name, const GetEn
               auto name = r.string(ms[j], fmt::format("{}.models[{}]", path, j));
               if (!name) continue;
               if (!c.find_model(*name) || (c.find_model(*name)->name != *name && *name != "*")) {
-                r.error(ms[j], fmt::format("{}.models[{}]", path, j), fmt::format("no model '{}' is configured", *name));
+                r.error(ms[j], fmt::format("{}.models[{}]", path, j),
+                        fmt::format("no model '{}' is configured", *name));
               }
               ck.models.push_back(*name);
             }
@@ -422,13 +463,15 @@ EnvironmentResult from_environment(const GetEnv& getenv) {
     ep.api_key = var("AZURE_OPENAI_API_KEY");
     ep.api_version = var("OPENAI_API_VERSION");
     ep.deployment = var("AZURE_OPENAI_DEPLOYMENT");
-    for (auto [value, name] : {std::pair{ep.api_key, "AZURE_OPENAI_API_KEY"},
-                               std::pair{ep.api_version, "OPENAI_API_VERSION"},
-                               std::pair{ep.deployment, "AZURE_OPENAI_DEPLOYMENT"}}) {
-      if (value.empty()) out.errors.push_back(fmt::format("environment: {} is not set (AZURE_OPENAI_ENDPOINT is)", name));
+    for (auto [value, name] :
+         {std::pair{ep.api_key, "AZURE_OPENAI_API_KEY"}, std::pair{ep.api_version, "OPENAI_API_VERSION"},
+          std::pair{ep.deployment, "AZURE_OPENAI_DEPLOYMENT"}}) {
+      if (value.empty())
+        out.errors.push_back(fmt::format("environment: {} is not set (AZURE_OPENAI_ENDPOINT is)", name));
     }
     std::string why;
-    if (!parse_url(ep.endpoint, &why)) out.errors.push_back(fmt::format("environment: AZURE_OPENAI_ENDPOINT '{}' {}", ep.endpoint, why));
+    if (!parse_url(ep.endpoint, &why))
+      out.errors.push_back(fmt::format("environment: AZURE_OPENAI_ENDPOINT '{}' {}", ep.endpoint, why));
   } else if (!var("OPENAI_API_KEY").empty() || !var("OPENAI_BASE_URL").empty()) {
     er.found = true;
     c.source = "environment (OPENAI_*)";
@@ -437,7 +480,8 @@ EnvironmentResult from_environment(const GetEnv& getenv) {
     ep.base_url = var("OPENAI_BASE_URL");
     if (ep.base_url.empty()) ep.base_url = "https://api.openai.com/v1";
     std::string why;
-    if (!parse_url(ep.base_url, &why)) out.errors.push_back(fmt::format("environment: OPENAI_BASE_URL '{}' {}", ep.base_url, why));
+    if (!parse_url(ep.base_url, &why))
+      out.errors.push_back(fmt::format("environment: OPENAI_BASE_URL '{}' {}", ep.base_url, why));
   } else {
     return er;
   }

@@ -142,7 +142,8 @@ class Session : public Downstream, public SessionBase, public std::enable_shared
   bool aborted_ = false;
   bool responded_ = false;
   bool unread_body_ = false;
-  std::string peer_;  // the client's address, looked up once per connection  // a refused body is still arriving: close gently or the client sees a reset
+  std::string peer_;  // the client's address, looked up once per connection  // a refused body is still
+                      // arriving: close gently or the client sees a reset
   std::unique_ptr<http::response<http::empty_body>> stream_res_;
   std::unique_ptr<http::response_serializer<http::empty_body>> stream_sr_;
   // The disconnect watcher: one async_wait on the raw socket, cancellable on its own.
@@ -186,8 +187,10 @@ asio::awaitable<void> Session<Stream>::run() {
     if (!too_large && !parser.is_done()) {
       lowest().expires_after(opt.header_timeout);
       auto [rec, rn] = co_await http::async_read(stream_, buffer_, parser, as_tuple_awaitable);
-      if (rec == http::error::body_limit) too_large = true;
-      else if (rec) break;
+      if (rec == http::error::body_limit)
+        too_large = true;
+      else if (rec)
+        break;
     }
     if (too_large && parser.content_length() && *parser.content_length() <= kMaxDrainBytes) {
       // Read and drop a refused body of declared length, so the client finishes sending and then
@@ -199,8 +202,8 @@ asio::awaitable<void> Session<Stream>::run() {
       char sink[16 * 1024];
       lowest().expires_after(opt.header_timeout);
       while (remaining > 0) {
-        auto [dec, dn] = co_await stream_.async_read_some(asio::buffer(sink, std::min<uint64_t>(sizeof sink, remaining)),
-                                                          as_tuple_awaitable);
+        auto [dec, dn] = co_await stream_.async_read_some(
+            asio::buffer(sink, std::min<uint64_t>(sizeof sink, remaining)), as_tuple_awaitable);
         if (dec) break;
         remaining -= dn;
       }
@@ -285,8 +288,8 @@ template <class Stream>
 asio::awaitable<bool> Session<Stream>::write_chunk(std::string_view data) {
   if (data.empty()) co_return !client_gone_;
   lowest().expires_after(server_->options.write_timeout);
-  auto [ec, n] = co_await asio::async_write(stream_, http::make_chunk(asio::const_buffer(data.data(), data.size())),
-                                            as_tuple_awaitable);
+  auto [ec, n] = co_await asio::async_write(
+      stream_, http::make_chunk(asio::const_buffer(data.data(), data.size())), as_tuple_awaitable);
   lowest().expires_never();
   co_return wrote(ec);
 }
@@ -312,7 +315,9 @@ asio::awaitable<bool> Session<Stream>::respond_partial(int status, const Headers
   keep_alive_ = false;
   lowest().expires_after(server_->options.write_timeout);
   auto [ec, n] = co_await http::async_write_header(stream_, sr, as_tuple_awaitable);
-  if (!ec) std::tie(ec, n) = co_await asio::async_write(stream_, asio::const_buffer(part.data(), part.size()), as_tuple_awaitable);
+  if (!ec)
+    std::tie(ec, n) =
+        co_await asio::async_write(stream_, asio::const_buffer(part.data(), part.size()), as_tuple_awaitable);
   lowest().expires_never();
   co_return wrote(ec);
 }
@@ -326,7 +331,7 @@ void Session<Stream>::watch_disconnect(Wakeup& wakeup) {
   auto& sock = lowest().socket();
   sock.async_wait(tcp::socket::wait_read,
                   asio::bind_cancellation_slot(watch_cancel_.slot(), [self = this->shared_from_this(), this,
-                                                                       generation](beast::error_code ec) {
+                                                                      generation](beast::error_code ec) {
                     // A watch already stopped (or replaced) has nothing left to say.
                     if (generation != watch_generation_ || !watching_) return;
                     watching_ = false;
@@ -431,7 +436,8 @@ std::string HttpServer::listen(const std::string& host_port) {
   if (!ec) a.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) {
     a.close();
-    std::string hint = ec == asio::error::address_in_use ? " (another process is listening there: pick another port)" : "";
+    std::string hint =
+        ec == asio::error::address_in_use ? " (another process is listening there: pick another port)" : "";
     return "cannot listen on " + host_port + ": " + ec.message() + hint;
   }
   const auto& o = impl_->options;
@@ -445,7 +451,8 @@ std::string HttpServer::listen(const std::string& host_port) {
       impl_->tls->use_private_key_file(o.tls_key_file, asio::ssl::context::pem);
     } catch (const std::exception& e) {
       a.close();
-      return "cannot load the TLS certificate or key (" + o.tls_cert_file + ", " + o.tls_key_file + "): " + e.what();
+      return "cannot load the TLS certificate or key (" + o.tls_cert_file + ", " + o.tls_key_file +
+             "): " + e.what();
     }
   }
   return "";
@@ -473,7 +480,8 @@ void HttpServer::shutdown(Duration grace, std::function<void()> done) {
   s.on_drained = std::move(done);
   beast::error_code ec;
   s.acceptor.close(ec);
-  for (auto* session : std::vector<SessionBase*>(s.sessions.begin(), s.sessions.end())) session->close_if_idle();
+  for (auto* session : std::vector<SessionBase*>(s.sessions.begin(), s.sessions.end()))
+    session->close_if_idle();
   if (s.sessions.empty()) {
     s.finish_shutdown();
     return;
@@ -484,12 +492,17 @@ void HttpServer::shutdown(Duration grace, std::function<void()> done) {
     if (!impl->sessions.empty()) {
       spdlog::warn("shutdown grace period over: closing {} connection(s) still busy", impl->sessions.size());
     }
-    for (auto* session : std::vector<SessionBase*>(impl->sessions.begin(), impl->sessions.end())) session->force_close();
+    for (auto* session : std::vector<SessionBase*>(impl->sessions.begin(), impl->sessions.end()))
+      session->force_close();
     impl->finish_shutdown();
   });
 }
 
-size_t HttpServer::connections() const { return impl_->sessions.size(); }
-uint64_t HttpServer::connections_accepted() const { return impl_->accepted; }
+size_t HttpServer::connections() const {
+  return impl_->sessions.size();
+}
+uint64_t HttpServer::connections_accepted() const {
+  return impl_->accepted;
+}
 
 }  // namespace ballast

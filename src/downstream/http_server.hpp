@@ -15,13 +15,13 @@ namespace ballast {
 struct ServerOptions {
   size_t max_body_bytes = 32 * 1024 * 1024;
   size_t max_header_bytes = 64 * 1024;
-  Millis idle_timeout{75'000};   // a kept-alive connection with no request; above common client pool idles
+  Millis idle_timeout{75'000};    // a kept-alive connection with no request; above common client pool idles
   Millis header_timeout{30'000};  // a request's headers and body, once its first byte arrived
   Millis write_timeout{60'000};   // a client that accepts no data for this long is gone
   std::string tls_cert_file;      // both set: serve HTTPS
   std::string tls_key_file;
-  std::string name = "ballast";   // the Server header
-  bool reuse_port = false;        // SO_REUSEPORT: several workers listen on one port
+  std::string name = "ballast";  // the Server header
+  bool reuse_port = false;       // SO_REUSEPORT: several workers listen on one port
 };
 
 class HttpServer {

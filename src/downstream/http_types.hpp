@@ -23,7 +23,7 @@ struct Request {
   std::string query;
   Headers headers;
   std::string body;
-  std::string peer;       // the client's address
+  std::string peer;        // the client's address
   bool too_large = false;  // the body exceeded the limit and was not read
   TimePoint received{};    // when the request was fully read
 

@@ -24,7 +24,7 @@ std::string Gateway::next_request_id() {
 }
 
 bool running_in_container() {
-  struct stat st{};
+  struct stat st {};
   if (::stat("/.dockerenv", &st) == 0 || ::stat("/run/.containerenv", &st) == 0) return true;
   if (std::getenv("KUBERNETES_SERVICE_HOST")) return true;
   std::ifstream cgroup("/proc/1/cgroup");

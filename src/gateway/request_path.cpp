@@ -51,7 +51,7 @@ namespace {
 
 struct ApiRoute {
   std::string_view method;
-  std::string_view path;      // after the optional /v1 prefix
+  std::string_view path;  // after the optional /v1 prefix
   bool has_model;
 };
 
@@ -139,11 +139,12 @@ asio::awaitable<void> Gateway::handle(Request& req, Downstream& down) {
   // Admit: a known path, and a client allowed to use it.
   const ApiRoute* route = find_route(req.path);
   if (!route) {
-    co_return co_await fail(x, ErrorCode::invalid_request,
-                            fmt::format("ballast serves POST /v1/chat/completions, /v1/completions, /v1/embeddings, "
-                                        "/v1/responses and GET /v1/models, not {} {}: is the client's base_url "
-                                        "http://HOST:PORT/v1?",
-                                        req.method, req.path));
+    co_return co_await fail(
+        x, ErrorCode::invalid_request,
+        fmt::format("ballast serves POST /v1/chat/completions, /v1/completions, /v1/embeddings, "
+                    "/v1/responses and GET /v1/models, not {} {}: is the client's base_url "
+                    "http://HOST:PORT/v1?",
+                    req.method, req.path));
   }
   if (req.method != route->method) {
     co_return co_await fail(x, ErrorCode::invalid_request,
@@ -157,27 +158,34 @@ asio::awaitable<void> Gateway::handle(Request& req, Downstream& down) {
     }
     if (!key) {
       co_return co_await fail(x, ErrorCode::unauthorized,
-                              presented.empty() ? "no client key: send one of the keys configured under keys: "
-                                                  "as 'Authorization: Bearer KEY'"
-                                                : "this client key is not one of those configured under keys:");
+                              presented.empty()
+                                  ? "no client key: send one of the keys configured under keys: "
+                                    "as 'Authorization: Bearer KEY'"
+                                  : "this client key is not one of those configured under keys:");
     }
   } else if (!is_loopback(req.peer)) {
-    co_return co_await fail(x, ErrorCode::unauthorized,
-                            "with no keys: configured, ballast serves loopback clients only: add keys: to the "
-                            "config to serve other hosts");
+    co_return co_await fail(
+        x, ErrorCode::unauthorized,
+        "with no keys: configured, ballast serves loopback clients only: add keys: to the "
+        "config to serve other hosts");
   }
 
   // Route: the model names the route; the listing is answered here unless a wildcard fronts a provider.
   if (!route->has_model) {
     const config::Model* wildcard = config_.find_model("*");
-    if (wildcard && wildcard->name == "*" && wildcard->endpoints.front().provider == config::Provider::openai) {
+    if (wildcard && wildcard->name == "*" &&
+        wildcard->endpoints.front().provider == config::Provider::openai) {
       co_return co_await proxy(x, *wildcard, route->path, false);
     }
     JsonWriter w;
     w.begin_object().field("object", "list").key("data").begin_array();
     for (const auto& m : config_.models) {
       if (m.name == "*") continue;
-      w.begin_object().field("id", m.name).field("object", "model").field("created", 0).field("owned_by", "ballast");
+      w.begin_object()
+          .field("id", m.name)
+          .field("object", "model")
+          .field("created", 0)
+          .field("owned_by", "ballast");
       w.end_object();
     }
     w.end_array().end_object();
@@ -196,16 +204,18 @@ asio::awaitable<void> Gateway::handle(Request& req, Downstream& down) {
   if (!model) {
     std::string names;
     for (const auto& m : config_.models) names += (names.empty() ? "" : ", ") + m.name;
-    co_return co_await fail(x, ErrorCode::unknown_model,
-                            fmt::format("model '{}' is not configured (configured: {}): use one of those names, "
-                                        "or add it under models: in {}",
-                                        name, names, config_.source));
+    co_return co_await fail(
+        x, ErrorCode::unknown_model,
+        fmt::format("model '{}' is not configured (configured: {}): use one of those names, "
+                    "or add it under models: in {}",
+                    name, names, config_.source));
   }
   if (key && !key->models.empty() &&
       std::find(key->models.begin(), key->models.end(), model->name) == key->models.end() &&
       std::find(key->models.begin(), key->models.end(), "*") == key->models.end()) {
-    co_return co_await fail(x, ErrorCode::unauthorized,
-                            fmt::format("this client key may not use model '{}' (see its models: under keys:)", name));
+    co_return co_await fail(
+        x, ErrorCode::unauthorized,
+        fmt::format("this client key may not use model '{}' (see its models: under keys:)", name));
   }
   co_await proxy(x, *model, route->path, fields.fields.stream);
 }
@@ -296,7 +306,7 @@ asio::awaitable<AttemptResult> Gateway::attempt(Exchange& x, const config::Model
   enum class Mode { undecided, buffer, stream } mode = Mode::undecided;
   AttemptPhase phase = AttemptPhase::connecting;
   SseScanner scanner;
-  std::string held;  // stream events received before the first token: sent with it, or never
+  std::string held;       // stream events received before the first token: sent with it, or never
   bool complete = false;  // the stream's terminal event was relayed
   std::optional<TimePoint> first_token_at;
 
@@ -404,7 +414,8 @@ asio::awaitable<AttemptResult> Gateway::attempt(Exchange& x, const config::Model
     if (!x.record.usage) x.record.usage = read_usage(r.body);
     o.response_started = true;
     x.record.bytes_out = r.body.size();
-    if (!co_await x.down.respond(o.status, forwardable(t.headers(), x.id), std::move(r.body))) o.client_gone = true;
+    if (!co_await x.down.respond(o.status, forwardable(t.headers(), x.id), std::move(r.body)))
+      o.client_gone = true;
   } else if (mode == Mode::buffer) {
     r.headers = t.headers();
   }

@@ -14,7 +14,9 @@ namespace {
 
 void write_timings(JsonWriter& w, const PhaseTimings& t) {
   w.field("dns_ms", t.dns_ms).field("connect_ms", t.connect_ms).field("tls_ms", t.tls_ms);
-  w.field("first_byte_ms", t.first_byte_ms).field("first_token_ms", t.first_token_ms).field("total_ms", t.total_ms);
+  w.field("first_byte_ms", t.first_byte_ms)
+      .field("first_token_ms", t.first_token_ms)
+      .field("total_ms", t.total_ms);
 }
 
 std::string utc_now() {
@@ -23,8 +25,8 @@ std::string utc_now() {
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
   std::tm tm{};
   gmtime_r(&secs, &tm);
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-                     tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", tm.tm_year + 1900, tm.tm_mon + 1,
+                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ms);
 }
 
 }  // namespace
@@ -48,11 +50,14 @@ std::string format_access_line(const AccessRecord& r, std::string_view timestamp
   w.key("usage");
   if (r.usage) {
     w.begin_object().field("prompt_tokens", r.usage->prompt_tokens);
-    w.field("completion_tokens", r.usage->completion_tokens).field("total_tokens", r.usage->total_tokens).end_object();
+    w.field("completion_tokens", r.usage->completion_tokens)
+        .field("total_tokens", r.usage->total_tokens)
+        .end_object();
   } else {
     w.null();
   }
-  w.field("bytes_in", static_cast<uint64_t>(r.bytes_in)).field("bytes_out", static_cast<uint64_t>(r.bytes_out));
+  w.field("bytes_in", static_cast<uint64_t>(r.bytes_in))
+      .field("bytes_out", static_cast<uint64_t>(r.bytes_out));
   if (!r.message.empty()) w.field("message", r.message);
   w.end_object();
   return w.take();

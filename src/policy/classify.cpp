@@ -4,21 +4,37 @@ namespace ballast {
 
 bool retryable_status(int status) {
   switch (status) {
-    case 408: case 409: case 429: case 500: case 502: case 503: case 504: case 529: return true;
-    default: return false;
+    case 408:
+    case 409:
+    case 429:
+    case 500:
+    case 502:
+    case 503:
+    case 504:
+    case 529:
+      return true;
+    default:
+      return false;
   }
 }
 
 ErrorCode code_for(TransportError error) {
   switch (error) {
-    case TransportError::none: return ErrorCode::ok;
-    case TransportError::dns: return ErrorCode::dns_failure;
-    case TransportError::proxy: return ErrorCode::proxy_failure;
-    case TransportError::connect_refused: return ErrorCode::connect_refused;
-    case TransportError::connect_timeout: return ErrorCode::connect_timeout;
-    case TransportError::tls: return ErrorCode::tls_failure;
+    case TransportError::none:
+      return ErrorCode::ok;
+    case TransportError::dns:
+      return ErrorCode::dns_failure;
+    case TransportError::proxy:
+      return ErrorCode::proxy_failure;
+    case TransportError::connect_refused:
+      return ErrorCode::connect_refused;
+    case TransportError::connect_timeout:
+      return ErrorCode::connect_timeout;
+    case TransportError::tls:
+      return ErrorCode::tls_failure;
     case TransportError::reset:
-    case TransportError::other: return ErrorCode::upstream_reset;
+    case TransportError::other:
+      return ErrorCode::upstream_reset;
   }
   return ErrorCode::upstream_reset;
 }

@@ -24,12 +24,18 @@ std::optional<Millis> parse_duration(std::string_view text) {
   if (!number) return std::nullopt;
   std::string_view unit = text.substr(unit_at);
   double ms = 0;
-  if (unit == "us") ms = *number / 1000.0;
-  else if (unit == "ms") ms = *number;
-  else if (unit == "s") ms = *number * 1000.0;
-  else if (unit == "m") ms = *number * 60'000.0;
-  else if (unit == "h") ms = *number * 3'600'000.0;
-  else return std::nullopt;
+  if (unit == "us")
+    ms = *number / 1000.0;
+  else if (unit == "ms")
+    ms = *number;
+  else if (unit == "s")
+    ms = *number * 1000.0;
+  else if (unit == "m")
+    ms = *number * 60'000.0;
+  else if (unit == "h")
+    ms = *number * 3'600'000.0;
+  else
+    return std::nullopt;
   if (ms > 1e12) return std::nullopt;
   return Millis(static_cast<int64_t>(std::llround(ms)));
 }

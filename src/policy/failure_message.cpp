@@ -58,53 +58,64 @@ std::string describe_failure(ErrorCode code, const Outcome& o, const FailureCont
   }
   switch (code) {
     case ErrorCode::dns_failure:
-      return fmt::format("upstream {}: DNS lookup of '{}' failed ({}): is the host name in base_url/endpoint "
-                         "right, and can this machine resolve it?",
-                         c.endpoint, c.host, o.detail.empty() ? "no address" : o.detail);
+      return fmt::format(
+          "upstream {}: DNS lookup of '{}' failed ({}): is the host name in base_url/endpoint "
+          "right, and can this machine resolve it?",
+          c.endpoint, c.host, o.detail.empty() ? "no address" : o.detail);
     case ErrorCode::proxy_failure:
-      return fmt::format("proxy {} (from {}) failed on the way to {}: {} — check the proxy address, or add "
-                         "'{}' to NO_PROXY if it should be reached directly.",
-                         c.proxy, c.proxy_source, c.endpoint, o.detail.empty() ? "no answer" : o.detail, c.host);
+      return fmt::format(
+          "proxy {} (from {}) failed on the way to {}: {} — check the proxy address, or add "
+          "'{}' to NO_PROXY if it should be reached directly.",
+          c.proxy, c.proxy_source, c.endpoint, o.detail.empty() ? "no answer" : o.detail, c.host);
     case ErrorCode::connect_refused:
-      return fmt::format("connect to {} refused (nothing listening) after {}: is the model server running, "
-                         "and is the port right?{}",
-                         c.endpoint, timings, container_hint);
+      return fmt::format(
+          "connect to {} refused (nothing listening) after {}: is the model server running, "
+          "and is the port right?{}",
+          c.endpoint, timings, container_hint);
     case ErrorCode::connect_timeout:
-      return fmt::format("connect to {} got no answer within {}: is the host reachable (firewall, VPN, "
-                         "security group), and is the address right?{}",
-                         c.endpoint, bound_text(b.connect, "connect"), container_hint);
+      return fmt::format(
+          "connect to {} got no answer within {}: is the host reachable (firewall, VPN, "
+          "security group), and is the address right?{}",
+          c.endpoint, bound_text(b.connect, "connect"), container_hint);
     case ErrorCode::tls_failure:
-      return fmt::format("TLS with {} failed: {} — if the endpoint speaks plain HTTP use http:// in its URL; "
-                         "if it uses a private CA, set the endpoint's ca_bundle.",
-                         c.endpoint, o.detail.empty() ? "handshake failed" : o.detail);
+      return fmt::format(
+          "TLS with {} failed: {} — if the endpoint speaks plain HTTP use http:// in its URL; "
+          "if it uses a private CA, set the endpoint's ca_bundle.",
+          c.endpoint, o.detail.empty() ? "handshake failed" : o.detail);
     case ErrorCode::first_byte_timeout:
-      return fmt::format("upstream {} sent no response headers within {} ({}): it is overloaded or stuck; "
-                         "lower the load on it, or raise timeouts.first_byte if it is just slow.",
-                         c.endpoint, bound_text(b.first_byte, "first_byte"), timings);
+      return fmt::format(
+          "upstream {} sent no response headers within {} ({}): it is overloaded or stuck; "
+          "lower the load on it, or raise timeouts.first_byte if it is just slow.",
+          c.endpoint, bound_text(b.first_byte, "first_byte"), timings);
     case ErrorCode::first_token_timeout:
-      return fmt::format("upstream {} streamed no token within {} ({}): the model is queueing or slow to "
-                         "start; lower the load on it, or raise timeouts.first_token.",
-                         c.endpoint, bound_text(b.first_token, "first_token"), timings);
+      return fmt::format(
+          "upstream {} streamed no token within {} ({}): the model is queueing or slow to "
+          "start; lower the load on it, or raise timeouts.first_token.",
+          c.endpoint, bound_text(b.first_token, "first_token"), timings);
     case ErrorCode::stream_idle_timeout:
-      return fmt::format("upstream {} went silent mid-response for {} ({}): the stream stalled; the "
-                         "response is incomplete.",
-                         c.endpoint, bound_text(b.stream_idle, "stream_idle"), timings);
+      return fmt::format(
+          "upstream {} went silent mid-response for {} ({}): the stream stalled; the "
+          "response is incomplete.",
+          c.endpoint, bound_text(b.stream_idle, "stream_idle"), timings);
     case ErrorCode::deadline_exceeded:
       return fmt::format("upstream {} did not finish within {} ({}).", c.endpoint, deadline_text(c), timings);
     case ErrorCode::upstream_reset:
       if (o.malformed) {
-        return fmt::format("upstream {} sent a malformed stream event (not JSON) after {}: the response "
-                           "is incomplete.",
-                           c.endpoint, timings);
+        return fmt::format(
+            "upstream {} sent a malformed stream event (not JSON) after {}: the response "
+            "is incomplete.",
+            c.endpoint, timings);
       }
       if (o.truncated && o.status >= 200 && o.status < 300) {
-        return fmt::format("upstream {} ended the response before it was complete ({}){}: the response is "
-                           "incomplete; the model server may have crashed or restarted.",
-                           c.endpoint, timings, o.detail.empty() ? "" : ": " + o.detail);
+        return fmt::format(
+            "upstream {} ended the response before it was complete ({}){}: the response is "
+            "incomplete; the model server may have crashed or restarted.",
+            c.endpoint, timings, o.detail.empty() ? "" : ": " + o.detail);
       }
-      return fmt::format("upstream {} closed the connection before answering ({}){}: the model server may "
-                         "have crashed, restarted, or an idle connection was cut by a load balancer.",
-                         c.endpoint, timings, o.detail.empty() ? "" : ": " + o.detail);
+      return fmt::format(
+          "upstream {} closed the connection before answering ({}){}: the model server may "
+          "have crashed, restarted, or an idle connection was cut by a load balancer.",
+          c.endpoint, timings, o.detail.empty() ? "" : ": " + o.detail);
     case ErrorCode::upstream_status:
       return fmt::format("upstream {} answered {}.", c.endpoint, o.status);
     case ErrorCode::client_disconnected:

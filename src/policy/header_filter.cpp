@@ -22,9 +22,17 @@ bool istarts_with(std::string_view s, std::string_view prefix) {
 }
 
 // RFC 9110 §7.6.1 hop-by-hop headers, plus those curl or Beast set for each connection.
-constexpr std::array<std::string_view, 11> kHopByHop = {
-    "connection", "keep-alive",     "proxy-connection", "proxy-authenticate", "proxy-authorization", "te",
-    "trailer",    "transfer-encoding", "upgrade",       "host",               "content-length"};
+constexpr std::array<std::string_view, 11> kHopByHop = {"connection",
+                                                        "keep-alive",
+                                                        "proxy-connection",
+                                                        "proxy-authenticate",
+                                                        "proxy-authorization",
+                                                        "te",
+                                                        "trailer",
+                                                        "transfer-encoding",
+                                                        "upgrade",
+                                                        "host",
+                                                        "content-length"};
 
 bool hop_by_hop(std::string_view name) {
   for (auto h : kHopByHop) {

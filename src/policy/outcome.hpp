@@ -41,9 +41,9 @@ struct Outcome {
   bool reused_connection = false;  // sent on a kept-alive connection
   bool response_started = false;   // response bytes reached the client: nothing may be retried after
   bool client_gone = false;        // the client disconnected first
-  bool truncated = false;          // body shorter than announced, or a stream ended without its terminal event
-  bool malformed = false;          // a stream event that is not valid JSON
-  std::string detail;              // the transport's own words (curl's error text), for the message
+  bool truncated = false;  // body shorter than announced, or a stream ended without its terminal event
+  bool malformed = false;  // a stream event that is not valid JSON
+  std::string detail;      // the transport's own words (curl's error text), for the message
   PhaseTimings timings;
 };
 

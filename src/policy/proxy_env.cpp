@@ -41,13 +41,15 @@ bool entry_matches(std::string_view entry, std::string_view host) {
   }
   // Strip a port ("host:8080"), but not from a bracketed IPv6 literal's inside.
   if (entry.front() != '[') {
-    if (size_t colon = entry.find(':'); colon != std::string_view::npos && entry.find(':', colon + 1) == std::string_view::npos) {
+    if (size_t colon = entry.find(':');
+        colon != std::string_view::npos && entry.find(':', colon + 1) == std::string_view::npos) {
       entry = entry.substr(0, colon);
     }
   }
   if (entry.front() == '.') entry.remove_prefix(1);
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
-  if (entry.size() >= 2 && entry.front() == '[' && entry.back() == ']') entry = entry.substr(1, entry.size() - 2);
+  if (entry.size() >= 2 && entry.front() == '[' && entry.back() == ']')
+    entry = entry.substr(1, entry.size() - 2);
   if (iequals(host, entry)) return true;
   return host.size() > entry.size() && host[host.size() - entry.size() - 1] == '.' &&
          iequals(host.substr(host.size() - entry.size()), entry);

@@ -12,8 +12,8 @@ namespace ballast {
 using GetEnv = std::function<const char*(const char*)>;
 
 struct ProxyChoice {
-  std::string url;     // empty: connect directly
-  std::string source;  // "HTTPS_PROXY", "endpoint proxy", … for messages
+  std::string url;          // empty: connect directly
+  std::string source;       // "HTTPS_PROXY", "endpoint proxy", … for messages
   std::string bypassed_by;  // the NO_PROXY entry that sent the host direct, if one did
 };
 

@@ -79,7 +79,9 @@ std::optional<Usage> read_usage(std::string_view body) {
 }
 
 namespace detail {
-std::optional<Usage> usage_of(simdjson::dom::element u) { return usage_from(u); }
+std::optional<Usage> usage_of(simdjson::dom::element u) {
+  return usage_from(u);
+}
 }  // namespace detail
 
 }  // namespace ballast

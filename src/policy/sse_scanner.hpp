@@ -13,12 +13,13 @@
 namespace ballast {
 
 struct SseEvent {
-  std::string_view raw;  // the event's bytes including its terminating blank line; valid until the next feed()
+  std::string_view
+      raw;  // the event's bytes including its terminating blank line; valid until the next feed()
   bool comment_only = false;  // only ":" lines: a keep-alive
   bool has_content = false;   // a token, tool call, refusal, reasoning text or finish
   bool terminal = false;      // [DONE], a Responses API final event, or an error event
   bool upstream_error = false;
-  bool malformed = false;     // data that is not JSON (and not [DONE])
+  bool malformed = false;  // data that is not JSON (and not [DONE])
   std::optional<Usage> usage;
 };
 

@@ -2,7 +2,8 @@
 
 namespace ballast {
 
-UpstreamTarget upstream_target(const config::Endpoint& ep, std::string_view api_path, std::string_view query) {
+UpstreamTarget upstream_target(const config::Endpoint& ep, std::string_view api_path,
+                               std::string_view query) {
   UpstreamTarget t;
   auto trimmed = [](std::string s) {
     while (!s.empty() && s.back() == '/') s.pop_back();

@@ -63,16 +63,33 @@ FaultParse parse_fault(std::string_view spec) {
         f.retry_after = *ra;
       }
     }
-  } else if (name == "blackhole") { f.kind = FaultKind::blackhole; ok = takes_none(); }
-  else if (name == "reset") { f.kind = FaultKind::reset; ok = takes_none(); }
-  else if (name == "malformed") { f.kind = FaultKind::malformed; ok = takes_none(); }
-  else if (name == "keepalive-only") { f.kind = FaultKind::keepalive_only; ok = takes_none(); }
-  else if (name == "slow-headers") { f.kind = FaultKind::slow_headers; ok = needs(0, 3'600'000, "milliseconds"); }
-  else if (name == "slow-first-token") { f.kind = FaultKind::slow_first_token; ok = needs(0, 3'600'000, "milliseconds"); }
-  else if (name == "stall-after") { f.kind = FaultKind::stall_after; ok = needs(0, 1'000'000, "a token count"); }
-  else if (name == "cut-after") { f.kind = FaultKind::cut_after; ok = needs(0, 1'000'000, "a token count"); }
-  else {
-    out.error = "'" + std::string(spec) + "': unknown fault (expected status=CODE, blackhole, reset, slow-headers=MS, "
+  } else if (name == "blackhole") {
+    f.kind = FaultKind::blackhole;
+    ok = takes_none();
+  } else if (name == "reset") {
+    f.kind = FaultKind::reset;
+    ok = takes_none();
+  } else if (name == "malformed") {
+    f.kind = FaultKind::malformed;
+    ok = takes_none();
+  } else if (name == "keepalive-only") {
+    f.kind = FaultKind::keepalive_only;
+    ok = takes_none();
+  } else if (name == "slow-headers") {
+    f.kind = FaultKind::slow_headers;
+    ok = needs(0, 3'600'000, "milliseconds");
+  } else if (name == "slow-first-token") {
+    f.kind = FaultKind::slow_first_token;
+    ok = needs(0, 3'600'000, "milliseconds");
+  } else if (name == "stall-after") {
+    f.kind = FaultKind::stall_after;
+    ok = needs(0, 1'000'000, "a token count");
+  } else if (name == "cut-after") {
+    f.kind = FaultKind::cut_after;
+    ok = needs(0, 1'000'000, "a token count");
+  } else {
+    out.error = "'" + std::string(spec) +
+                "': unknown fault (expected status=CODE, blackhole, reset, slow-headers=MS, "
                 "slow-first-token=MS, stall-after=K, cut-after=K, malformed, keepalive-only)";
   }
   if (ok) out.fault = std::move(f);
@@ -119,14 +136,30 @@ FaultPlan plan_faults(const std::vector<Fault>& faults, std::mt19937_64& rng) {
           plan.retry_after = f.retry_after;
         }
         break;
-      case FaultKind::blackhole: plan.blackhole = true; break;
-      case FaultKind::reset: plan.reset = true; break;
-      case FaultKind::malformed: plan.malformed = true; break;
-      case FaultKind::keepalive_only: plan.keepalive_only = true; break;
-      case FaultKind::slow_headers: plan.slow_headers_ms = f.value; break;
-      case FaultKind::slow_first_token: plan.slow_first_token_ms = f.value; break;
-      case FaultKind::stall_after: plan.stall_after = f.value; break;
-      case FaultKind::cut_after: plan.cut_after = f.value; break;
+      case FaultKind::blackhole:
+        plan.blackhole = true;
+        break;
+      case FaultKind::reset:
+        plan.reset = true;
+        break;
+      case FaultKind::malformed:
+        plan.malformed = true;
+        break;
+      case FaultKind::keepalive_only:
+        plan.keepalive_only = true;
+        break;
+      case FaultKind::slow_headers:
+        plan.slow_headers_ms = f.value;
+        break;
+      case FaultKind::slow_first_token:
+        plan.slow_first_token_ms = f.value;
+        break;
+      case FaultKind::stall_after:
+        plan.stall_after = f.value;
+        break;
+      case FaultKind::cut_after:
+        plan.cut_after = f.value;
+        break;
     }
   }
   return plan;

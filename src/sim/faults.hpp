@@ -20,7 +20,15 @@
 namespace ballast::sim {
 
 enum class FaultKind {
-  status, blackhole, reset, slow_headers, slow_first_token, stall_after, cut_after, malformed, keepalive_only,
+  status,
+  blackhole,
+  reset,
+  slow_headers,
+  slow_first_token,
+  stall_after,
+  cut_after,
+  malformed,
+  keepalive_only,
 };
 
 struct Fault {
@@ -28,7 +36,7 @@ struct Fault {
   int value = 0;         // status code, milliseconds or token count
   int retry_after = -1;  // seconds, for status; -1 for none
   double probability = 1.0;
-  std::string spec;      // as written, for /sim/faults
+  std::string spec;  // as written, for /sim/faults
 };
 
 struct FaultParse {

@@ -42,12 +42,18 @@ bool parse_route(const Request& req, Route& route) {
   } else {
     return false;
   }
-  if (p == "/chat/completions" && req.method == "POST") route.op = Op::chat;
-  else if (p == "/completions" && req.method == "POST") route.op = Op::completions;
-  else if (p == "/embeddings" && req.method == "POST") route.op = Op::embeddings;
-  else if (p == "/responses" && req.method == "POST" && !route.azure) route.op = Op::responses;
-  else if (p == "/models" && req.method == "GET" && !route.azure) route.op = Op::models;
-  else return false;
+  if (p == "/chat/completions" && req.method == "POST")
+    route.op = Op::chat;
+  else if (p == "/completions" && req.method == "POST")
+    route.op = Op::completions;
+  else if (p == "/embeddings" && req.method == "POST")
+    route.op = Op::embeddings;
+  else if (p == "/responses" && req.method == "POST" && !route.azure)
+    route.op = Op::responses;
+  else if (p == "/models" && req.method == "GET" && !route.azure)
+    route.op = Op::models;
+  else
+    return false;
   return true;
 }
 
@@ -65,19 +71,28 @@ std::string query_param(std::string_view query, std::string_view name) {
   return {};
 }
 
-std::string openai_error(std::string_view message, std::string_view type, std::optional<std::string_view> code) {
+std::string openai_error(std::string_view message, std::string_view type,
+                         std::optional<std::string_view> code) {
   JsonWriter w;
   w.begin_object().key("error").begin_object().field("message", message).field("type", type);
   w.key("param").null().key("code");
-  if (code) w.value(*code);
-  else w.null();
+  if (code)
+    w.value(*code);
+  else
+    w.null();
   w.end_object().end_object();
   return w.take();
 }
 
 std::string azure_error(std::string_view code, std::string_view message) {
   JsonWriter w;
-  w.begin_object().key("error").begin_object().field("code", code).field("message", message).end_object().end_object();
+  w.begin_object()
+      .key("error")
+      .begin_object()
+      .field("code", code)
+      .field("message", message)
+      .end_object()
+      .end_object();
   return w.take();
 }
 
@@ -110,7 +125,8 @@ std::optional<SimRequest> read_sim_request(std::string_view body, std::string& e
   std::string_view fmt;
   if (doc["encoding_format"].get(fmt) == simdjson::SUCCESS) r.base64 = fmt == "base64";
   int64_t dims = 0;
-  if (doc["dimensions"].get(dims) == simdjson::SUCCESS && dims > 0 && dims <= 4096) r.dimensions = static_cast<int>(dims);
+  if (doc["dimensions"].get(dims) == simdjson::SUCCESS && dims > 0 && dims <= 4096)
+    r.dimensions = static_cast<int>(dims);
   simdjson::dom::element input;
   if (doc["input"].get(input) == simdjson::SUCCESS) {
     std::string_view s;
@@ -120,7 +136,8 @@ std::optional<SimRequest> read_sim_request(std::string_view body, std::string& e
     } else if (input.get(arr) == simdjson::SUCCESS) {
       for (auto item : arr) {
         std::string_view one;
-        r.inputs.emplace_back(item.get(one) == simdjson::SUCCESS ? std::string(one) : simdjson::to_string(item));
+        r.inputs.emplace_back(item.get(one) == simdjson::SUCCESS ? std::string(one)
+                                                                 : simdjson::to_string(item));
       }
     }
   }
@@ -133,8 +150,12 @@ constexpr int64_t kCreated = 1735689600;  // fixed, so answers are byte-identica
 
 struct SimServer::State : std::enable_shared_from_this<SimServer::State> {
   State(asio::io_context& io, SimOptions o)
-      : io(io), options(std::move(o)), rng(options.seed), rpm(options.rpm, Clock::now()),
-        tpm(options.tpm, Clock::now()), faults(options.faults) {}
+      : io(io),
+        options(std::move(o)),
+        rng(options.seed),
+        rpm(options.rpm, Clock::now()),
+        tpm(options.tpm, Clock::now()),
+        faults(options.faults) {}
 
   asio::io_context& io;
   SimOptions options;
@@ -189,7 +210,8 @@ asio::awaitable<SimServer::State::Admit> SimServer::State::acquire(Downstream& d
   if (options.capacity <= 0 || (active < options.capacity && waiting.empty())) {
     ++active;
   } else {
-    if (options.queue > 0 && waiting.size() >= static_cast<size_t>(options.queue)) co_return Admit::queue_full;
+    if (options.queue > 0 && waiting.size() >= static_cast<size_t>(options.queue))
+      co_return Admit::queue_full;
     Waiter w{&wake};
     auto it = waiting.insert(waiting.end(), &w);
     ++stats.queued;
@@ -240,39 +262,49 @@ asio::awaitable<void> SimServer::State::handle(Request& req, Downstream& down) {
     if (presented != options.api_key) {
       if (route.azure) {
         co_return co_await answer(down, 401, {},
-                                  azure_error("401", "Access denied due to invalid subscription key or wrong API "
-                                                     "endpoint. Make sure to provide a valid key for an active "
-                                                     "subscription and use a correct regional API endpoint for "
-                                                     "your resource."));
+                                  azure_error("401",
+                                              "Access denied due to invalid subscription key or wrong API "
+                                              "endpoint. Make sure to provide a valid key for an active "
+                                              "subscription and use a correct regional API endpoint for "
+                                              "your resource."));
       }
-      std::string shown = presented.size() > 8 ? presented.substr(0, 3) + "*****" + presented.substr(presented.size() - 4)
-                                                 : presented;
-      co_return co_await answer(down, 401, {},
-                                openai_error(fmt::format("Incorrect API key provided: {}. You can find your API key "
-                                                         "at https://platform.openai.com/account/api-keys.",
-                                                         shown),
-                                             "invalid_request_error", "invalid_api_key"));
+      std::string shown = presented.size() > 8
+                              ? presented.substr(0, 3) + "*****" + presented.substr(presented.size() - 4)
+                              : presented;
+      co_return co_await answer(
+          down, 401, {},
+          openai_error(fmt::format("Incorrect API key provided: {}. You can find your API key "
+                                   "at https://platform.openai.com/account/api-keys.",
+                                   shown),
+                       "invalid_request_error", "invalid_api_key"));
     }
   }
   if (route.azure) {
     std::string version = query_param(req.query, "api-version");
-    if (version.empty() || (!options.azure_api_versions.empty() && !contains(options.azure_api_versions, version))) {
+    if (version.empty() ||
+        (!options.azure_api_versions.empty() && !contains(options.azure_api_versions, version))) {
       co_return co_await answer(down, 404, {}, azure_error("404", "Resource not found"));
     }
     if (!options.azure_deployments.empty() && !contains(options.azure_deployments, route.deployment)) {
-      co_return co_await answer(down, 404, {},
-                                azure_error("DeploymentNotFound",
-                                            "The API deployment for this resource does not exist. If you created "
-                                            "the deployment within the last 5 minutes, please wait a moment and "
-                                            "try again."));
+      co_return co_await answer(
+          down, 404, {},
+          azure_error("DeploymentNotFound",
+                      "The API deployment for this resource does not exist. If you created "
+                      "the deployment within the last 5 minutes, please wait a moment and "
+                      "try again."));
     }
   }
   if (route.op == Op::models) {
     JsonWriter w;
     w.begin_object().field("object", "list").key("data").begin_array();
-    std::vector<std::string> names = options.models.empty() ? std::vector<std::string>{"sim"} : options.models;
+    std::vector<std::string> names =
+        options.models.empty() ? std::vector<std::string>{"sim"} : options.models;
     for (const auto& m : names) {
-      w.begin_object().field("id", m).field("object", "model").field("created", kCreated).field("owned_by", "ballast-sim");
+      w.begin_object()
+          .field("id", m)
+          .field("object", "model")
+          .field("created", kCreated)
+          .field("owned_by", "ballast-sim");
       w.end_object();
     }
     w.end_array().end_object();
@@ -281,22 +313,26 @@ asio::awaitable<void> SimServer::State::handle(Request& req, Downstream& down) {
   std::string parse_error;
   auto sr = read_sim_request(req.body, parse_error);
   if (!sr) {
-    co_return co_await answer(down, 400, {},
-                              openai_error("We could not parse the JSON body of your request. (HINT: This likely "
-                                           "means you aren't using your HTTP library correctly.) " + parse_error,
-                                           "invalid_request_error", std::nullopt));
+    co_return co_await answer(
+        down, 400, {},
+        openai_error("We could not parse the JSON body of your request. (HINT: This likely "
+                     "means you aren't using your HTTP library correctly.) " +
+                         parse_error,
+                     "invalid_request_error", std::nullopt));
   }
   if (!route.azure) {
     if (sr->fields.model.empty()) {
-      co_return co_await answer(down, 400, {},
-                                openai_error("you must provide a model parameter", "invalid_request_error", std::nullopt));
+      co_return co_await answer(
+          down, 400, {},
+          openai_error("you must provide a model parameter", "invalid_request_error", std::nullopt));
     }
     if (!options.models.empty() && !contains(options.models, sr->fields.model)) {
-      co_return co_await answer(down, 404, {},
-                                openai_error(fmt::format("The model `{}` does not exist or you do not have access "
-                                                         "to it.",
-                                                         sr->fields.model),
-                                             "invalid_request_error", "model_not_found"));
+      co_return co_await answer(
+          down, 404, {},
+          openai_error(fmt::format("The model `{}` does not exist or you do not have access "
+                                   "to it.",
+                                   sr->fields.model),
+                       "invalid_request_error", "model_not_found"));
     }
   }
 
@@ -305,7 +341,8 @@ asio::awaitable<void> SimServer::State::handle(Request& req, Downstream& down) {
   if (const auto* spec = req.header("x-sim-fault")) {
     auto parsed = parse_fault_list(*spec);
     if (!parsed.error.empty()) {
-      co_return co_await answer(down, 400, {}, openai_error("x-sim-fault: " + parsed.error, "invalid_request_error", std::nullopt));
+      co_return co_await answer(
+          down, 400, {}, openai_error("x-sim-fault: " + parsed.error, "invalid_request_error", std::nullopt));
     }
     plan = plan_faults(parsed.faults, rng);
   } else {
@@ -342,10 +379,13 @@ asio::awaitable<void> SimServer::State::handle(Request& req, Downstream& down) {
   if (plan.status) {
     if (plan.retry_after >= 0) headers.emplace_back("retry-after", std::to_string(plan.retry_after));
     int status = *plan.status;
-    std::string_view type = status == 429 ? "requests" : status >= 500 ? "server_error" : "invalid_request_error";
-    co_return co_await answer(down, status, std::move(headers),
-                              openai_error(fmt::format("Simulated failure: status {}", status), type,
-                                           status == 429 ? std::optional<std::string_view>("rate_limit_exceeded") : std::nullopt));
+    std::string_view type = status == 429   ? "requests"
+                            : status >= 500 ? "server_error"
+                                            : "invalid_request_error";
+    co_return co_await answer(
+        down, status, std::move(headers),
+        openai_error(fmt::format("Simulated failure: status {}", status), type,
+                     status == 429 ? std::optional<std::string_view>("rate_limit_exceeded") : std::nullopt));
   }
   Wakeup wake(co_await asio::this_coro::executor);
   if (plan.reset) {
@@ -365,25 +405,32 @@ asio::awaitable<void> SimServer::State::handle(Request& req, Downstream& down) {
   }
   if (admit == Admit::queue_full) {
     headers.emplace_back("retry-after", "1");
-    co_return co_await answer(down, 503, std::move(headers),
-                              openai_error("The server is overloaded or not ready yet.", "server_error", std::nullopt));
+    co_return co_await answer(
+        down, 503, std::move(headers),
+        openai_error("The server is overloaded or not ready yet.", "server_error", std::nullopt));
   }
   co_await generate(route, *sr, plan, n, down, wake, std::move(headers));
   release();
 }
 
-asio::awaitable<void> SimServer::State::generate(Route route, const SimRequest& sr, const FaultPlan& plan, uint64_t n,
-                                                 Downstream& down, Wakeup& wake, Headers headers) {
+asio::awaitable<void> SimServer::State::generate(Route route, const SimRequest& sr, const FaultPlan& plan,
+                                                 uint64_t n, Downstream& down, Wakeup& wake,
+                                                 Headers headers) {
   auto self = shared_from_this();
   const std::string model = route.azure ? route.deployment : sr.fields.model;
-  const int out_tokens = static_cast<int>(std::min<int64_t>(options.tokens, sr.fields.max_tokens.value_or(options.tokens)));
+  const int out_tokens =
+      static_cast<int>(std::min<int64_t>(options.tokens, sr.fields.max_tokens.value_or(options.tokens)));
   const Millis ttft = plan.slow_first_token_ms ? Millis(*plan.slow_first_token_ms) : options.ttft;
   const Millis headers_delay(plan.slow_headers_ms);
   TextGenerator text(options.seed, n);
   Answer a{route.op == Op::completions ? Answer::Kind::completion
            : route.op == Op::responses ? Answer::Kind::response
                                        : Answer::Kind::chat,
-           model, n, kCreated, static_cast<int64_t>(std::max<size_t>(1, sr.fields.model.size() + 8)), out_tokens,
+           model,
+           n,
+           kCreated,
+           static_cast<int64_t>(std::max<size_t>(1, sr.fields.model.size() + 8)),
+           out_tokens,
            out_tokens < options.tokens};
   // Sleeps that end early only when the client leaves (with --cancel-on-disconnect, or while streaming).
   auto pause = [&](Duration d) -> asio::awaitable<bool> {
@@ -428,8 +475,9 @@ asio::awaitable<void> SimServer::State::generate(Route route, const SimRequest& 
     }
     std::vector<std::string> tokens;
     for (int i = 0; i < out_tokens; ++i) tokens.push_back(text.next());
-    std::string body = plan.malformed ? R"({"id":"chatcmpl-sim","object":"chat.completion","choices":[{"index":)"
-                                      : a.whole(tokens);
+    std::string body = plan.malformed
+                           ? R"({"id":"chatcmpl-sim","object":"chat.completion","choices":[{"index":)"
+                           : a.whole(tokens);
     if (down.peer_closed()) {
       // The client left while this was generated: the work is wasted.
       ++stats.wasted;
@@ -438,14 +486,17 @@ asio::awaitable<void> SimServer::State::generate(Route route, const SimRequest& 
     if (plan.cut_after) {
       headers.emplace_back("content-type", "application/json");
       ++stats.by_status[200];
-      co_await down.respond_partial(200, headers, body.size(), std::string_view(body).substr(0, body.size() / 2));
+      co_await down.respond_partial(200, headers, body.size(),
+                                    std::string_view(body).substr(0, body.size() / 2));
       down.abort(false);
       co_return;
     }
     ++stats.by_status[200];
     headers.emplace_back("content-type", "application/json");
-    if (co_await down.respond(200, headers, std::move(body))) ++stats.completed;
-    else ++stats.wasted;
+    if (co_await down.respond(200, headers, std::move(body)))
+      ++stats.completed;
+    else
+      ++stats.wasted;
     co_return;
   }
 
@@ -509,8 +560,10 @@ asio::awaitable<void> SimServer::State::generate(Route route, const SimRequest& 
     co_return;
   }
   std::string tail = a.stream_end(tokens, sr.include_usage);
-  if (co_await send(tail) && co_await down.end_stream()) ++stats.completed;
-  else ++stats.cancelled;
+  if (co_await send(tail) && co_await down.end_stream())
+    ++stats.completed;
+  else
+    ++stats.cancelled;
 }
 
 asio::awaitable<void> SimServer::State::admin(Request& req, Downstream& down) {
@@ -528,11 +581,14 @@ asio::awaitable<void> SimServer::State::admin(Request& req, Downstream& down) {
         simdjson::dom::parser parser;
         simdjson::dom::element doc;
         simdjson::dom::array arr;
-        if (parser.parse(req.body).get(doc) != simdjson::SUCCESS || doc["faults"].get(arr) != simdjson::SUCCESS) {
+        if (parser.parse(req.body).get(doc) != simdjson::SUCCESS ||
+            doc["faults"].get(arr) != simdjson::SUCCESS) {
           {
-    co_await down.respond(400, h, openai_error("expected {\"faults\": [\"SPEC\", ...]}", "invalid_request_error", std::nullopt));
-    co_return;
-  }
+            co_await down.respond(400, h,
+                                  openai_error("expected {\"faults\": [\"SPEC\", ...]}",
+                                               "invalid_request_error", std::nullopt));
+            co_return;
+          }
         }
         for (auto item : arr) {
           std::string_view s;
@@ -544,9 +600,9 @@ asio::awaitable<void> SimServer::State::admin(Request& req, Downstream& down) {
       auto parsed = parse_fault_list(specs);
       if (!parsed.error.empty()) {
         {
-    co_await down.respond(400, h, openai_error(parsed.error, "invalid_request_error", std::nullopt));
-    co_return;
-  }
+          co_await down.respond(400, h, openai_error(parsed.error, "invalid_request_error", std::nullopt));
+          co_return;
+        }
       }
       faults = std::move(parsed.faults);
     } else if (req.method == "DELETE") {
@@ -557,19 +613,23 @@ asio::awaitable<void> SimServer::State::admin(Request& req, Downstream& down) {
     for (const auto& f : faults) w.value(f.spec);
     w.end_array().end_object();
     {
-    co_await down.respond(200, h, w.take());
-    co_return;
+      co_await down.respond(200, h, w.take());
+      co_return;
+    }
   }
-  }
-  co_await down.respond(404, h, openai_error("the simulator serves GET /sim/stats and GET|POST|DELETE /sim/faults",
-                                             "invalid_request_error", std::nullopt));
+  co_await down.respond(404, h,
+                        openai_error("the simulator serves GET /sim/stats and GET|POST|DELETE /sim/faults",
+                                     "invalid_request_error", std::nullopt));
 }
 
 std::string SimServer::State::stats_json() const {
   JsonWriter w;
   w.begin_object();
-  w.field("requests", stats.requests).field("connections", server ? server->connections_accepted() : uint64_t{0});
-  w.field("in_flight", stats.in_flight).field("max_in_flight", stats.max_in_flight).field("queued", stats.queued);
+  w.field("requests", stats.requests)
+      .field("connections", server ? server->connections_accepted() : uint64_t{0});
+  w.field("in_flight", stats.in_flight)
+      .field("max_in_flight", stats.max_in_flight)
+      .field("queued", stats.queued);
   w.field("completed", stats.completed).field("cancelled", stats.cancelled).field("wasted", stats.wasted);
   w.key("by_status").begin_object();
   for (const auto& [status, count] : stats.by_status) w.field(std::to_string(status), count);
@@ -584,17 +644,32 @@ SimServer::SimServer(asio::io_context& io, SimOptions options)
   so.tls_cert_file = state_->options.tls_cert_file;
   so.tls_key_file = state_->options.tls_key_file;
   auto state = state_;
-  server_ = std::make_unique<HttpServer>(io, so, [state](Request& req, Downstream& down) { return state->handle(req, down); });
+  server_ = std::make_unique<HttpServer>(
+      io, so, [state](Request& req, Downstream& down) { return state->handle(req, down); });
   state_->server = server_.get();
 }
 
-SimServer::~SimServer() { state_->server = nullptr; }
+SimServer::~SimServer() {
+  state_->server = nullptr;
+}
 
-std::string SimServer::listen(const std::string& host_port) { return server_->listen(host_port); }
-void SimServer::start() { server_->start(); }
-uint16_t SimServer::port() const { return server_->port(); }
-std::string SimServer::address() const { return server_->address(); }
-void SimServer::shutdown(Duration grace, std::function<void()> done) { server_->shutdown(grace, std::move(done)); }
-std::string SimServer::stats_json() const { return state_->stats_json(); }
+std::string SimServer::listen(const std::string& host_port) {
+  return server_->listen(host_port);
+}
+void SimServer::start() {
+  server_->start();
+}
+uint16_t SimServer::port() const {
+  return server_->port();
+}
+std::string SimServer::address() const {
+  return server_->address();
+}
+void SimServer::shutdown(Duration grace, std::function<void()> done) {
+  server_->shutdown(grace, std::move(done));
+}
+std::string SimServer::stats_json() const {
+  return state_->stats_json();
+}
 
 }  // namespace ballast::sim

@@ -20,11 +20,11 @@ struct SimOptions {
   std::string api_key;                          // empty: no key checked
   std::vector<std::string> azure_deployments;   // empty: any deployment
   std::vector<std::string> azure_api_versions;  // empty: any api-version
-  int capacity = 0;   // generations at once; 0 = unlimited
-  int queue = 0;      // requests waiting for capacity; 0 = unlimited
+  int capacity = 0;                             // generations at once; 0 = unlimited
+  int queue = 0;                                // requests waiting for capacity; 0 = unlimited
   Millis ttft{0};
   Millis itl{0};
-  int tokens = 16;    // output tokens per answer (fewer if the request's max_tokens is lower)
+  int tokens = 16;  // output tokens per answer (fewer if the request's max_tokens is lower)
   int64_t rpm = 0;
   int64_t tpm = 0;
   uint64_t seed = 0;

@@ -13,11 +13,11 @@ namespace ballast::sim {
 namespace {
 
 constexpr std::array<std::string_view, 48> kWords = {
-    "the",     "model",   "answers", "with",    "a",       "steady", "stream", "of",      "tokens",  "while",
-    "ballast", "keeps",   "every",   "request", "within",  "its",    "bound",  "and",     "no",      "client",
-    "waits",   "forever", "because", "timeouts", "are",    "named",  "by",     "phase",   "so",      "each",
-    "failure", "says",    "which",   "hop",     "broke",   "how",    "to",     "fix",     "it",      "when",
-    "load",    "rises",   "queue",   "drains",  "in",      "order",  "fairly", "today"};
+    "the",     "model",   "answers", "with",     "a",      "steady", "stream", "of",    "tokens", "while",
+    "ballast", "keeps",   "every",   "request",  "within", "its",    "bound",  "and",   "no",     "client",
+    "waits",   "forever", "because", "timeouts", "are",    "named",  "by",     "phase", "so",     "each",
+    "failure", "says",    "which",   "hop",      "broke",  "how",    "to",     "fix",   "it",     "when",
+    "load",    "rises",   "queue",   "drains",   "in",     "order",  "fairly", "today"};
 
 uint64_t fnv1a(std::string_view s, uint64_t h = 1469598103934665603ull) {
   for (unsigned char c : s) {
@@ -62,19 +62,31 @@ void response_object(JsonWriter& w, const Answer& a, std::string_view status, co
   w.field("created_at", a.created).field("status", status).field("model", a.model);
   w.key("output").begin_array();
   if (text) {
-    w.begin_object().field("type", "message").field("id", fmt::format("msg_sim_{}", a.n)).field("status", "completed");
+    w.begin_object()
+        .field("type", "message")
+        .field("id", fmt::format("msg_sim_{}", a.n))
+        .field("status", "completed");
     w.field("role", "assistant").key("content").begin_array();
-    w.begin_object().field("type", "output_text").field("text", *text).key("annotations").begin_array().end_array();
+    w.begin_object()
+        .field("type", "output_text")
+        .field("text", *text)
+        .key("annotations")
+        .begin_array()
+        .end_array();
     w.end_object().end_array().end_object();
   }
   w.end_array();
   w.key("usage");
-  if (text) usage_object(w, a, true);
-  else w.null();
+  if (text)
+    usage_object(w, a, true);
+  else
+    w.null();
   w.end_object();
 }
 
-std::string sse(std::string_view json) { return fmt::format("data: {}\n\n", json); }
+std::string sse(std::string_view json) {
+  return fmt::format("data: {}\n\n", json);
+}
 
 std::string sse_named(std::string_view event, std::string_view json) {
   return fmt::format("event: {}\ndata: {}\n\n", event, json);
@@ -100,7 +112,12 @@ std::string Answer::whole(const std::vector<std::string>& tokens) const {
     case Kind::completion:
       w.begin_object().field("id", fmt::format("cmpl-sim-{}", n)).field("object", "text_completion");
       w.field("created", created).field("model", model).key("choices").begin_array();
-      w.begin_object().field("text", text).field("index", 0).key("logprobs").null().field("finish_reason", finish);
+      w.begin_object()
+          .field("text", text)
+          .field("index", 0)
+          .key("logprobs")
+          .null()
+          .field("finish_reason", finish);
       w.end_object().end_array().key("usage");
       usage_object(w, *this, false);
       w.end_object();
@@ -116,12 +133,20 @@ std::string Answer::stream_start() const {
   JsonWriter w;
   switch (kind) {
     case Kind::chat:
-      w.begin_object().field("id", fmt::format("chatcmpl-sim-{}", n)).field("object", "chat.completion.chunk");
+      w.begin_object()
+          .field("id", fmt::format("chatcmpl-sim-{}", n))
+          .field("object", "chat.completion.chunk");
       w.field("created", created).field("model", model).key("choices").begin_array();
-      w.begin_object().field("index", 0).key("delta").begin_object().field("role", "assistant").field("content", "");
+      w.begin_object()
+          .field("index", 0)
+          .key("delta")
+          .begin_object()
+          .field("role", "assistant")
+          .field("content", "");
       w.end_object().key("logprobs").null().key("finish_reason").null().end_object().end_array().end_object();
       return sse(w.str());
-    case Kind::completion: return "";
+    case Kind::completion:
+      return "";
     case Kind::response:
       w.begin_object().field("type", "response.created").field("sequence_number", 0).key("response");
       response_object(w, *this, "in_progress", nullptr);
@@ -135,7 +160,9 @@ std::string Answer::stream_delta(std::string_view token) const {
   JsonWriter w;
   switch (kind) {
     case Kind::chat:
-      w.begin_object().field("id", fmt::format("chatcmpl-sim-{}", n)).field("object", "chat.completion.chunk");
+      w.begin_object()
+          .field("id", fmt::format("chatcmpl-sim-{}", n))
+          .field("object", "chat.completion.chunk");
       w.field("created", created).field("model", model).key("choices").begin_array();
       w.begin_object().field("index", 0).key("delta").begin_object().field("content", token).end_object();
       w.key("logprobs").null().key("finish_reason").null().end_object().end_array().end_object();
@@ -143,11 +170,19 @@ std::string Answer::stream_delta(std::string_view token) const {
     case Kind::completion:
       w.begin_object().field("id", fmt::format("cmpl-sim-{}", n)).field("object", "text_completion");
       w.field("created", created).field("model", model).key("choices").begin_array();
-      w.begin_object().field("text", token).field("index", 0).key("logprobs").null().key("finish_reason").null();
+      w.begin_object()
+          .field("text", token)
+          .field("index", 0)
+          .key("logprobs")
+          .null()
+          .key("finish_reason")
+          .null();
       w.end_object().end_array().end_object();
       return sse(w.str());
     case Kind::response:
-      w.begin_object().field("type", "response.output_text.delta").field("item_id", fmt::format("msg_sim_{}", n));
+      w.begin_object()
+          .field("type", "response.output_text.delta")
+          .field("item_id", fmt::format("msg_sim_{}", n));
       w.field("output_index", 0).field("content_index", 0).field("delta", token).end_object();
       return sse_named("response.output_text.delta", w.str());
   }
@@ -165,16 +200,28 @@ std::string Answer::stream_end(const std::vector<std::string>& tokens, bool incl
       std::string id = (chat ? "chatcmpl-sim-" : "cmpl-sim-") + std::to_string(n);
       w.begin_object().field("id", id);
       w.field("object", chat ? "chat.completion.chunk" : "text_completion");
-      w.field("created", created).field("model", model).key("choices").begin_array().begin_object().field("index", 0);
-      if (chat) w.key("delta").begin_object().end_object();
-      else w.field("text", "");
+      w.field("created", created)
+          .field("model", model)
+          .key("choices")
+          .begin_array()
+          .begin_object()
+          .field("index", 0);
+      if (chat)
+        w.key("delta").begin_object().end_object();
+      else
+        w.field("text", "");
       w.key("logprobs").null().field("finish_reason", finish).end_object().end_array().end_object();
       out = sse(w.str());
       if (include_usage) {
         JsonWriter u;
         u.begin_object().field("id", id);
         u.field("object", chat ? "chat.completion.chunk" : "text_completion");
-        u.field("created", created).field("model", model).key("choices").begin_array().end_array().key("usage");
+        u.field("created", created)
+            .field("model", model)
+            .key("choices")
+            .begin_array()
+            .end_array()
+            .key("usage");
         usage_object(u, *this, false);
         u.end_object();
         out += sse(u.str());
@@ -184,7 +231,9 @@ std::string Answer::stream_end(const std::vector<std::string>& tokens, bool incl
     }
     case Kind::response: {
       std::string text = joined(tokens);
-      w.begin_object().field("type", "response.completed").field("sequence_number", static_cast<int64_t>(tokens.size() + 1));
+      w.begin_object()
+          .field("type", "response.completed")
+          .field("sequence_number", static_cast<int64_t>(tokens.size() + 1));
       w.key("response");
       response_object(w, *this, "completed", &text);
       w.end_object();
@@ -200,11 +249,13 @@ std::string base64_encode(std::string_view bytes) {
   out.reserve((bytes.size() + 2) / 3 * 4);
   size_t i = 0;
   for (; i + 2 < bytes.size(); i += 3) {
-    uint32_t v = static_cast<uint8_t>(bytes[i]) << 16 | static_cast<uint8_t>(bytes[i + 1]) << 8 | static_cast<uint8_t>(bytes[i + 2]);
+    uint32_t v = static_cast<uint8_t>(bytes[i]) << 16 | static_cast<uint8_t>(bytes[i + 1]) << 8 |
+                 static_cast<uint8_t>(bytes[i + 2]);
     out += {kTable[v >> 18], kTable[(v >> 12) & 63], kTable[(v >> 6) & 63], kTable[v & 63]};
   }
   if (size_t rest = bytes.size() - i; rest > 0) {
-    uint32_t v = static_cast<uint8_t>(bytes[i]) << 16 | (rest == 2 ? static_cast<uint8_t>(bytes[i + 1]) << 8 : 0);
+    uint32_t v =
+        static_cast<uint8_t>(bytes[i]) << 16 | (rest == 2 ? static_cast<uint8_t>(bytes[i + 1]) << 8 : 0);
     out += {kTable[v >> 18], kTable[(v >> 12) & 63], rest == 2 ? kTable[(v >> 6) & 63] : '=', '='};
   }
   return out;

@@ -3,8 +3,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <boost/asio/post.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/post.hpp>
 #include <cstring>
 
 #include <spdlog/spdlog.h>
@@ -15,10 +15,14 @@ namespace asio = boost::asio;
 
 TransportError translate_curl_error(CURLcode code, bool proxy_used, bool connected) {
   switch (code) {
-    case CURLE_OK: return TransportError::none;
-    case CURLE_COULDNT_RESOLVE_PROXY: return TransportError::proxy;
-    case CURLE_COULDNT_RESOLVE_HOST: return TransportError::dns;
-    case CURLE_COULDNT_CONNECT: return proxy_used ? TransportError::proxy : TransportError::connect_refused;
+    case CURLE_OK:
+      return TransportError::none;
+    case CURLE_COULDNT_RESOLVE_PROXY:
+      return TransportError::proxy;
+    case CURLE_COULDNT_RESOLVE_HOST:
+      return TransportError::dns;
+    case CURLE_COULDNT_CONNECT:
+      return proxy_used ? TransportError::proxy : TransportError::connect_refused;
     case CURLE_OPERATION_TIMEDOUT:
       if (connected) return TransportError::other;
       return proxy_used ? TransportError::proxy : TransportError::connect_timeout;
@@ -31,15 +35,18 @@ TransportError translate_curl_error(CURLcode code, bool proxy_used, bool connect
     case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
     case CURLE_SSL_CRL_BADFILE:
     case CURLE_USE_SSL_FAILED:
-    case CURLE_SSL_ENGINE_INITFAILED: return TransportError::tls;
+    case CURLE_SSL_ENGINE_INITFAILED:
+      return TransportError::tls;
     case CURLE_GOT_NOTHING:
     case CURLE_RECV_ERROR:
     case CURLE_SEND_ERROR:
     case CURLE_PARTIAL_FILE:
     case CURLE_HTTP2:
     case CURLE_HTTP2_STREAM:
-    case CURLE_WEIRD_SERVER_REPLY: return TransportError::reset;
-    default: return TransportError::other;
+    case CURLE_WEIRD_SERVER_REPLY:
+      return TransportError::reset;
+    default:
+      return TransportError::other;
   }
 }
 
@@ -74,8 +81,10 @@ CurlMulti::~CurlMulti() {
   for (auto& [fd, s] : sockets_) {
     boost::system::error_code ec;
     s->descriptor.cancel(ec);
-    if (s->owned) s->descriptor.close(ec);
-    else s->descriptor.release();
+    if (s->owned)
+      s->descriptor.close(ec);
+    else
+      s->descriptor.release();
   }
 }
 
@@ -88,8 +97,10 @@ CURL* CurlMulti::acquire_easy() {
 }
 
 void CurlMulti::release_easy(CURL* easy) {
-  if (idle_easies_.size() < 256) idle_easies_.push_back(easy);
-  else curl_easy_cleanup(easy);
+  if (idle_easies_.size() < 256)
+    idle_easies_.push_back(easy);
+  else
+    curl_easy_cleanup(easy);
 }
 
 curl_socket_t CurlMulti::on_open_socket(void* self, curlsocktype, curl_sockaddr* address) {
@@ -142,21 +153,23 @@ void CurlMulti::arm(const std::shared_ptr<Socket>& s) {
   if (s->closed) return;
   if ((s->wanted & CURL_POLL_IN) && !s->reading) {
     s->reading = true;
-    s->descriptor.async_wait(asio::posix::descriptor_base::wait_read, [this, s](boost::system::error_code ec) {
-      s->reading = false;
-      if (ec || s->closed) return;
-      if (s->wanted & CURL_POLL_IN) act(s->fd, CURL_CSELECT_IN);
-      arm(s);
-    });
+    s->descriptor.async_wait(asio::posix::descriptor_base::wait_read,
+                             [this, s](boost::system::error_code ec) {
+                               s->reading = false;
+                               if (ec || s->closed) return;
+                               if (s->wanted & CURL_POLL_IN) act(s->fd, CURL_CSELECT_IN);
+                               arm(s);
+                             });
   }
   if ((s->wanted & CURL_POLL_OUT) && !s->writing) {
     s->writing = true;
-    s->descriptor.async_wait(asio::posix::descriptor_base::wait_write, [this, s](boost::system::error_code ec) {
-      s->writing = false;
-      if (ec || s->closed) return;
-      if (s->wanted & CURL_POLL_OUT) act(s->fd, CURL_CSELECT_OUT);
-      arm(s);
-    });
+    s->descriptor.async_wait(asio::posix::descriptor_base::wait_write,
+                             [this, s](boost::system::error_code ec) {
+                               s->writing = false;
+                               if (ec || s->closed) return;
+                               if (s->wanted & CURL_POLL_OUT) act(s->fd, CURL_CSELECT_OUT);
+                               arm(s);
+                             });
   }
 }
 
@@ -369,8 +382,8 @@ std::optional<TimePoint> Transfer::sent_at() const {
 bool Transfer::reused_connection() const {
   long connects = num_connects_;
   if (connects < 0 && easy_) curl_easy_getinfo(easy_, CURLINFO_NUM_CONNECTS, &connects);
-  return connects == 0 && error_ != TransportError::connect_refused && error_ != TransportError::connect_timeout &&
-         error_ != TransportError::dns;
+  return connects == 0 && error_ != TransportError::connect_refused &&
+         error_ != TransportError::connect_timeout && error_ != TransportError::dns;
 }
 
 PhaseTimings Transfer::timings() const {

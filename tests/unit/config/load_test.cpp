@@ -17,7 +17,8 @@ GetEnv env_of(std::map<std::string, std::string> vars) {
 const GetEnv no_env = env_of({});
 
 TEST(ConfigLoad, TheBriefsShapeLoads) {
-  auto r = load_yaml(R"(listen: 127.0.0.1:4100
+  auto r =
+      load_yaml(R"(listen: 127.0.0.1:4100
 models:
   - name: gpt-4o-mini
     timeouts: {first_token: 20s}
@@ -35,7 +36,9 @@ timeouts: {connect: 5s, first_byte: 60s, first_token: 60s, stream_idle: 30s, tot
 keys:
   - key: ${TEAM_A_KEY}
     models: [gpt-4o-mini]
-)", "ballast.yaml", env_of({{"OPENAI_API_KEY", "sk-1"}, {"AZURE_OPENAI_API_KEY", "az"}, {"TEAM_A_KEY", "team"}}));
+)",
+                "ballast.yaml",
+                env_of({{"OPENAI_API_KEY", "sk-1"}, {"AZURE_OPENAI_API_KEY", "az"}, {"TEAM_A_KEY", "team"}}));
   ASSERT_TRUE(r.ok()) << r.errors.front();
   const Config& c = r.config;
   EXPECT_EQ(c.listen, "127.0.0.1:4100");
@@ -69,7 +72,8 @@ models:
       - provider: sim
 timeouts: {connect: 5}
 colour: blue
-)", "bad.yaml", no_env);
+)",
+                     "bad.yaml", no_env);
   ASSERT_FALSE(r.ok());
   auto has = [&](std::string_view needle) {
     for (const auto& e : r.errors) {
@@ -78,7 +82,9 @@ colour: blue
     return false;
   };
   EXPECT_TRUE(has("bad.yaml:1: listen: 'nowhere' is not HOST:PORT"));
-  EXPECT_TRUE(has("bad.yaml:6: models[0].endpoints[0].base_url: 'localhost:8000/v1' must start with http:// or https://"));
+  EXPECT_TRUE(
+      has("bad.yaml:6: models[0].endpoints[0].base_url: 'localhost:8000/v1' must start with http:// or "
+          "https://"));
   EXPECT_TRUE(has("bad.yaml:7: models[0].endpoints[0].max_inflight: unknown key"));
   EXPECT_TRUE(has("models[0].endpoints[1].deployment: is required for provider azure"));
   EXPECT_TRUE(has("models[0].endpoints[1].api_key: is required for provider azure"));
@@ -97,10 +103,12 @@ TEST(ConfigLoad, UnsetVariablesAreErrorsUnlessDefaulted) {
     endpoints:
       - base_url: ${BASE:-http://127.0.0.1:8000/v1}
         api_key: ${MISSING_KEY}
-)", "c.yaml", no_env);
+)",
+                     "c.yaml", no_env);
   ASSERT_EQ(r.errors.size(), 1u);
-  EXPECT_EQ(r.errors[0], "c.yaml:5: models[0].endpoints[0].api_key: environment variable MISSING_KEY is not set "
-                         "(use ${MISSING_KEY:-default} for a default)");
+  EXPECT_EQ(r.errors[0],
+            "c.yaml:5: models[0].endpoints[0].api_key: environment variable MISSING_KEY is not set "
+            "(use ${MISSING_KEY:-default} for a default)");
 }
 
 TEST(ConfigLoad, YamlSyntaxErrorsNameTheLine) {
@@ -117,7 +125,8 @@ TEST(ConfigLoad, KeysMayOnlyNameConfiguredModels) {
 keys:
   - key: k
     models: [m, other]
-)", "k.yaml", no_env);
+)",
+                     "k.yaml", no_env);
   ASSERT_EQ(r.errors.size(), 1u);
   EXPECT_EQ(r.errors[0], "k.yaml:6: keys[0].models[1]: no model 'other' is configured");
 }
@@ -126,7 +135,8 @@ TEST(ConfigLoad, WorkersIsAWholeNumberInRange) {
   auto ok = load_yaml("workers: 4\nmodels: [{name: m, endpoints: [{provider: sim}]}]\n", "w.yaml", no_env);
   ASSERT_TRUE(ok.ok());
   EXPECT_EQ(ok.config.workers, 4);
-  auto bad = load_yaml("workers: many\nmodels: [{name: m, endpoints: [{provider: sim}]}]\n", "w.yaml", no_env);
+  auto bad =
+      load_yaml("workers: many\nmodels: [{name: m, endpoints: [{provider: sim}]}]\n", "w.yaml", no_env);
   ASSERT_EQ(bad.errors.size(), 1u);
   EXPECT_EQ(bad.errors[0], "w.yaml:1: workers: 'many' is not a whole number from 0 to 256");
 }
@@ -137,10 +147,13 @@ TEST(ConfigLoad, MissingFileSaysSo) {
   EXPECT_EQ(r.errors[0], "/nonexistent/ballast.yaml: cannot read the config file");
 }
 
-TEST(ConfigEnvironment, NothingSetMeansNotFound) { EXPECT_FALSE(from_environment(no_env).found); }
+TEST(ConfigEnvironment, NothingSetMeansNotFound) {
+  EXPECT_FALSE(from_environment(no_env).found);
+}
 
 TEST(ConfigEnvironment, OpenAiVariablesFrontAnyModel) {
-  auto e = from_environment(env_of({{"OPENAI_API_KEY", "sk-x"}, {"OPENAI_BASE_URL", "http://127.0.0.1:8000/v1"}}));
+  auto e =
+      from_environment(env_of({{"OPENAI_API_KEY", "sk-x"}, {"OPENAI_BASE_URL", "http://127.0.0.1:8000/v1"}}));
   ASSERT_TRUE(e.found);
   ASSERT_TRUE(e.result.ok());
   const Config& c = e.result.config;
@@ -150,7 +163,8 @@ TEST(ConfigEnvironment, OpenAiVariablesFrontAnyModel) {
 }
 
 TEST(ConfigEnvironment, AzureNeedsAllFourVariables) {
-  auto e = from_environment(env_of({{"AZURE_OPENAI_ENDPOINT", "https://r.openai.azure.com"}, {"AZURE_OPENAI_API_KEY", "k"}}));
+  auto e = from_environment(
+      env_of({{"AZURE_OPENAI_ENDPOINT", "https://r.openai.azure.com"}, {"AZURE_OPENAI_API_KEY", "k"}}));
   ASSERT_TRUE(e.found);
   ASSERT_EQ(e.result.errors.size(), 2u);
   EXPECT_EQ(e.result.errors[0], "environment: OPENAI_API_VERSION is not set (AZURE_OPENAI_ENDPOINT is)");

@@ -22,8 +22,9 @@ TEST(ErrorCode, StatusesFollowTheTaxonomy) {
 }
 
 TEST(ErrorCode, BodyHasTheOpenAiShape) {
-  EXPECT_EQ(error_body(ErrorCode::connect_refused, "say \"why\""),
-            R"({"error":{"message":"say \"why\"","type":"upstream_error","code":"connect_refused","param":null}})");
+  EXPECT_EQ(
+      error_body(ErrorCode::connect_refused, "say \"why\""),
+      R"({"error":{"message":"say \"why\"","type":"upstream_error","code":"connect_refused","param":null}})");
 }
 
 TEST(ErrorCode, StreamErrorIsAnSseErrorEvent) {
@@ -41,7 +42,8 @@ TEST(FailureMessage, NamesHopEndpointAndFix) {
   EXPECT_NE(m.find("is the model server running, and is the port right?"), std::string::npos);
   EXPECT_EQ(m.find("container"), std::string::npos);
   ctx.in_container = true;
-  EXPECT_NE(describe_failure(ErrorCode::connect_refused, o, ctx).find("host.docker.internal"), std::string::npos);
+  EXPECT_NE(describe_failure(ErrorCode::connect_refused, o, ctx).find("host.docker.internal"),
+            std::string::npos);
 }
 
 TEST(FailureMessage, TimeoutsNameTheirConfigKey) {
@@ -49,15 +51,18 @@ TEST(FailureMessage, TimeoutsNameTheirConfigKey) {
   PhaseBounds b;
   b.first_byte = Millis(500);
   FailureContext ctx{"h:1", "h", "", "", &b, nullptr, false};
-  EXPECT_NE(describe_failure(ErrorCode::first_byte_timeout, o, ctx).find("500ms (timeouts.first_byte)"), std::string::npos);
+  EXPECT_NE(describe_failure(ErrorCode::first_byte_timeout, o, ctx).find("500ms (timeouts.first_byte)"),
+            std::string::npos);
   RequestDeadline d = plan_deadline(TimePoint{}, Millis(600'000), std::chrono::seconds(2));
   ctx.deadline = &d;
-  EXPECT_NE(describe_failure(ErrorCode::deadline_exceeded, o, ctx).find("the client's own deadline of 2s"), std::string::npos);
+  EXPECT_NE(describe_failure(ErrorCode::deadline_exceeded, o, ctx).find("the client's own deadline of 2s"),
+            std::string::npos);
 }
 
 TEST(FailureMessage, ProxyFailuresNameTheProxyAndNoProxy) {
   Outcome o;
-  FailureContext ctx{"api.openai.com:443", "api.openai.com", "http://127.0.0.1:9", "HTTPS_PROXY", nullptr, nullptr, false};
+  FailureContext ctx{
+      "api.openai.com:443", "api.openai.com", "http://127.0.0.1:9", "HTTPS_PROXY", nullptr, nullptr, false};
   std::string m = describe_failure(ErrorCode::proxy_failure, o, ctx);
   EXPECT_NE(m.find("proxy http://127.0.0.1:9 (from HTTPS_PROXY)"), std::string::npos);
   EXPECT_NE(m.find("NO_PROXY"), std::string::npos);

@@ -14,7 +14,8 @@ TEST(HeaderFilter, HopByHopHeadersStayOnTheirConnection) {
 }
 
 TEST(HeaderFilter, ClientCredentialsAreReplacedNotForwarded) {
-  for (auto h : {"Authorization", "api-key", "X-Api-Key", "Cookie"}) EXPECT_FALSE(forward_request_header(h)) << h;
+  for (auto h : {"Authorization", "api-key", "X-Api-Key", "Cookie"})
+    EXPECT_FALSE(forward_request_header(h)) << h;
 }
 
 TEST(HeaderFilter, BallastControlsAreNotForwarded) {

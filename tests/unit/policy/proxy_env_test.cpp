@@ -21,7 +21,8 @@ TEST(ProxyEnv, ReadsBothCases) {
   // HTTP_PROXY in upper case too: curl alone would ignore it, Python clients do not.
   auto http = choose_proxy("http", "10.1.2.3", "", env_of({{"HTTP_PROXY", "http://p:1"}}));
   EXPECT_EQ(http.url, "http://p:1");
-  auto lower = choose_proxy("https", "x", "", env_of({{"https_proxy", "http://a:1"}, {"HTTPS_PROXY", "http://b:1"}}));
+  auto lower =
+      choose_proxy("https", "x", "", env_of({{"https_proxy", "http://a:1"}, {"HTTPS_PROXY", "http://b:1"}}));
   EXPECT_EQ(lower.url, "http://a:1");
 }
 

@@ -5,7 +5,8 @@
 namespace ballast {
 namespace {
 
-std::vector<SseEvent> scan_all(SseScanner& s, std::string_view bytes, std::vector<std::string>* raws = nullptr) {
+std::vector<SseEvent> scan_all(SseScanner& s, std::string_view bytes,
+                               std::vector<std::string>* raws = nullptr) {
   s.feed(bytes);
   std::vector<SseEvent> out;
   while (auto e = s.next()) {
@@ -16,7 +17,8 @@ std::vector<SseEvent> scan_all(SseScanner& s, std::string_view bytes, std::vecto
 }
 
 TEST(SseScanner, RoleOnlyFirstChunkIsNotAToken) {
-  auto e = inspect_sse_event("data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n");
+  auto e = inspect_sse_event(
+      "data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n");
   EXPECT_FALSE(e.has_content);
   EXPECT_FALSE(e.terminal);
   EXPECT_FALSE(e.malformed);
@@ -24,10 +26,13 @@ TEST(SseScanner, RoleOnlyFirstChunkIsNotAToken) {
 
 TEST(SseScanner, ContentToolCallsAndFinishAreTokens) {
   EXPECT_TRUE(inspect_sse_event("data: {\"choices\":[{\"delta\":{\"content\":\"Hi\"}}]}\n\n").has_content);
-  EXPECT_TRUE(inspect_sse_event("data: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0}]}}]}\n\n").has_content);
-  EXPECT_TRUE(inspect_sse_event("data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n").has_content);
+  EXPECT_TRUE(inspect_sse_event("data: {\"choices\":[{\"delta\":{\"tool_calls\":[{\"index\":0}]}}]}\n\n")
+                  .has_content);
+  EXPECT_TRUE(
+      inspect_sse_event("data: {\"choices\":[{\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n").has_content);
   EXPECT_TRUE(inspect_sse_event("data: {\"choices\":[{\"text\":\"legacy\"}]}\n\n").has_content);
-  EXPECT_TRUE(inspect_sse_event("data: {\"choices\":[{\"delta\":{\"reasoning_content\":\"hmm\"}}]}\n\n").has_content);
+  EXPECT_TRUE(
+      inspect_sse_event("data: {\"choices\":[{\"delta\":{\"reasoning_content\":\"hmm\"}}]}\n\n").has_content);
 }
 
 TEST(SseScanner, KeepAliveCommentsAreNotTokens) {
@@ -39,12 +44,15 @@ TEST(SseScanner, KeepAliveCommentsAreNotTokens) {
 TEST(SseScanner, DoneAndResponsesFinalEventsEndTheStream) {
   EXPECT_TRUE(inspect_sse_event("data: [DONE]\n\n").terminal);
   auto done = inspect_sse_event(
-      "event: response.completed\ndata: {\"type\":\"response.completed\",\"response\":{\"usage\":{\"input_tokens\":3,"
+      "event: response.completed\ndata: "
+      "{\"type\":\"response.completed\",\"response\":{\"usage\":{\"input_tokens\":3,"
       "\"output_tokens\":4,\"total_tokens\":7}}}\n\n");
   EXPECT_TRUE(done.terminal);
   ASSERT_TRUE(done.usage);
   EXPECT_EQ(done.usage->completion_tokens, 4);
-  EXPECT_TRUE(inspect_sse_event("event: response.output_text.delta\ndata: {\"type\":\"response.output_text.delta\",\"delta\":\"x\"}\n\n").has_content);
+  EXPECT_TRUE(inspect_sse_event("event: response.output_text.delta\ndata: "
+                                "{\"type\":\"response.output_text.delta\",\"delta\":\"x\"}\n\n")
+                  .has_content);
 }
 
 TEST(SseScanner, AnUpstreamErrorEventIsTerminal) {
@@ -58,7 +66,9 @@ TEST(SseScanner, InvalidJsonIsMalformed) {
 }
 
 TEST(SseScanner, UsageChunkIsRead) {
-  auto e = inspect_sse_event("data: {\"choices\":[],\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":5,\"total_tokens\":14}}\n\n");
+  auto e = inspect_sse_event(
+      "data: "
+      "{\"choices\":[],\"usage\":{\"prompt_tokens\":9,\"completion_tokens\":5,\"total_tokens\":14}}\n\n");
   ASSERT_TRUE(e.usage);
   EXPECT_EQ(e.usage->prompt_tokens, 9);
   EXPECT_EQ(e.usage->total_tokens, 14);

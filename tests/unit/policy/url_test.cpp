@@ -49,7 +49,9 @@ TEST(UpstreamTarget, AzureDeploymentFormWithApiKeyHeader) {
   ep.api_version = "2024-10-21";
   ep.api_key = "k";
   auto t = upstream_target(ep, "/chat/completions", "ignored=1");
-  EXPECT_EQ(t.url, "https://res.openai.azure.com/openai/deployments/gpt-4o-mini-prod/chat/completions?api-version=2024-10-21");
+  EXPECT_EQ(t.url,
+            "https://res.openai.azure.com/openai/deployments/gpt-4o-mini-prod/chat/"
+            "completions?api-version=2024-10-21");
   EXPECT_EQ(t.credential, "api-key: k");
 }
 
