@@ -92,6 +92,17 @@ std::string sse_named(std::string_view event, std::string_view json) {
   return fmt::format("event: {}\ndata: {}\n\n", event, json);
 }
 
+// {"id":…,"object":…,"created":…,"model":…,"choices":[ — what every chat and completion body opens with.
+void open_envelope(JsonWriter& w, const Answer& a, std::string_view object) {
+  std::string id = (a.kind == Answer::Kind::chat ? "chatcmpl-sim-" : "cmpl-sim-") + std::to_string(a.n);
+  w.begin_object()
+      .field("id", id)
+      .field("object", object)
+      .field("created", a.created)
+      .field("model", a.model);
+  w.key("choices").begin_array();
+}
+
 }  // namespace
 
 std::string Answer::whole(const std::vector<std::string>& tokens) const {
@@ -100,8 +111,7 @@ std::string Answer::whole(const std::vector<std::string>& tokens) const {
   std::string_view finish = length_limited ? "length" : "stop";
   switch (kind) {
     case Kind::chat:
-      w.begin_object().field("id", fmt::format("chatcmpl-sim-{}", n)).field("object", "chat.completion");
-      w.field("created", created).field("model", model).key("choices").begin_array();
+      open_envelope(w, *this, "chat.completion");
       w.begin_object().field("index", 0).key("message").begin_object().field("role", "assistant");
       w.field("content", text).key("refusal").null().end_object();
       w.key("logprobs").null().field("finish_reason", finish).end_object().end_array();
@@ -110,8 +120,7 @@ std::string Answer::whole(const std::vector<std::string>& tokens) const {
       w.field("system_fingerprint", "sim").end_object();
       break;
     case Kind::completion:
-      w.begin_object().field("id", fmt::format("cmpl-sim-{}", n)).field("object", "text_completion");
-      w.field("created", created).field("model", model).key("choices").begin_array();
+      open_envelope(w, *this, "text_completion");
       w.begin_object()
           .field("text", text)
           .field("index", 0)
@@ -133,10 +142,7 @@ std::string Answer::stream_start() const {
   JsonWriter w;
   switch (kind) {
     case Kind::chat:
-      w.begin_object()
-          .field("id", fmt::format("chatcmpl-sim-{}", n))
-          .field("object", "chat.completion.chunk");
-      w.field("created", created).field("model", model).key("choices").begin_array();
+      open_envelope(w, *this, "chat.completion.chunk");
       w.begin_object()
           .field("index", 0)
           .key("delta")
@@ -160,16 +166,12 @@ std::string Answer::stream_delta(std::string_view token) const {
   JsonWriter w;
   switch (kind) {
     case Kind::chat:
-      w.begin_object()
-          .field("id", fmt::format("chatcmpl-sim-{}", n))
-          .field("object", "chat.completion.chunk");
-      w.field("created", created).field("model", model).key("choices").begin_array();
+      open_envelope(w, *this, "chat.completion.chunk");
       w.begin_object().field("index", 0).key("delta").begin_object().field("content", token).end_object();
       w.key("logprobs").null().key("finish_reason").null().end_object().end_array().end_object();
       return sse(w.str());
     case Kind::completion:
-      w.begin_object().field("id", fmt::format("cmpl-sim-{}", n)).field("object", "text_completion");
-      w.field("created", created).field("model", model).key("choices").begin_array();
+      open_envelope(w, *this, "text_completion");
       w.begin_object()
           .field("text", token)
           .field("index", 0)
@@ -197,15 +199,9 @@ std::string Answer::stream_end(const std::vector<std::string>& tokens, bool incl
     case Kind::chat:
     case Kind::completion: {
       bool chat = kind == Kind::chat;
-      std::string id = (chat ? "chatcmpl-sim-" : "cmpl-sim-") + std::to_string(n);
-      w.begin_object().field("id", id);
-      w.field("object", chat ? "chat.completion.chunk" : "text_completion");
-      w.field("created", created)
-          .field("model", model)
-          .key("choices")
-          .begin_array()
-          .begin_object()
-          .field("index", 0);
+      std::string_view object = chat ? "chat.completion.chunk" : "text_completion";
+      open_envelope(w, *this, object);
+      w.begin_object().field("index", 0);
       if (chat)
         w.key("delta").begin_object().end_object();
       else
@@ -213,15 +209,10 @@ std::string Answer::stream_end(const std::vector<std::string>& tokens, bool incl
       w.key("logprobs").null().field("finish_reason", finish).end_object().end_array().end_object();
       out = sse(w.str());
       if (include_usage) {
+        // The usage chunk of stream_options.include_usage: no choices, only usage.
         JsonWriter u;
-        u.begin_object().field("id", id);
-        u.field("object", chat ? "chat.completion.chunk" : "text_completion");
-        u.field("created", created)
-            .field("model", model)
-            .key("choices")
-            .begin_array()
-            .end_array()
-            .key("usage");
+        open_envelope(u, *this, object);
+        u.end_array().key("usage");
         usage_object(u, *this, false);
         u.end_object();
         out += sse(u.str());
