@@ -40,7 +40,9 @@ namespace {
 // One thread serving requests: its own loop, gateway (and so its own curl multi and connection
 // pools) and listener. Workers share only the read-only configuration and the access log.
 struct Worker {
-  boost::asio::io_context io{1};
+  // Only this worker's thread touches its sockets and timers, so the reactor needs no locks; the
+  // scheduler keeps its own, for the main thread's shutdown post.
+  boost::asio::io_context io{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
   std::unique_ptr<Gateway> gateway;
   std::unique_ptr<HttpServer> server;
   std::thread thread;

@@ -5,11 +5,24 @@
 #include <fstream>
 #include <random>
 
+#include "policy/upstream_target.hpp"
+
 namespace ballast {
 
 Gateway::Gateway(boost::asio::io_context& io, config::Config config, AccessLog& access_log, GetEnv getenv)
     : io_(io), config_(std::move(config)), multi_(io), access_log_(access_log), getenv_(std::move(getenv)) {
   in_container_ = running_in_container();
+  for (const auto& model : config_.models) {
+    for (const auto& ep : model.endpoints) {
+      EndpointFacts f;
+      if (auto url = parse_url(upstream_target(ep, "", "").url)) {
+        f.scheme = url->scheme;
+        f.host = url->host;
+      }
+      f.proxy = choose_proxy(f.scheme.empty() ? "http" : f.scheme, f.host, ep.proxy, getenv_);
+      facts_.emplace(&ep, std::move(f));
+    }
+  }
   std::random_device rd;
   id_prefix_ = (static_cast<uint64_t>(rd()) << 32 | rd()) & 0xffffffffull;
 }

@@ -6,11 +6,13 @@
 #include <boost/asio/io_context.hpp>
 #include <cstdint>
 #include <string>
+#include <unordered_map>
 
 #include "config/config.hpp"
 #include "downstream/http_types.hpp"
 #include "observability/access_log.hpp"
 #include "policy/proxy_env.hpp"
+#include "policy/url.hpp"
 #include "upstream/curl_multi.hpp"
 
 namespace ballast {
@@ -36,6 +38,16 @@ class Gateway {
   boost::asio::awaitable<void> fail(Exchange& x, ErrorCode code, std::string message);
   void finish(Exchange& x);
   std::string next_request_id();
+
+  // What each endpoint needs on every request, worked out once: the environment and the
+  // configuration do not change while ballast runs.
+  struct EndpointFacts {
+    std::string scheme;
+    std::string host;
+    ProxyChoice proxy;
+  };
+  const EndpointFacts& facts(const config::Endpoint& endpoint) const { return facts_.at(&endpoint); }
+  std::unordered_map<const config::Endpoint*, EndpointFacts> facts_;
 
   boost::asio::io_context& io_;
   config::Config config_;

@@ -102,14 +102,11 @@ bool is_event_stream(const Headers& headers) {
   return false;
 }
 
-Headers forwardable(const Headers& upstream, const std::string& id) {
-  Headers out;
-  out.reserve(upstream.size() + 1);
-  for (const auto& h : upstream) {
-    if (forward_response_header(h.first)) out.push_back(h);
-  }
-  out.emplace_back("x-ballast-request-id", id);
-  return out;
+// The upstream's response headers that cross to the client (moved: they are used once), and ours.
+Headers forwardable(Headers upstream, const std::string& id) {
+  std::erase_if(upstream, [](const auto& h) { return !forward_response_header(h.first); });
+  upstream.emplace_back("x-ballast-request-id", id);
+  return upstream;
 }
 
 // A non-streamed answer larger than this is refused rather than held in memory.
@@ -254,7 +251,7 @@ asio::awaitable<void> Gateway::proxy(Exchange& x, const config::Model& model, st
     if (verdict.code == ErrorCode::upstream_status) {
       // The upstream's own answer, passed through: the SDKs know how to read it.
       status = o.status;
-      headers = forwardable(last.headers, x.id);
+      headers = forwardable(std::move(last.headers), x.id);
       body = std::move(last.body);
     } else {
       status = http_status(verdict.code);
@@ -282,9 +279,8 @@ asio::awaitable<AttemptResult> Gateway::attempt(Exchange& x, const config::Model
   // Build the upstream request: the provider's URL, the client's headers less hop-by-hop ones
   // and credentials, the endpoint's own key, the proxy that applies.
   UpstreamTarget target = upstream_target(endpoint, api_path, x.req.query);
-  std::optional<Url> url = parse_url(target.url);
-  const std::string host = url ? url->host : "";  // named: messages below keep a view of it
-  ProxyChoice proxy = choose_proxy(url ? url->scheme : "http", host, endpoint.proxy, getenv_);
+  const EndpointFacts& facts = this->facts(endpoint);
+  const ProxyChoice& proxy = facts.proxy;
   UpstreamRequest request;
   request.method = x.req.method;
   request.url = target.url;
@@ -349,7 +345,7 @@ asio::awaitable<AttemptResult> Gateway::attempt(Exchange& x, const config::Model
           // The first token: now the response begins, and from here on nothing is retried.
           o.response_started = true;
           phase = AttemptPhase::relaying;
-          if (!co_await x.down.begin_stream(t.status(), forwardable(t.headers(), x.id))) {
+          if (!co_await x.down.begin_stream(t.status(), forwardable(t.take_headers(), x.id))) {
             o.client_gone = true;
             break;
           }
@@ -405,7 +401,7 @@ asio::awaitable<AttemptResult> Gateway::attempt(Exchange& x, const config::Model
   Verdict verdict = classify(o);
   r.record = {endpoint.name, o.status, verdict.code, o.reused_connection, o.timings};
   if (verdict.code != ErrorCode::ok) {
-    FailureContext ctx{endpoint.name, host, proxy.url, proxy.source, &bounds, &x.deadline, in_container_};
+    FailureContext ctx{endpoint.name, facts.host, proxy.url, proxy.source, &bounds, &x.deadline, in_container_};
     r.message = describe_failure(verdict.code, o, ctx);
   }
 
@@ -414,10 +410,10 @@ asio::awaitable<AttemptResult> Gateway::attempt(Exchange& x, const config::Model
     if (!x.record.usage) x.record.usage = read_usage(r.body);
     o.response_started = true;
     x.record.bytes_out = r.body.size();
-    if (!co_await x.down.respond(o.status, forwardable(t.headers(), x.id), std::move(r.body)))
+    if (!co_await x.down.respond(o.status, forwardable(t.take_headers(), x.id), std::move(r.body)))
       o.client_gone = true;
   } else if (mode == Mode::buffer) {
-    r.headers = t.headers();
+    r.headers = t.take_headers();
   }
   if (o.response_started && mode == Mode::stream && !o.client_gone) {
     if (verdict.code != ErrorCode::ok) {

@@ -51,6 +51,7 @@ class Transfer {
   bool headers_done() const { return headers_done_; }
   int status() const { return status_; }
   const Headers& headers() const { return headers_; }
+  Headers take_headers() { return std::move(headers_); }
   const std::string& buffered() const { return buffer_; }
   // Hands over what has been received so far and lets curl read on.
   std::string take();
