@@ -187,6 +187,7 @@ asio::awaitable<void> Gateway::handle(Request& req, Downstream& down) {
     }
     w.end_array().end_object();
     x.record.status = 200;
+    x.record.bytes_out = w.str().size();
     co_await down.respond(200, x.headers(), w.take());
     finish(x);
     co_return;
