@@ -40,6 +40,7 @@ namespace {
 
 // A refused body up to this size is read and dropped before answering 413.
 constexpr uint64_t kMaxDrainBytes = 64 * 1024 * 1024;
+constexpr size_t kDrainChunk = 16 * 1024;
 
 class SessionBase {
  public:
@@ -199,11 +200,12 @@ asio::awaitable<void> Session<Stream>::run() {
       size_t buffered = std::min<uint64_t>(buffer_.size(), remaining);
       buffer_.consume(buffered);
       remaining -= buffered;
-      char sink[16 * 1024];
+      // On the heap, and only now: a coroutine's locals live in every connection's frame.
+      auto sink = std::make_unique<char[]>(kDrainChunk);
       lowest().expires_after(opt.header_timeout);
       while (remaining > 0) {
         auto [dec, dn] = co_await stream_.async_read_some(
-            asio::buffer(sink, std::min<uint64_t>(sizeof sink, remaining)), as_tuple_awaitable);
+            asio::buffer(sink.get(), std::min<uint64_t>(kDrainChunk, remaining)), as_tuple_awaitable);
         if (dec) break;
         remaining -= dn;
       }
@@ -241,11 +243,12 @@ asio::awaitable<void> Session<Stream>::run() {
       if (unread_body_) {
         // Lingering close: read and drop what the client is still sending, briefly, so that
         // closing does not reset the connection before it has read the answer.
-        char sink[16 * 1024];
+        auto sink = std::make_unique<char[]>(kDrainChunk);
         size_t drained = 0;
         lowest().expires_after(std::chrono::seconds(2));
-        while (drained < 64 * 1024 * 1024) {
-          auto [rec, rn] = co_await stream_.async_read_some(asio::buffer(sink), as_tuple_awaitable);
+        while (drained < kMaxDrainBytes) {
+          auto [rec, rn] =
+              co_await stream_.async_read_some(asio::buffer(sink.get(), kDrainChunk), as_tuple_awaitable);
           if (rec) break;
           drained += rn;
         }
