@@ -61,7 +61,7 @@ struct Config {
   PhaseBounds timeouts;  // global defaults
   std::vector<Model> models;
   std::vector<ClientKey> keys;
-  size_t max_request_bytes = 32 * 1024 * 1024;  // large enough for base64 images in a chat request
+  size_t max_request_bytes = size_t{32} * 1024 * 1024;  // large enough for base64 images in a chat request
   Millis shutdown_grace{30'000};                // how long SIGTERM waits for in-flight requests
   std::string access_log = "stdout";            // stdout, stderr, off, or a file path
   std::string log_level = "info";

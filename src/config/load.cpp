@@ -142,7 +142,7 @@ class Reader {
     std::string unit = num_end == std::string::npos ? "" : s->substr(num_end);
     uint64_t mult = unit == "" || unit == "B" ? 1
                     : unit == "KiB"           ? 1024
-                    : unit == "MiB"           ? 1024 * 1024
+                    : unit == "MiB"           ? uint64_t{1024} * 1024
                     : unit == "GiB"           ? 1024ull * 1024 * 1024
                                               : 0;
     if (num_end == 0 || mult == 0 || v == 0) {
