@@ -61,7 +61,8 @@ int run_serve(const ServeArgs& args) {
   config::Config cfg = std::move(loaded.config);
   if (!args.listen.empty()) cfg.listen = args.listen;
   if (args.workers > 0) cfg.workers = args.workers;
-  const int workers = cfg.workers > 0 ? cfg.workers : std::max(1u, std::thread::hardware_concurrency());
+  const int workers =
+      cfg.workers > 0 ? cfg.workers : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 
   // `provider: sim` endpoints are answered by simulators inside this process, on a thread of their
   // own, reached over loopback like any other upstream: the request path has no special case for them.

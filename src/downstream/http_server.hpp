@@ -13,8 +13,8 @@
 namespace ballast {
 
 struct ServerOptions {
-  size_t max_body_bytes = 32 * 1024 * 1024;
-  size_t max_header_bytes = 64 * 1024;
+  size_t max_body_bytes = size_t{32} * 1024 * 1024;
+  size_t max_header_bytes = size_t{64} * 1024;
   Millis idle_timeout{75'000};    // a kept-alive connection with no request; above common client pool idles
   Millis header_timeout{30'000};  // a request's headers and body, once its first byte arrived
   Millis write_timeout{60'000};   // a client that accepts no data for this long is gone

@@ -110,7 +110,7 @@ Headers forwardable(Headers upstream, const std::string& id) {
 }
 
 // A non-streamed answer larger than this is refused rather than held in memory.
-constexpr size_t kMaxBufferedResponse = 128 * 1024 * 1024;
+constexpr size_t kMaxBufferedResponse = size_t{128} * 1024 * 1024;
 
 }  // namespace
 
@@ -287,7 +287,10 @@ asio::awaitable<AttemptResult> Gateway::attempt(Exchange& x, const config::Model
   request.url = target.url;
   request.body = x.req.body;
   for (const auto& [k, v] : x.req.headers) {
-    if (forward_request_header(k)) request.headers.push_back(k + ": " + v);
+    if (!forward_request_header(k)) continue;
+    std::string& line = request.headers.emplace_back();
+    line.reserve(k.size() + 2 + v.size());
+    line.append(k).append(": ").append(v);
   }
   if (!target.credential.empty()) request.headers.push_back(target.credential);
   request.connect_timeout = connect_bound(x.deadline, bounds, Clock::now());
@@ -402,7 +405,8 @@ asio::awaitable<AttemptResult> Gateway::attempt(Exchange& x, const config::Model
   Verdict verdict = classify(o);
   r.record = {endpoint.name, o.status, verdict.code, o.reused_connection, o.timings};
   if (verdict.code != ErrorCode::ok) {
-    FailureContext ctx{endpoint.name, facts.host, proxy.url, proxy.source, &bounds, &x.deadline, in_container_};
+    FailureContext ctx{endpoint.name, facts.host,  proxy.url,    proxy.source,
+                       &bounds,       &x.deadline, in_container_};
     r.message = describe_failure(verdict.code, o, ctx);
   }
 

@@ -474,6 +474,7 @@ asio::awaitable<void> SimServer::State::generate(Route route, const SimRequest& 
       co_return;
     }
     std::vector<std::string> tokens;
+    tokens.reserve(static_cast<size_t>(out_tokens));
     for (int i = 0; i < out_tokens; ++i) tokens.push_back(text.next());
     std::string body = plan.malformed
                            ? R"({"id":"chatcmpl-sim","object":"chat.completion","choices":[{"index":)"

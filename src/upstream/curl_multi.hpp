@@ -29,9 +29,9 @@ struct UpstreamRequest {
   std::vector<std::string> headers;  // "Name: value" lines, credentials included
   std::string_view body;             // must outlive the transfer: the downstream request owns it
   Millis connect_timeout{5'000};
-  std::string proxy;                 // empty: direct
-  std::string ca_bundle;             // empty: the system's CAs
-  size_t buffer_limit = 256 * 1024;  // received bytes held before curl is paused
+  std::string proxy;                         // empty: direct
+  std::string ca_bundle;                     // empty: the system's CAs
+  size_t buffer_limit = size_t{256} * 1024;  // received bytes held before curl is paused
 };
 
 class CurlMulti;
