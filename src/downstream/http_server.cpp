@@ -39,8 +39,8 @@ const std::string* Request::header(std::string_view name) const {
 namespace {
 
 // A refused body up to this size is read and dropped before answering 413.
-constexpr uint64_t kMaxDrainBytes = 64 * 1024 * 1024;
-constexpr size_t kDrainChunk = 16 * 1024;
+constexpr uint64_t kMaxDrainBytes = uint64_t{64} * 1024 * 1024;
+constexpr size_t kDrainChunk = size_t{16} * 1024;
 
 class SessionBase {
  public:
@@ -374,7 +374,7 @@ void Session<Stream>::abort(bool reset) {
 template <class S>
 void spawn_session(const std::shared_ptr<HttpServer::Impl>& impl, S stream) {
   auto session = std::make_shared<Session<S>>(impl, std::move(stream));
-  asio::co_spawn(impl->io, session->run(), [](std::exception_ptr e) {
+  asio::co_spawn(impl->io, session->run(), [](const std::exception_ptr& e) {
     if (!e) return;
     try {
       std::rethrow_exception(e);
