@@ -266,7 +266,9 @@ void Transfer::start() {
   curl_easy_setopt(e, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
   if (!request_.ca_bundle.empty()) curl_easy_setopt(e, CURLOPT_CAINFO, request_.ca_bundle.c_str());
   curl_easy_setopt(e, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_2TLS));
-  curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
+  // Wait for a multiplexed HTTP/2 stream rather than open a new connection: only over TLS, where
+  // HTTP/2 is negotiated. For plain HTTP/1.1 it only slowed each request (~5% in bench/).
+  if (request_.url.starts_with("https:")) curl_easy_setopt(e, CURLOPT_PIPEWAIT, 1L);
   // Idle pooled connections older than this are not reused: below the 60 s idle cut-off of
   // common cloud load balancers, so ballast closes them before they are cut under it.
   curl_easy_setopt(e, CURLOPT_MAXAGE_CONN, 50L);
