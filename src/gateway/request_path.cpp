@@ -373,7 +373,7 @@ asio::awaitable<AttemptResult> Gateway::attempt(Exchange& x, const config::Model
         clock.sent = *sent;
       }
     } else if (phase == AttemptPhase::awaiting_headers) {
-      clock.sent = t.sent_at().value_or(t.started_at());
+      clock.sent = *t.sent_at();
     }
     Bound bound = next_bound(x.deadline, bounds, clock, phase);
     if (Clock::now() >= bound.at) {

@@ -256,6 +256,8 @@ void Transfer::start() {
   curl_easy_setopt(e, CURLOPT_HEADERDATA, this);
   curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &Transfer::on_body);
   curl_easy_setopt(e, CURLOPT_WRITEDATA, this);
+  curl_easy_setopt(e, CURLOPT_PREREQFUNCTION, &Transfer::on_request_ready);
+  curl_easy_setopt(e, CURLOPT_PREREQDATA, this);
   curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, &CurlMulti::on_open_socket);
   curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, multi_);
   curl_easy_setopt(e, CURLOPT_CLOSESOCKETFUNCTION, &CurlMulti::on_close_socket);
@@ -323,6 +325,15 @@ size_t Transfer::on_header(char* data, size_t size, size_t n, void* self) {
   return size * n;
 }
 
+int Transfer::on_request_ready(void* self, char*, char*, int, int) {
+  // The connection (and TLS, and any proxy tunnel) is ready and the request goes out now: the
+  // first-byte bound starts here, so the waiting request path is woken to start it.
+  auto* t = static_cast<Transfer*>(self);
+  t->sent_at_ = Clock::now();
+  t->wakeup_.notify();
+  return CURL_PREREQFUNC_OK;
+}
+
 size_t Transfer::on_body(char* data, size_t size, size_t n, void* self) {
   auto* t = static_cast<Transfer*>(self);
   if (t->buffer_.size() >= t->request_.buffer_limit) {
@@ -371,15 +382,7 @@ void Transfer::finish(CURLcode code) {
   wakeup_.notify();
 }
 
-std::optional<TimePoint> Transfer::sent_at() const {
-  if (!easy_) return std::nullopt;
-  curl_off_t us = 0;
-  if (curl_easy_getinfo(easy_, CURLINFO_PRETRANSFER_TIME_T, &us) != CURLE_OK || us <= 0) {
-    if (!headers_done_) return std::nullopt;
-    us = 1;  // headers arrived, so it was sent: a reused connection can report 0
-  }
-  return started_at_ + std::chrono::microseconds(us);
-}
+std::optional<TimePoint> Transfer::sent_at() const { return sent_at_; }
 
 bool Transfer::reused_connection() const {
   long connects = num_connects_;

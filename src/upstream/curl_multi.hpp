@@ -70,6 +70,7 @@ class Transfer {
   friend class CurlMulti;
   static size_t on_header(char* data, size_t size, size_t n, void* self);
   static size_t on_body(char* data, size_t size, size_t n, void* self);
+  static int on_request_ready(void* self, char* primary_ip, char* local_ip, int primary_port, int local_port);
   void finish(CURLcode code);
   // The multi is going away first (process exit): let go of curl now; the destructor does nothing.
   void detach();
@@ -91,6 +92,7 @@ class Transfer {
   char curl_error_[CURL_ERROR_SIZE] = {};
   TimePoint started_at_{};
   TimePoint first_byte_at_{};
+  std::optional<TimePoint> sent_at_;
   TimePoint last_activity_{};
   long num_connects_ = -1;
 };

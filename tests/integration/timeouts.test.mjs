@@ -20,6 +20,7 @@ before(async () => {
       { name: 'm', endpoints: [{ base_url: sim.base }] },
       { name: 'silent', endpoints: [{ base_url: `http://127.0.0.1:${silent.port}/v1` }] },
       { name: 'short-total', timeouts: { total: `${BOUND}ms`, first_byte: '10s' }, endpoints: [{ base_url: sim.base }] },
+      { name: 'slow-connect-bound', timeouts: { connect: '3s' }, endpoints: [{ base_url: sim.base }] },
     ],
   });
 });
@@ -53,6 +54,13 @@ test('first byte: headers that never come → 504 first_byte_timeout', async () 
   assert.equal(r.status, 504);
   assert.equal(r.json.error.code, 'first_byte_timeout');
   assert.match(r.json.error.message, /timeouts.first_byte/);
+  assertWithin(r.ms);
+});
+
+test('first byte: its bound starts when the request is sent, whatever the connect bound', async () => {
+  // connect 3 s, first byte 1 s: the first-byte bound must not wait for the connect bound to pass.
+  const r = await chat(gw.base, { model: 'slow-connect-bound' }, { 'x-sim-fault': 'slow-headers=5000' });
+  assert.equal(r.json.error.code, 'first_byte_timeout');
   assertWithin(r.ms);
 });
 
@@ -90,7 +98,7 @@ test('stream idle: a stall after 3 tokens → the stream ends with an SSE error 
   assert.ok(r.ms >= BOUND * 0.95 && r.ms <= BOUND * 1.1 + 100, `ended after ${r.ms} ms`);
 });
 
-test('non-streamed: a body that stalls mid-way → 504 stream_idle_timeout', async () => {
+test('non-streamed: an answer stalled before it starts → 504 first_byte_timeout', async () => {
   const r = await chat(gw.base, { model: 'm', stream: false }, { 'x-sim-fault': 'stall-after=3' });
   // The simulator never answers a stalled non-streamed request: the first-byte bound governs.
   assert.equal(r.json.error.code, 'first_byte_timeout');
