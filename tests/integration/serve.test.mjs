@@ -8,7 +8,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { startProcess, startSim, startServe, chat, streamChat, tempDir, openssl, eventually } from './lib/harness.mjs';
+import { startProcess, startSim, startServe, chat, streamChat, tempDir, selfSignedCert, eventually } from './lib/harness.mjs';
 
 test('a bad config reports every problem with file, line and key, and exits 2', async () => {
   const file = path.join(tempDir(), 'bad.yaml');
@@ -148,9 +148,7 @@ test('HTTP_PROXY in either case is honoured; NO_PROXY bypasses it; a dead proxy 
 });
 
 test('an HTTPS upstream with a private CA: ca_bundle trusts it; without it, tls_failure', async () => {
-  const dir = tempDir();
-  await openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'key.pem', '-out', 'cert.pem', '-days', '1',
-    '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost'], dir);
+  const { dir } = await selfSignedCert();
   const sim = await startSim(['--tls-cert', path.join(dir, 'cert.pem'), '--tls-key', path.join(dir, 'key.pem')]);
   const gw = await startServe({
     models: [
@@ -247,9 +245,7 @@ test('several workers share one port and serve concurrent clients', async () => 
 });
 
 test('HTTP/2 where the upstream offers it: nginx (TLS + h2) in front of the simulator sees HTTP/2.0', async () => {
-  const dir = tempDir();
-  await openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'key.pem', '-out', 'cert.pem', '-days', '1',
-    '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost'], dir);
+  const { dir } = await selfSignedCert();
   const sim = await startSim(['--tokens', '4']);
   const port = await new Promise((resolve) => {
     const s = net.createServer().listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); });

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import path from 'node:path';
-import { startSim, chat, streamChat, tempDir, openssl, curl, eventually } from './lib/harness.mjs';
+import { startSim, chat, streamChat, selfSignedCert, curl, eventually } from './lib/harness.mjs';
 
 async function withSim(flags, fn) {
   const sim = await startSim(flags);
@@ -202,9 +202,7 @@ test('--cancel-on-disconnect notices the client leaving at once', () =>
   }));
 
 test('--tls-cert/--tls-key serve HTTPS', async () => {
-  const dir = tempDir();
-  await openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'key.pem', '-out', 'cert.pem', '-days', '1',
-    '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost'], dir);
+  const { dir } = await selfSignedCert();
   await withSim(['--tls-cert', path.join(dir, 'cert.pem'), '--tls-key', path.join(dir, 'key.pem')], async (sim) => {
     assert.equal(sim.scheme, 'https');
     const r = await curl(['--cacert', path.join(dir, 'cert.pem'), `${sim.base}/models`]);

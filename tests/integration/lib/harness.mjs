@@ -191,6 +191,14 @@ time.sleep(600)
   };
 }
 
+// A self-signed certificate for 127.0.0.1 and localhost, valid for a day: {dir, cert, key}.
+export async function selfSignedCert() {
+  const dir = tempDir();
+  await openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'key.pem', '-out', 'cert.pem', '-days', '1',
+    '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost'], dir);
+  return { dir, cert: path.join(dir, 'cert.pem'), key: path.join(dir, 'key.pem') };
+}
+
 export function openssl(args, cwd) {
   return new Promise((resolve, reject) => {
     execFile('openssl', args, { cwd }, (err, stdout, stderr) => (err ? reject(new Error(stderr)) : resolve(stdout)));
