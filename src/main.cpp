@@ -1,26 +1,10 @@
 // ballast: one binary, one command per job.
-#include <malloc.h>
-
 #include <CLI/CLI.hpp>
 
 #include "commands/commands.hpp"
 #include "policy/duration.hpp"
 
-namespace {
-
-// A proxy allocates and frees the same few buffers for every request. By default glibc gives the
-// top of the heap back to the kernel and maps large blocks afresh, so each request pays for page
-// faults; keeping them costs little memory and saved 10% of the CPU per request in bench/.
-void keep_freed_memory() {
-  mallopt(M_MMAP_THRESHOLD, 16 * 1024 * 1024);
-  mallopt(M_TRIM_THRESHOLD, 256 * 1024 * 1024);
-  mallopt(M_TOP_PAD, 16 * 1024 * 1024);
-}
-
-}  // namespace
-
 int main(int argc, char** argv) {
-  keep_freed_memory();
   CLI::App app{"ballast: a gateway that ends connection timeouts between LLM apps and their model servers"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("ballast ") + BALLAST_VERSION);

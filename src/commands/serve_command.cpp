@@ -133,10 +133,10 @@ int run_serve(const ServeArgs& args) {
   // Signals on the main thread: the first drains every worker, a second one ends at once.
   boost::asio::io_context main_io(1);
   boost::asio::signal_set signals(main_io, SIGTERM, SIGINT);
+  bool stopping = false;
   std::function<void(const boost::system::error_code&, int)> on_signal =
       [&](const boost::system::error_code& ec, int sig) {
         if (ec) return;
-        static bool stopping = false;
         if (stopping) {
           spdlog::warn("second signal: exiting now");
           for (auto& w : pool) w->io.stop();

@@ -403,7 +403,9 @@ LoadResult load_yaml(std::string_view text, const std::string& name, const GetEn
             for (size_t j = 0; j < ms.size(); ++j) {
               auto name = r.string(ms[j], fmt::format("{}.models[{}]", path, j));
               if (!name) continue;
-              if (!c.find_model(*name) || (c.find_model(*name)->name != *name && *name != "*")) {
+              bool configured = *name == "*" || std::any_of(c.models.begin(), c.models.end(),
+                                                            [&](const Model& m) { return m.name == *name; });
+              if (!configured) {
                 r.error(ms[j], fmt::format("{}.models[{}]", path, j),
                         fmt::format("no model '{}' is configured", *name));
               }

@@ -101,7 +101,7 @@ class Session : public Downstream, public SessionBase, public std::enable_shared
   asio::awaitable<bool> respond_partial(int status, const Headers& headers, size_t length,
                                         std::string_view part) override;
   void watch_disconnect(Wakeup& wakeup) override;
-  asio::awaitable<void> stop_watching() override;
+  void stop_watching() override;
   bool client_gone() const override { return client_gone_; }
   bool peer_closed() override {
     char c;
@@ -233,7 +233,7 @@ asio::awaitable<void> Session<Stream>::run() {
     keep_alive_ = msg.keep_alive() && !too_large;
     responded_ = false;
     co_await server_->handler(req, *this);
-    if (watching_) co_await stop_watching();
+    stop_watching();
     if (aborted_ || client_gone_ || !keep_alive_ || !responded_) break;
   }
   if (!aborted_) {
@@ -353,13 +353,12 @@ void Session<Stream>::watch_disconnect(Wakeup& wakeup) {
 }
 
 template <class Stream>
-asio::awaitable<void> Session<Stream>::stop_watching() {
-  if (!watching_) co_return;
+void Session<Stream>::stop_watching() {
+  if (!watching_) return;
   // Cancelling takes the wait out of the reactor at once; its completion, posted, is then stale.
   watching_ = false;
   watch_wakeup_ = nullptr;
   watch_cancel_.emit(asio::cancellation_type::all);
-  co_return;
 }
 
 template <class Stream>

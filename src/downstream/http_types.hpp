@@ -48,7 +48,7 @@ class Downstream {
 
   // Notices the client leaving while nothing else reads the connection; wakes `wakeup` when it does.
   virtual void watch_disconnect(Wakeup& wakeup) = 0;
-  virtual boost::asio::awaitable<void> stop_watching() = 0;
+  virtual void stop_watching() = 0;
   virtual bool client_gone() const = 0;
   // Looks, without blocking, whether the client has closed its side (a non-streamed request's
   // client is otherwise noticed only when writing to it fails).

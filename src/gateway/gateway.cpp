@@ -10,7 +10,7 @@
 namespace ballast {
 
 Gateway::Gateway(boost::asio::io_context& io, config::Config config, AccessLog& access_log, GetEnv getenv)
-    : io_(io), config_(std::move(config)), multi_(io), access_log_(access_log), getenv_(std::move(getenv)) {
+    : config_(std::move(config)), multi_(io), access_log_(access_log), getenv_(std::move(getenv)) {
   in_container_ = running_in_container();
   for (const auto& model : config_.models) {
     for (const auto& ep : model.endpoints) {

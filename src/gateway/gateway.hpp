@@ -49,7 +49,6 @@ class Gateway {
   const EndpointFacts& facts(const config::Endpoint& endpoint) const { return facts_.at(&endpoint); }
   std::unordered_map<const config::Endpoint*, EndpointFacts> facts_;
 
-  boost::asio::io_context& io_;
   config::Config config_;
   CurlMulti multi_;
   AccessLog& access_log_;

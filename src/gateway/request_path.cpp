@@ -170,8 +170,7 @@ asio::awaitable<void> Gateway::handle(Request& req, Downstream& down) {
   // Route: the model names the route; the listing is answered here unless a wildcard fronts a provider.
   if (!route->has_model) {
     const config::Model* wildcard = config_.find_model("*");
-    if (wildcard && wildcard->name == "*" &&
-        wildcard->endpoints.front().provider == config::Provider::openai) {
+    if (wildcard && wildcard->endpoints.front().provider == config::Provider::openai) {
       co_return co_await proxy(x, *wildcard, route->path, false);
     }
     JsonWriter w;
@@ -400,7 +399,7 @@ asio::awaitable<AttemptResult> Gateway::attempt(Exchange& x, const config::Model
   if (first_token_at) o.timings.first_token_ms = to_ms(*first_token_at - t.started_at());
   o.timings.total_ms = to_ms(Clock::now() - t.started_at());
   t.cancel();
-  co_await x.down.stop_watching();
+  x.down.stop_watching();
 
   Verdict verdict = classify(o);
   r.record = {endpoint.name, o.status, verdict.code, o.reused_connection, o.timings};

@@ -1,13 +1,10 @@
 #include "policy/request_fields.hpp"
 
-#include <simdjson.h>
+#include "policy/json_read.hpp"
 
 namespace ballast {
 
-namespace {
-
-// One parser per thread: simdjson parsers keep their buffers between documents.
-simdjson::dom::parser& parser() {
+simdjson::dom::parser& json_parser() {
   thread_local simdjson::dom::parser p;
   return p;
 }
@@ -28,12 +25,10 @@ std::optional<Usage> usage_from(simdjson::dom::element u) {
   return usage;
 }
 
-}  // namespace
-
 RequestFieldsResult read_request_fields(std::string_view body) {
   RequestFieldsResult r;
   simdjson::dom::element doc;
-  if (auto err = parser().parse(body.data(), body.size()).get(doc); err) {
+  if (auto err = json_parser().parse(body.data(), body.size()).get(doc); err) {
     r.error = std::string("the request body is not valid JSON: ") + simdjson::error_message(err);
     return r;
   }
@@ -71,17 +66,11 @@ RequestFieldsResult read_request_fields(std::string_view body) {
 
 std::optional<Usage> read_usage(std::string_view body) {
   simdjson::dom::element doc;
-  if (parser().parse(body.data(), body.size()).get(doc) != simdjson::SUCCESS) return std::nullopt;
+  if (json_parser().parse(body.data(), body.size()).get(doc) != simdjson::SUCCESS) return std::nullopt;
   simdjson::dom::element u;
   if (doc["usage"].get(u) == simdjson::SUCCESS) return usage_from(u);
   if (doc["response"]["usage"].get(u) == simdjson::SUCCESS) return usage_from(u);
   return std::nullopt;
 }
-
-namespace detail {
-std::optional<Usage> usage_of(simdjson::dom::element u) {
-  return usage_from(u);
-}
-}  // namespace detail
 
 }  // namespace ballast

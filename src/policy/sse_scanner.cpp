@@ -1,19 +1,10 @@
 #include "policy/sse_scanner.hpp"
 
-#include <simdjson.h>
+#include "policy/json_read.hpp"
 
 namespace ballast {
 
-namespace detail {
-std::optional<Usage> usage_of(simdjson::dom::element u);
-}
-
 namespace {
-
-simdjson::dom::parser& parser() {
-  thread_local simdjson::dom::parser p;
-  return p;
-}
 
 bool non_empty_string(simdjson::dom::element e) {
   std::string_view s;
@@ -47,7 +38,7 @@ void judge_data(std::string_view data, SseEvent& ev) {
     return;
   }
   simdjson::dom::element doc;
-  if (parser().parse(data.data(), data.size()).get(doc) != simdjson::SUCCESS) {
+  if (json_parser().parse(data.data(), data.size()).get(doc) != simdjson::SUCCESS) {
     ev.malformed = true;
     return;
   }
@@ -59,7 +50,7 @@ void judge_data(std::string_view data, SseEvent& ev) {
     return;
   }
   simdjson::dom::element u;
-  if (obj["usage"].get(u) == simdjson::SUCCESS && !u.is_null()) ev.usage = detail::usage_of(u);
+  if (obj["usage"].get(u) == simdjson::SUCCESS && !u.is_null()) ev.usage = usage_from(u);
   simdjson::dom::array choices;
   if (obj["choices"].get(choices) == simdjson::SUCCESS) {
     for (auto choice : choices) {
@@ -79,7 +70,7 @@ void judge_data(std::string_view data, SseEvent& ev) {
     ev.terminal = true;
     ev.has_content = true;
     ev.upstream_error = type == "error" || type == "response.failed";
-    if (obj["response"]["usage"].get(u) == simdjson::SUCCESS && !u.is_null()) ev.usage = detail::usage_of(u);
+    if (obj["response"]["usage"].get(u) == simdjson::SUCCESS && !u.is_null()) ev.usage = usage_from(u);
   }
 }
 

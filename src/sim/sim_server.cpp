@@ -10,6 +10,7 @@
 
 #include "common/json_writer.hpp"
 #include "common/wakeup.hpp"
+#include "policy/json_read.hpp"
 #include "policy/request_fields.hpp"
 #include "sim/rate_window.hpp"
 #include "sim/text.hpp"
@@ -117,9 +118,8 @@ std::optional<SimRequest> read_sim_request(std::string_view body, std::string& e
   }
   SimRequest r;
   r.fields = base.fields;
-  simdjson::dom::parser parser;
   simdjson::dom::element doc;
-  if (parser.parse(body.data(), body.size()).get(doc) != simdjson::SUCCESS) return r;
+  if (json_parser().parse(body.data(), body.size()).get(doc) != simdjson::SUCCESS) return r;
   bool b = false;
   if (doc["stream_options"]["include_usage"].get(b) == simdjson::SUCCESS) r.include_usage = b;
   std::string_view fmt;
@@ -579,10 +579,9 @@ asio::awaitable<void> SimServer::State::admin(Request& req, Downstream& down) {
       // {"faults": ["status=503@0.5", "reset"]}, or the specs as plain text.
       std::string specs;
       if (!req.body.empty() && req.body.front() == '{') {
-        simdjson::dom::parser parser;
         simdjson::dom::element doc;
         simdjson::dom::array arr;
-        if (parser.parse(req.body).get(doc) != simdjson::SUCCESS ||
+        if (json_parser().parse(req.body).get(doc) != simdjson::SUCCESS ||
             doc["faults"].get(arr) != simdjson::SUCCESS) {
           {
             co_await down.respond(400, h,

@@ -91,7 +91,7 @@ class Transfer {
   std::string error_text_;
   char curl_error_[CURL_ERROR_SIZE] = {};
   TimePoint started_at_{};
-  TimePoint first_byte_at_{};
+  std::optional<TimePoint> first_byte_at_;
   std::optional<TimePoint> sent_at_;
   TimePoint last_activity_{};
   long num_connects_ = -1;

@@ -2,6 +2,7 @@
 // forwards and replaces, the access log, and the errors a client can cause.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import { startSim, startServe, chat, streamChat, curl, eventually } from './lib/harness.mjs';
 
 let sim;
@@ -84,10 +85,34 @@ test('GET /v1/models lists the configured model names', async () => {
   assert.deepEqual(r.data.map((m) => m.id), ['m', 'wrong-key', 'dead']);
 });
 
-test('the client\'s key is replaced by the endpoint\'s own; x-ballast-* stays behind', async () => {
-  // The simulator requires sk-upstream: the client's bogus key never reaches it.
-  const r = await chat(gw.base, { model: 'm' }, { authorization: 'Bearer sk-client-bogus', 'x-ballast-timeout': '30' });
-  assert.equal(r.status, 200);
+test('forwarded headers: the endpoint\'s key replaces the client\'s; x-ballast-* and hop-by-hop ones stay behind', async () => {
+  // An upstream that records what it receives.
+  let seen = null;
+  const upstream = http.createServer((req, res) => {
+    seen = req.headers;
+    res.writeHead(200, { 'content-type': 'application/json', 'x-upstream': 'yes', 'set-cookie': 'a=b' });
+    res.end('{"object":"chat.completion","choices":[]}');
+  });
+  await new Promise((r) => upstream.listen(0, '127.0.0.1', r));
+  const g = await startServe({ models: [{ name: 'm', endpoints: [{ base_url: `http://127.0.0.1:${upstream.address().port}/v1`, api_key: 'sk-endpoint' }] }] });
+  try {
+    const r = await chat(g.base, { model: 'm' }, {
+      authorization: 'Bearer sk-client', 'x-ballast-timeout': '30', 'openai-organization': 'org-1',
+      'x-stainless-retry-count': '0', 'accept-encoding': 'gzip', 'proxy-authorization': 'Basic x',
+    });
+    assert.equal(r.status, 200);
+    assert.equal(seen.authorization, 'Bearer sk-endpoint');
+    assert.equal(seen['openai-organization'], 'org-1');
+    assert.equal(seen['x-stainless-retry-count'], '0');
+    assert.equal(seen['x-ballast-timeout'], undefined);
+    assert.equal(seen['accept-encoding'], undefined);
+    assert.equal(seen['proxy-authorization'], undefined);
+    assert.equal(r.headers.get('x-upstream'), 'yes');
+    assert.equal(r.headers.get('set-cookie'), null);
+  } finally {
+    await g.stop();
+    upstream.close();
+  }
 });
 
 test('an upstream that rejects the endpoint\'s key: its 401 passes through, never retried', async () => {
