@@ -37,4 +37,10 @@ PhaseBounds effective_bounds(const Config& config, const Model& model, const End
   return b;
 }
 
+Millis effective_queue_timeout(const Config& config, const Model& model, const Endpoint& endpoint) {
+  if (endpoint.timeouts.queue) return *endpoint.timeouts.queue;
+  if (model.timeouts.queue) return *model.timeouts.queue;
+  return config.queue_timeout;
+}
+
 }  // namespace ballast::config

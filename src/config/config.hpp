@@ -8,7 +8,10 @@
 #include <vector>
 
 #include "common/time.hpp"
+#include "policy/admission.hpp"
 #include "policy/deadline.hpp"
+#include "policy/outlier.hpp"
+#include "policy/retry.hpp"
 
 namespace ballast::config {
 
@@ -18,7 +21,16 @@ std::string_view provider_name(Provider p);
 
 // A timeouts block at model or endpoint level: unset keys inherit from the level above.
 struct TimeoutOverrides {
-  std::optional<Millis> connect, first_byte, first_token, stream_idle, total;
+  std::optional<Millis> connect, first_byte, first_token, stream_idle, total, queue;
+};
+
+// Active health checks: GET {base}{path} every `interval`. On by default for the built-in simulator
+// and servers on loopback or private addresses; off for everything else, where each check may cost
+// money or count against a rate limit.
+struct HealthCheck {
+  std::optional<bool> enabled;  // unset: decided by where the endpoint is
+  std::string path = "/models";
+  Millis interval{10'000};
 };
 
 // The built-in simulator's behaviour, for `provider: sim`.
@@ -40,6 +52,12 @@ struct Endpoint {
   std::string ca_bundle;    // PEM file of CAs to trust for this endpoint
   TimeoutOverrides timeouts;
   SimOptions sim;
+  double weight = 1;  // share of its tier's traffic
+  int priority = 0;   // tier: 0 first; the next takes over when a tier has no healthy endpoint
+  AdmissionPolicy admission;  // max_in_flight (a number or auto) and queue
+  double rpm = 0;             // requests per minute sent to it; 0: no limit
+  double tpm = 0;             // tokens per minute (estimated, corrected from usage); 0: no limit
+  HealthCheck health_check;
   int line = 0;  // where it was declared, for messages
 };
 
@@ -47,11 +65,14 @@ struct Model {
   std::string name;  // what clients send as "model"; "*" matches any model
   std::vector<Endpoint> endpoints;
   TimeoutOverrides timeouts;
+  RetryPolicy retries;  // the global one, with this model's overrides
 };
 
 struct ClientKey {
   std::string key;
   std::vector<std::string> models;  // empty: every model
+  double rpm = 0;                   // 0: no limit of its own
+  double tpm = 0;
 };
 
 struct Config {
@@ -59,6 +80,9 @@ struct Config {
   std::string listen = "127.0.0.1:4000";
   int workers = 0;       // threads serving requests, each with its own loop; 0 = one per core
   PhaseBounds timeouts;  // global defaults
+  Millis queue_timeout{30'000};  // longest wait for an endpoint's max_in_flight, global default
+  RetryPolicy retries;
+  OutlierPolicy outlier;
   std::vector<Model> models;
   std::vector<ClientKey> keys;
   size_t max_request_bytes = size_t{32} * 1024 * 1024;  // large enough for base64 images in a chat request
@@ -71,5 +95,6 @@ struct Config {
 
 // Each timeout: the endpoint's, else the model's, else the global one.
 PhaseBounds effective_bounds(const Config& config, const Model& model, const Endpoint& endpoint);
+Millis effective_queue_timeout(const Config& config, const Model& model, const Endpoint& endpoint);
 
 }  // namespace ballast::config

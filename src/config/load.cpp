@@ -132,6 +132,27 @@ class Reader {
     return v;
   }
 
+  std::optional<double> number(const YAML::Node& n, std::string_view key, double min, double max) {
+    auto s = string(n, key);
+    if (!s) return std::nullopt;
+    double v = 0;
+    auto [end, ec] = std::from_chars(s->data(), s->data() + s->size(), v);
+    if (ec != std::errc() || end != s->data() + s->size() || !(v >= min && v <= max)) {
+      error(n, key, fmt::format("'{}' is not a number from {} to {}", *s, min, max));
+      return std::nullopt;
+    }
+    return v;
+  }
+
+  std::optional<bool> boolean(const YAML::Node& n, std::string_view key) {
+    auto s = string(n, key);
+    if (!s) return std::nullopt;
+    if (*s == "true" || *s == "on" || *s == "yes") return true;
+    if (*s == "false" || *s == "off" || *s == "no") return false;
+    error(n, key, fmt::format("'{}' is not true or false", *s));
+    return std::nullopt;
+  }
+
   // "32MiB", "512KiB", "1000000" (bytes).
   std::optional<size_t> size(const YAML::Node& n, std::string_view key) {
     auto s = string(n, key);
@@ -164,7 +185,7 @@ class Reader {
 
 void read_timeouts(Reader& r, const YAML::Node& n, const std::string& path, TimeoutOverrides& out) {
   if (!r.is_map(n, path)) return;
-  r.only_keys(n, path, {"connect", "first_byte", "first_token", "stream_idle", "total"});
+  r.only_keys(n, path, {"connect", "first_byte", "first_token", "stream_idle", "total", "queue"});
   auto one = [&](const char* key, std::optional<Millis>& slot) {
     if (n[key]) slot = r.duration(n[key], Reader::join(path, key));
   };
@@ -173,6 +194,60 @@ void read_timeouts(Reader& r, const YAML::Node& n, const std::string& path, Time
   one("first_token", out.first_token);
   one("stream_idle", out.stream_idle);
   one("total", out.total);
+  one("queue", out.queue);
+}
+
+void read_retries(Reader& r, const YAML::Node& n, const std::string& path, RetryPolicy& p) {
+  if (!r.is_map(n, path)) return;
+  r.only_keys(n, path,
+              {"max_attempts", "base", "cap", "retry_after_cap", "budget_ratio", "budget_min_per_s"});
+  auto key = [&](const char* k) { return Reader::join(path, k); };
+  if (n["max_attempts"])
+    if (auto v = r.integer(n["max_attempts"], key("max_attempts"), 1, 10)) p.max_attempts = static_cast<int>(*v);
+  if (n["base"])
+    if (auto d = r.duration(n["base"], key("base"))) p.base = *d;
+  if (n["cap"])
+    if (auto d = r.duration(n["cap"], key("cap"))) p.cap = *d;
+  if (n["retry_after_cap"])
+    if (auto d = r.duration(n["retry_after_cap"], key("retry_after_cap"))) p.retry_after_cap = *d;
+  if (n["budget_ratio"])
+    if (auto v = r.number(n["budget_ratio"], key("budget_ratio"), 0, 10)) p.budget_ratio = *v;
+  if (n["budget_min_per_s"])
+    if (auto v = r.number(n["budget_min_per_s"], key("budget_min_per_s"), 0, 1e6)) p.budget_min_per_s = *v;
+}
+
+void read_outlier(Reader& r, const YAML::Node& n, const std::string& path, OutlierPolicy& p) {
+  if (!r.is_map(n, path)) return;
+  r.only_keys(n, path, {"consecutive_failures", "base_ejection", "max_ejection"});
+  auto key = [&](const char* k) { return Reader::join(path, k); };
+  if (n["consecutive_failures"])
+    if (auto v = r.integer(n["consecutive_failures"], key("consecutive_failures"), 1, 1000))
+      p.consecutive_failures = static_cast<int>(*v);
+  if (n["base_ejection"])
+    if (auto d = r.duration(n["base_ejection"], key("base_ejection"))) p.base_ejection = *d;
+  if (n["max_ejection"])
+    if (auto d = r.duration(n["max_ejection"], key("max_ejection"))) p.max_ejection = *d;
+}
+
+void read_health_check(Reader& r, const YAML::Node& n, const std::string& path, HealthCheck& h) {
+  if (n.IsScalar()) {
+    h.enabled = r.boolean(n, path);
+    return;
+  }
+  if (!r.is_map(n, path)) return;
+  r.only_keys(n, path, {"enabled", "path", "interval"});
+  if (n["enabled"]) h.enabled = r.boolean(n["enabled"], Reader::join(path, "enabled"));
+  if (n["path"]) {
+    if (auto v = r.string(n["path"], Reader::join(path, "path"))) {
+      if (v->empty() || v->front() != '/')
+        r.error(n["path"], Reader::join(path, "path"), fmt::format("'{}' must start with /", *v));
+      else
+        h.path = *v;
+    }
+  }
+  if (n["interval"])
+    if (auto d = r.duration(n["interval"], Reader::join(path, "interval"))) h.interval = *d;
+  if (!h.enabled && (n["path"] || n["interval"])) h.enabled = true;
 }
 
 void check_url(Reader& r, const YAML::Node& n, const std::string& key, const std::string& value) {
@@ -185,7 +260,8 @@ void read_endpoint(Reader& r, const YAML::Node& n, const std::string& path, Endp
   ep.line = n.Mark().line + 1;
   r.only_keys(n, path,
               {"name", "provider", "base_url", "endpoint", "deployment", "api_version", "api_key", "proxy",
-               "ca_bundle", "timeouts", "sim"});
+               "ca_bundle", "timeouts", "sim", "weight", "priority", "max_in_flight", "queue", "rpm", "tpm",
+               "health_check"});
   auto str = [&](const char* key, std::string& slot) {
     if (!n[key]) return;
     if (auto v = r.string(n[key], Reader::join(path, key))) slot = *v;
@@ -210,6 +286,32 @@ void read_endpoint(Reader& r, const YAML::Node& n, const std::string& path, Endp
   str("proxy", ep.proxy);
   str("ca_bundle", ep.ca_bundle);
   if (n["timeouts"]) read_timeouts(r, n["timeouts"], Reader::join(path, "timeouts"), ep.timeouts);
+  auto key = [&](const char* k) { return Reader::join(path, k); };
+  if (n["weight"])
+    if (auto v = r.number(n["weight"], key("weight"), 0, 1e6)) ep.weight = *v;
+  if (n["priority"])
+    if (auto v = r.integer(n["priority"], key("priority"), 0, 100)) ep.priority = static_cast<int>(*v);
+  if (const auto& m = n["max_in_flight"]) {
+    int v = 0;
+    const std::string text = m.IsScalar() ? m.Scalar() : "";
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), v);
+    if (text == "auto")
+      ep.admission.adaptive = true;
+    else if (ec == std::errc() && end == text.data() + text.size() && v >= 1 && v <= 100000)
+      ep.admission.max_in_flight = v;
+    else
+      r.error(m, key("max_in_flight"),
+              fmt::format("'{}' is not a whole number from 1 to 100000, or auto", text));
+  }
+  if (n["queue"])
+    if (auto v = r.integer(n["queue"], key("queue"), 0, 1000000)) ep.admission.queue_size = static_cast<int>(*v);
+  if (n["queue"] && !n["max_in_flight"])
+    r.error(n["queue"], key("queue"), "only applies with max_in_flight: requests queue for its slots");
+  if (n["rpm"])
+    if (auto v = r.number(n["rpm"], key("rpm"), 0, 1e9)) ep.rpm = *v;
+  if (n["tpm"])
+    if (auto v = r.number(n["tpm"], key("tpm"), 0, 1e12)) ep.tpm = *v;
+  if (n["health_check"]) read_health_check(r, n["health_check"], key("health_check"), ep.health_check);
 
   auto need = [&](const char* key, const std::string& value, const char* why) {
     if (value.empty()) r.error(n, Reader::join(path, key), why);
@@ -269,9 +371,11 @@ void read_endpoint(Reader& r, const YAML::Node& n, const std::string& path, Endp
   }
 }
 
+// `m.retries` arrives holding the global policy; the model's own block overrides it key by key.
 void read_model(Reader& r, const YAML::Node& n, const std::string& path, Model& m) {
   if (!r.is_map(n, path)) return;
-  r.only_keys(n, path, {"name", "endpoints", "timeouts"});
+  r.only_keys(n, path, {"name", "endpoints", "timeouts", "retries"});
+  if (n["retries"]) read_retries(r, n["retries"], Reader::join(path, "retries"), m.retries);
   if (!n["name"])
     r.error(n, Reader::join(path, "name"), "is required: the model name clients send");
   else if (auto v = r.string(n["name"], Reader::join(path, "name")))
@@ -318,7 +422,8 @@ LoadResult load_yaml(std::string_view text, const std::string& name, const GetEn
   }
   Config& c = out.config;
   r.only_keys(root, "",
-              {"listen", "workers", "models", "timeouts", "keys", "limits", "shutdown_grace", "log"});
+              {"listen", "workers", "models", "timeouts", "retries", "outlier", "keys", "limits", "shutdown_grace",
+               "log"});
   if (root["workers"]) {
     if (auto v = r.integer(root["workers"], "workers", 0, 256)) c.workers = static_cast<int>(*v);
   }
@@ -337,7 +442,10 @@ LoadResult load_yaml(std::string_view text, const std::string& name, const GetEn
     Endpoint nothing;
     none.timeouts = t;
     c.timeouts = effective_bounds(c, none, nothing);
+    if (t.queue) c.queue_timeout = *t.queue;
   }
+  if (root["retries"]) read_retries(r, root["retries"], "retries", c.retries);
+  if (root["outlier"]) read_outlier(r, root["outlier"], "outlier", c.outlier);
   if (const auto& limits = root["limits"]) {
     if (r.is_map(limits, "limits")) {
       r.only_keys(limits, "limits", {"max_request_body"});
@@ -373,6 +481,7 @@ LoadResult load_yaml(std::string_view text, const std::string& name, const GetEn
     std::set<std::string> seen;
     for (size_t i = 0; i < models.size(); ++i) {
       Model m;
+      m.retries = c.retries;
       std::string path = fmt::format("models[{}]", i);
       read_model(r, models[i], path, m);
       if (!m.name.empty() && !seen.insert(m.name).second) {
@@ -389,13 +498,17 @@ LoadResult load_yaml(std::string_view text, const std::string& name, const GetEn
         std::string path = fmt::format("keys[{}]", i);
         const auto& k = keys[i];
         if (!r.is_map(k, path)) continue;
-        r.only_keys(k, path, {"key", "models"});
+        r.only_keys(k, path, {"key", "models", "rpm", "tpm"});
         ClientKey ck;
         if (!k["key"])
           r.error(k, path + ".key", "is required");
         else if (auto v = r.string(k["key"], path + ".key"))
           ck.key = *v;
         if (k["key"] && ck.key.empty()) r.error(k["key"], path + ".key", "must not be empty");
+        if (k["rpm"])
+          if (auto v = r.number(k["rpm"], path + ".rpm", 0, 1e9)) ck.rpm = *v;
+        if (k["tpm"])
+          if (auto v = r.number(k["tpm"], path + ".tpm", 0, 1e12)) ck.tpm = *v;
         if (const auto& ms = k["models"]) {
           if (!ms.IsSequence()) {
             r.error(ms, path + ".models", "must be a list of model names");

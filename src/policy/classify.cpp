@@ -39,7 +39,9 @@ ErrorCode code_for(TransportError error) {
   return ErrorCode::upstream_reset;
 }
 
-Verdict classify(const Outcome& o) {
+namespace {
+
+Verdict judge(const Outcome& o) {
   const bool fresh = !o.response_started;
   if (o.client_gone) return {ErrorCode::client_disconnected, false};
   if (o.timer != ErrorCode::ok) {
@@ -58,6 +60,39 @@ Verdict classify(const Outcome& o) {
   }
   if (o.status == 0) return {ErrorCode::upstream_reset, fresh};
   return {ErrorCode::upstream_status, fresh && retryable_status(o.status)};
+}
+
+}  // namespace
+
+Verdict classify(const Outcome& o) {
+  Verdict v = judge(o);
+  switch (v.code) {
+    case ErrorCode::ok:
+      v.health = Verdict::Health::success;
+      v.load = LoadSignal::success;
+      break;
+    case ErrorCode::connect_timeout:
+    case ErrorCode::first_byte_timeout:
+    case ErrorCode::first_token_timeout:
+      v.health = Verdict::Health::failure;
+      v.load = LoadSignal::overload;
+      break;
+    case ErrorCode::dns_failure:
+    case ErrorCode::proxy_failure:
+    case ErrorCode::connect_refused:
+    case ErrorCode::tls_failure:
+    case ErrorCode::upstream_reset:
+    case ErrorCode::stream_idle_timeout:
+      v.health = Verdict::Health::failure;
+      break;
+    case ErrorCode::upstream_status:
+      if (o.status >= 500) v.health = Verdict::Health::failure;
+      if (o.status == 429 || o.status == 503 || o.status == 529) v.load = LoadSignal::overload;
+      break;
+    default:
+      break;
+  }
+  return v;
 }
 
 }  // namespace ballast

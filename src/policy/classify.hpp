@@ -2,6 +2,7 @@
 // trying again could help. Statuses and transport errors are interpreted here and nowhere else.
 #pragma once
 
+#include "policy/admission.hpp"
 #include "policy/outcome.hpp"
 
 namespace ballast {
@@ -10,6 +11,12 @@ struct Verdict {
   ErrorCode code = ErrorCode::ok;
   // Another attempt could succeed: transient, and nothing has reached the client yet.
   bool retryable = false;
+  // For outlier detection: a local-origin failure or a 5xx counts against the endpoint's health;
+  // a success clears the count; anything else (4xx, 429, the client leaving) says nothing.
+  enum class Health { neutral, success, failure } health = Health::neutral;
+  // For the adaptive concurrency limit: 429, 503, 529 and timeouts mean the endpoint has more
+  // than it can serve.
+  LoadSignal load = LoadSignal::neutral;
 };
 
 Verdict classify(const Outcome& outcome);

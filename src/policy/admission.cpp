@@ -1,0 +1,184 @@
+#include "policy/admission.hpp"
+
+#include <algorithm>
+#include <climits>
+#include <cmath>
+
+namespace ballast {
+
+namespace {
+
+// Moving averages weigh the latest sample this much: quick enough to follow a change of load
+// within a few requests, slow enough that one outlier does not swing the estimate.
+constexpr double kAlpha = 0.2;
+
+Duration ewma(std::optional<Duration> avg, Duration sample) {
+  if (!avg) return sample;
+  return std::chrono::duration_cast<Duration>(*avg * (1 - kAlpha) + sample * kAlpha);
+}
+
+Millis ms_ceil(Duration d) { return std::max(Millis(1), std::chrono::ceil<Millis>(d)); }
+
+}  // namespace
+
+Admission::Admission(const AdmissionPolicy& policy)
+    : policy_(policy), limit_(policy.adaptive ? policy.initial_limit : policy.max_in_flight) {}
+
+int Admission::limit() const {
+  if (policy_.adaptive) return std::max(policy_.min_limit, static_cast<int>(limit_));
+  return policy_.max_in_flight > 0 ? policy_.max_in_flight : INT_MAX;
+}
+
+std::optional<Duration> Admission::estimated_wait(size_t position) const {
+  if (!mean_hold_) return std::nullopt;
+  return *mean_hold_ * static_cast<int64_t>(position + 1) / limit();
+}
+
+Millis Admission::retry_after(TimePoint) const {
+  auto wait = estimated_wait(tickets_.size());
+  return wait ? ms_ceil(*wait) : Millis(1000);
+}
+
+Admission::Arrival Admission::arrive(const std::string& key, TimePoint now, TimePoint start_by) {
+  if (!bounded() || (in_flight_ < limit() && tickets_.empty())) {
+    ++in_flight_;
+    return {Decision::admitted};
+  }
+  if (static_cast<int>(tickets_.size()) >= policy_.queue_size) {
+    return {Decision::queue_full, 0, retry_after(now)};
+  }
+  auto wait = estimated_wait(tickets_.size());
+  if (start_by <= now || (wait && now + *wait > start_by)) {
+    // It would wait only to be refused: say so now, and when the queue will have room for it.
+    Duration budget = std::max(Duration(0), start_by - now);
+    Duration slot = mean_hold_ ? *mean_hold_ / limit() : Duration(0);
+    return {Decision::too_late, 0, ms_ceil(std::max(wait ? *wait - budget : Duration(0), slot))};
+  }
+  uint64_t id = next_ticket_++;
+  tickets_.emplace(id, Ticket{key, now, start_by});
+  auto& mine = by_key_[key];
+  if (mine.empty()) turn_.push_back(key);
+  mine.push_back(id);
+  return {Decision::queued, id};
+}
+
+bool Admission::cancel(uint64_t ticket) {
+  auto it = tickets_.find(ticket);
+  if (it == tickets_.end()) return false;
+  auto queue = by_key_.find(it->second.key);
+  if (queue != by_key_.end()) {
+    std::erase(queue->second, ticket);
+    if (queue->second.empty()) {
+      std::erase(turn_, queue->first);
+      by_key_.erase(queue);
+    }
+  }
+  tickets_.erase(it);
+  return true;
+}
+
+Admission::Changes Admission::finish(TimePoint now, TimePoint started, LoadSignal signal,
+                                     std::optional<Duration> first_token) {
+  const int was_in_flight = in_flight_;
+  in_flight_ = std::max(0, in_flight_ - 1);
+  mean_hold_ = ewma(mean_hold_, now - started);
+  if (policy_.adaptive) {
+    // One decrease per congestion episode: requests that started before the last decrease were
+    // sent under the old limit and say nothing new about the current one.
+    bool fresh = started >= last_decrease_;
+    auto decrease = [&] {
+      limit_ = std::max<double>(policy_.min_limit, limit_ * policy_.decrease);
+      last_decrease_ = now;
+    };
+    if (signal == LoadSignal::overload && fresh) {
+      decrease();
+    } else if (signal == LoadSignal::success) {
+      bool queueing_upstream = false;
+      if (first_token) {
+        // The baseline follows the fastest answers and drifts slowly up, so a lasting change
+        // (longer prompts, another model) becomes the new normal.
+        if (!baseline_ttft_ || *first_token < *baseline_ttft_)
+          baseline_ttft_ = *first_token;
+        else
+          baseline_ttft_ = std::chrono::duration_cast<Duration>(*baseline_ttft_ * 0.99 + *first_token * 0.01);
+        recent_ttft_ = ewma(recent_ttft_, *first_token);
+        queueing_upstream = *recent_ttft_ > *baseline_ttft_ * policy_.latency_tolerance;
+      }
+      if (queueing_upstream) {
+        if (fresh) decrease();
+      } else if (was_in_flight >= limit_ / 2) {
+        // Additive increase, about one per `limit` successes, and only while the limit is in use.
+        limit_ = std::min<double>(policy_.max_limit, limit_ + 1.0 / limit_);
+      }
+    }
+  }
+  return settle(now);
+}
+
+Admission::Changes Admission::settle(TimePoint now) {
+  Changes out;
+  while (in_flight_ < limit() && !turn_.empty()) {
+    std::string key = std::move(turn_.front());
+    turn_.pop_front();
+    auto queue = by_key_.find(key);
+    uint64_t id = queue->second.front();
+    queue->second.pop_front();
+    if (queue->second.empty())
+      by_key_.erase(queue);
+    else
+      turn_.push_back(std::move(key));
+    tickets_.erase(id);
+    ++in_flight_;
+    out.granted.push_back(id);
+  }
+  if (!mean_hold_) return out;
+  // Those that can no longer start in time are told now, with when the queue will have room.
+  size_t position = 0;
+  Duration slot = *mean_hold_ / limit();
+  for (auto it = tickets_.begin(); it != tickets_.end();) {
+    Duration wait = *estimated_wait(position);
+    const Ticket& t = it->second;
+    if (now + wait <= t.start_by) {
+      ++position;
+      ++it;
+      continue;
+    }
+    Duration budget = t.start_by - t.arrived;
+    out.refused.emplace_back(it->first, ms_ceil(std::max(wait - budget, slot)));
+    uint64_t id = it->first;
+    ++it;
+    cancel(id);
+  }
+  return out;
+}
+
+TokenBucket::TokenBucket(double per_minute, TimePoint now)
+    : rate_per_s_(per_minute / 60), capacity_(std::max(1.0, per_minute / 6)), level_(capacity_), updated_(now) {}
+
+void TokenBucket::refill(TimePoint now) {
+  if (now <= updated_) return;
+  level_ = std::min(capacity_, level_ + std::chrono::duration<double>(now - updated_).count() * rate_per_s_);
+  updated_ = now;
+}
+
+std::optional<Millis> TokenBucket::take(double n, TimePoint now) {
+  refill(now);
+  if (level_ >= n || level_ >= capacity_) {
+    level_ -= n;
+    return std::nullopt;
+  }
+  double missing = std::min(n, capacity_) - level_;
+  return Millis(static_cast<int64_t>(std::ceil(missing / rate_per_s_ * 1000)));
+}
+
+void TokenBucket::adjust(double n, TimePoint now) {
+  refill(now);
+  level_ = std::min(capacity_, level_ + n);
+}
+
+double TokenBucket::level(TimePoint now) {
+  refill(now);
+  return level_;
+}
+
+}  // namespace ballast

@@ -1,0 +1,122 @@
+// Admission to one endpoint: at most `limit` requests in flight, the rest in a bounded queue that
+// is fair between client keys and aware of deadlines — a request that could not start before its
+// deadline is refused at once, with a Retry-After worked out from the drain rate, instead of after
+// waiting. The limit is fixed (max_in_flight: N) or adaptive (max_in_flight: auto): additive
+// increase while busy, multiplicative decrease on overload (429, 503, timeouts) and when time to
+// first token climbs well above its baseline (queueing upstream).
+//
+// Pure and single-threaded: the caller holds its lock, passes the time, and wakes the waiters
+// this names.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/time.hpp"
+
+namespace ballast {
+
+struct AdmissionPolicy {
+  int max_in_flight = 0;  // 0: unbounded (no queue either)
+  bool adaptive = false;  // max_in_flight: auto
+  int queue_size = 1000;  // waiting requests; more are refused with queue_full
+  // The adaptive limit: where it starts, its range, how much one overload signal takes off, and how
+  // far above its baseline time to first token may rise before that counts as overload.
+  int initial_limit = 16;
+  int min_limit = 1;
+  int max_limit = 1000;
+  double decrease = 0.9;
+  double latency_tolerance = 2.0;
+};
+
+// What an ended request says about the endpoint's capacity.
+enum class LoadSignal { neutral, success, overload };
+
+class Admission {
+ public:
+  explicit Admission(const AdmissionPolicy& policy);
+
+  enum class Decision { admitted, queued, queue_full, too_late };
+  struct Arrival {
+    Decision decision;
+    uint64_t ticket = 0;  // queued: what the waiter holds
+    Millis retry_after{0};  // refused: when trying again could succeed
+  };
+  // A request for this endpoint arrives. `start_by` is the latest it may start: its deadline less
+  // what it needs once started, capped by the queue timeout.
+  Arrival arrive(const std::string& key, TimePoint now, TimePoint start_by);
+
+  // What a change did to the queue: tickets now admitted, and tickets refused because they can no
+  // longer start in time (with their Retry-After).
+  struct Changes {
+    std::vector<uint64_t> granted;
+    std::vector<std::pair<uint64_t, Millis>> refused;
+  };
+  // An admitted request ended after holding its slot from `started` (for the drain rate) with what
+  // it says about capacity (`first_token`: time to first token or first byte, when it got one).
+  Changes finish(TimePoint now, TimePoint started, LoadSignal signal, std::optional<Duration> first_token);
+
+  // The waiter gave up (timeout or client gone). True if it was still waiting and is now removed;
+  // false if it was granted or refused meanwhile (the caller then owns that result).
+  bool cancel(uint64_t ticket);
+
+  // When a request refused now could try again: time for the queue ahead of it to drain.
+  Millis retry_after(TimePoint now) const;
+
+  int limit() const;
+  int in_flight() const { return in_flight_; }
+  int queued() const { return static_cast<int>(tickets_.size()); }
+  bool bounded() const { return policy_.max_in_flight > 0 || policy_.adaptive; }
+  std::optional<Duration> mean_hold() const { return mean_hold_; }
+
+ private:
+  struct Ticket {
+    std::string key;
+    TimePoint arrived;
+    TimePoint start_by;
+  };
+  std::optional<Duration> estimated_wait(size_t position) const;  // position 0: next to start
+  Changes settle(TimePoint now);
+
+  AdmissionPolicy policy_;
+  double limit_;
+  int in_flight_ = 0;
+  uint64_t next_ticket_ = 1;
+  std::map<uint64_t, Ticket> tickets_;  // waiting, in arrival order
+  // Fairness: each key's waiting tickets, and the keys in the order they are next served.
+  std::map<std::string, std::deque<uint64_t>> by_key_;
+  std::deque<std::string> turn_;
+  std::optional<Duration> mean_hold_;  // how long a slot is held, moving average
+  std::optional<Duration> baseline_ttft_, recent_ttft_;
+  TimePoint last_decrease_{};
+};
+
+// A token bucket for requests or tokens per minute. It holds ten seconds' worth, so a burst is
+// allowed but not a whole minute's at once (providers enforce their per-minute limits over shorter
+// windows too). A single take larger than the bucket passes when it is full, leaving a debt.
+class TokenBucket {
+ public:
+  TokenBucket() = default;
+  TokenBucket(double per_minute, TimePoint now);
+
+  bool enabled() const { return rate_per_s_ > 0; }
+  // Takes `n` and returns nothing, or takes nothing and returns how long until `n` would fit.
+  std::optional<Millis> take(double n, TimePoint now);
+  // Corrects an earlier take by `n` (positive gives back, negative charges more).
+  void adjust(double n, TimePoint now);
+  double level(TimePoint now);
+  double capacity() const { return capacity_; }
+
+ private:
+  void refill(TimePoint now);
+  double rate_per_s_ = 0;
+  double capacity_ = 0;
+  double level_ = 0;
+  TimePoint updated_{};
+};
+
+}  // namespace ballast

@@ -1,0 +1,169 @@
+#include "policy/admission.hpp"
+
+#include <gtest/gtest.h>
+
+namespace ballast {
+namespace {
+
+using namespace std::chrono_literals;
+using D = Admission::Decision;
+
+AdmissionPolicy fixed(int limit, int queue = 1000) {
+  AdmissionPolicy p;
+  p.max_in_flight = limit;
+  p.queue_size = queue;
+  return p;
+}
+
+const TimePoint t0{1000s};
+const TimePoint far = t0 + 1h;
+
+TEST(Admission, UnboundedAdmitsEverything) {
+  Admission a(AdmissionPolicy{});
+  for (int i = 0; i < 100; ++i) EXPECT_EQ(a.arrive("", t0, t0).decision, D::admitted);
+}
+
+TEST(Admission, QueuesBeyondTheLimitAndGrantsInOrder) {
+  Admission a(fixed(2, 2));
+  EXPECT_EQ(a.arrive("", t0, far).decision, D::admitted);
+  EXPECT_EQ(a.arrive("", t0, far).decision, D::admitted);
+  auto q1 = a.arrive("", t0, far);
+  auto q2 = a.arrive("", t0, far);
+  EXPECT_EQ(q1.decision, D::queued);
+  EXPECT_EQ(q2.decision, D::queued);
+  auto full = a.arrive("", t0, far);
+  EXPECT_EQ(full.decision, D::queue_full);
+  EXPECT_EQ(full.retry_after, 1000ms);  // no drain rate known yet
+  auto c = a.finish(t0 + 1s, t0, LoadSignal::success, std::nullopt);
+  ASSERT_EQ(c.granted.size(), 1u);
+  EXPECT_EQ(c.granted[0], q1.ticket);
+  EXPECT_EQ(a.in_flight(), 2);
+  EXPECT_EQ(a.queued(), 1);
+  // The queue full of 1 behind 2 slots held 1 s each: room in about 1 s.
+  EXPECT_EQ(a.arrive("", t0 + 1s, far).decision, D::queued);
+  EXPECT_EQ(a.arrive("", t0 + 1s, far).retry_after, 1500ms);
+}
+
+TEST(Admission, RefusesAtOnceWhatCouldNotStartInTime) {
+  Admission a(fixed(1));
+  a.arrive("", t0, far);
+  a.arrive("", t0, far);  // queued
+  a.finish(t0 + 2s, t0, LoadSignal::success, std::nullopt);  // slots are held 2 s; the queued one starts
+  auto r = a.arrive("", t0 + 2s, t0 + 2s + 1s);  // would start in ~2 s, may wait 1 s
+  EXPECT_EQ(r.decision, D::too_late);
+  EXPECT_EQ(r.retry_after, 2000ms);  // a slot's time at least
+  EXPECT_EQ(a.arrive("", t0 + 2s, t0 + 2s + 3s).decision, D::queued);
+  auto r2 = a.arrive("", t0 + 2s, t0 + 2s + 3s);  // third in line: ~4 s away, 3 s allowed
+  EXPECT_EQ(r2.decision, D::too_late);
+  EXPECT_EQ(r2.retry_after, 2000ms);
+}
+
+TEST(Admission, WaitersThatCanNoLongerMakeItAreToldAtOnce) {
+  Admission a(fixed(1));
+  a.arrive("", t0, far);
+  auto early = a.arrive("", t0, t0 + 10s);
+  auto late = a.arrive("", t0, t0 + 10s);
+  // The first slot turns out to take 6 s: `late` would start near 12 s, past its 10 s.
+  auto c = a.finish(t0 + 6s, t0, LoadSignal::success, std::nullopt);
+  ASSERT_EQ(c.granted.size(), 1u);
+  EXPECT_EQ(c.granted[0], early.ticket);
+  ASSERT_EQ(c.refused.size(), 1u);
+  EXPECT_EQ(c.refused[0].first, late.ticket);
+  EXPECT_EQ(c.refused[0].second, 6000ms);
+  EXPECT_FALSE(a.cancel(late.ticket));
+}
+
+TEST(Admission, FairBetweenKeys) {
+  Admission a(fixed(1));
+  a.arrive("a", t0, far);
+  auto a1 = a.arrive("a", t0, far);
+  auto a2 = a.arrive("a", t0, far);
+  auto b1 = a.arrive("b", t0, far);
+  auto next = [&] {
+    auto c = a.finish(t0 + 1s, t0, LoadSignal::neutral, std::nullopt);
+    return c.granted.at(0);
+  };
+  EXPECT_EQ(next(), a1.ticket);
+  EXPECT_EQ(next(), b1.ticket);  // b does not wait behind all of a's
+  EXPECT_EQ(next(), a2.ticket);
+}
+
+TEST(Admission, CancelLeavesTheQueue) {
+  Admission a(fixed(1));
+  a.arrive("", t0, far);
+  auto q = a.arrive("", t0, far);
+  EXPECT_TRUE(a.cancel(q.ticket));
+  EXPECT_EQ(a.queued(), 0);
+  EXPECT_TRUE(a.finish(t0 + 1s, t0, LoadSignal::neutral, std::nullopt).granted.empty());
+  EXPECT_EQ(a.in_flight(), 0);
+}
+
+TEST(AdaptiveLimit, DecreasesOncePerEpisodeAndGrowsWhileBusy) {
+  AdmissionPolicy p;
+  p.adaptive = true;
+  p.initial_limit = 10;
+  Admission a(p);
+  for (int i = 0; i < 10; ++i) a.arrive("", t0, far);
+  // Three 429s from requests that started together: one decrease, not three.
+  a.finish(t0 + 1s, t0, LoadSignal::overload, std::nullopt);
+  a.finish(t0 + 1s, t0, LoadSignal::overload, std::nullopt);
+  a.finish(t0 + 1s, t0, LoadSignal::overload, std::nullopt);
+  EXPECT_EQ(a.limit(), 9);
+  // A request sent after the decrease that is refused again lowers it again.
+  a.arrive("", t0 + 2s, far);
+  a.finish(t0 + 3s, t0 + 2s, LoadSignal::overload, std::nullopt);
+  EXPECT_EQ(a.limit(), 8);  // 10 × 0.9 × 0.9 = 8.1
+  // Successes while the limit is in use raise it by about 1 per limit's worth.
+  for (int i = 0; i < 10; ++i) {
+    a.arrive("", t0 + 4s, far);
+    a.finish(t0 + 5s, t0 + 4s, LoadSignal::success, std::nullopt);
+  }
+  EXPECT_EQ(a.limit(), 9);
+  // Not while it is mostly idle: a limit nobody reaches proves nothing.
+  for (int i = 0; i < 7; ++i) a.finish(t0 + 5s, t0, LoadSignal::neutral, std::nullopt);
+  EXPECT_EQ(a.in_flight(), 0);
+  for (int i = 0; i < 50; ++i) {
+    a.arrive("", t0 + 6s, far);
+    a.finish(t0 + 7s, t0 + 6s, LoadSignal::success, std::nullopt);
+  }
+  EXPECT_EQ(a.limit(), 9);
+}
+
+TEST(AdaptiveLimit, ClimbingTimeToFirstTokenLowersIt) {
+  AdmissionPolicy p;
+  p.adaptive = true;
+  p.initial_limit = 20;
+  Admission a(p);
+  TimePoint t = t0;
+  for (int i = 0; i < 20; ++i) a.arrive("", t, far);
+  for (int i = 0; i < 5; ++i) {
+    a.finish(t + 100ms, t, LoadSignal::success, 100ms);
+    a.arrive("", t + 100ms, far);
+  }
+  int before = a.limit();
+  EXPECT_GE(before, 20);
+  // The endpoint starts queueing: first tokens take 1 s instead of 100 ms.
+  t += 1s;
+  a.finish(t + 1s, t, LoadSignal::success, 1000ms);
+  EXPECT_LT(a.limit(), before);
+}
+
+TEST(TokenBucket, BurstOfTenSecondsThenTheRate) {
+  TokenBucket b(60, t0);  // 1 per second, 10 at once
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(b.take(1, t0), std::nullopt) << i;
+  EXPECT_EQ(b.take(1, t0), 1000ms);
+  EXPECT_EQ(b.take(1, t0 + 1s), std::nullopt);
+  EXPECT_EQ(b.take(3, t0 + 1s), 3000ms);
+}
+
+TEST(TokenBucket, ALargeTakePassesWhenFullAndLeavesADebt) {
+  TokenBucket b(600, t0);  // 100 at once
+  EXPECT_EQ(b.take(250, t0), std::nullopt);
+  EXPECT_DOUBLE_EQ(b.level(t0), -150);
+  EXPECT_EQ(b.take(1, t0), 15100ms);
+  b.adjust(200, t0);  // the estimate was 200 too high
+  EXPECT_DOUBLE_EQ(b.level(t0), 50);
+}
+
+}  // namespace
+}  // namespace ballast

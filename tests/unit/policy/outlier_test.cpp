@@ -1,0 +1,73 @@
+#include "policy/outlier.hpp"
+
+#include <gtest/gtest.h>
+
+namespace ballast {
+namespace {
+
+using namespace std::chrono_literals;
+
+TEST(Outlier, ConsecutiveFailuresEjectForAGrowingTime) {
+  OutlierPolicy p;  // 5 in a row, 30 s × n, cap 300 s
+  OutlierState s(p);
+  TimePoint t{1000s};
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(s.report_failure(t, true), HealthEvent::none);
+  EXPECT_EQ(s.report_failure(t, true), HealthEvent::ejected);
+  EXPECT_FALSE(s.available(t + 29s));
+  EXPECT_TRUE(s.available(t + 30s));  // half-open: one probe
+  s.on_send(t + 30s);
+  EXPECT_FALSE(s.available(t + 30s));
+  EXPECT_EQ(s.report_failure(t + 31s, true), HealthEvent::ejected);  // the probe failed
+  EXPECT_EQ(s.last_ejection(), 60s);
+  EXPECT_FALSE(s.available(t + 90s));
+  EXPECT_TRUE(s.available(t + 91s));
+  s.on_send(t + 91s);
+  EXPECT_EQ(s.report_success(t + 92s), HealthEvent::readmitted);
+  EXPECT_TRUE(s.available(t + 92s));
+}
+
+TEST(Outlier, ASuccessResetsTheCount) {
+  OutlierPolicy p;
+  OutlierState s(p);
+  TimePoint t{1000s};
+  for (int i = 0; i < 4; ++i) s.report_failure(t, true);
+  s.report_success(t);
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(s.report_failure(t, true), HealthEvent::none);
+}
+
+TEST(Outlier, NeverEjectsWhenTheCallerForbids) {
+  OutlierPolicy p;
+  OutlierState s(p);
+  TimePoint t{1000s};
+  for (int i = 0; i < 20; ++i) EXPECT_EQ(s.report_failure(t, false), HealthEvent::none);
+  EXPECT_TRUE(s.available(t));
+}
+
+TEST(Outlier, EjectionTimeIsCappedAndForgivenAfterAHealthyStretch) {
+  OutlierPolicy p;
+  p.consecutive_failures = 1;
+  OutlierState s(p);
+  TimePoint t{1000s};
+  for (int n = 1; n <= 12; ++n) {
+    s.report_failure(t, true);
+    t = s.ejected_until();
+  }
+  EXPECT_EQ(s.last_ejection(), 300s);
+  EXPECT_EQ(s.report_success(t), HealthEvent::readmitted);
+  s.report_failure(t + 301s, true);
+  EXPECT_EQ(s.last_ejection(), 30s);
+}
+
+TEST(Outlier, AnActiveCheckReadmitsEarly) {
+  OutlierPolicy p;
+  p.consecutive_failures = 1;
+  OutlierState s(p);
+  TimePoint t{1000s};
+  s.report_failure(t, true);
+  EXPECT_FALSE(s.available(t + 1s));
+  EXPECT_EQ(s.check_passed(t + 1s), HealthEvent::readmitted);
+  EXPECT_TRUE(s.available(t + 1s));
+}
+
+}  // namespace
+}  // namespace ballast
