@@ -93,11 +93,14 @@ int run_serve(const ServeArgs& args) {
   ServerOptions so;
   so.max_body_bytes = cfg.max_request_bytes;
   so.reuse_port = true;
+  // What the workers share: the endpoints' slots, queues, health and limits, and the metrics.
+  Metrics metrics;
+  Upstreams upstreams(cfg, metrics);
   std::vector<std::unique_ptr<Worker>> pool;
   std::string address = cfg.listen;
   for (int i = 0; i < workers; ++i) {
     auto w = std::make_unique<Worker>();
-    w->gateway = std::make_unique<Gateway>(w->io, cfg, access_log, env);
+    w->gateway = std::make_unique<Gateway>(w->io, cfg, access_log, env, upstreams, metrics);
     Gateway* gateway = w->gateway.get();
     w->server = std::make_unique<HttpServer>(
         w->io, so, [gateway](Request& req, Downstream& down) { return gateway->handle(req, down); });

@@ -9,8 +9,15 @@
 
 namespace ballast {
 
-Gateway::Gateway(boost::asio::io_context& io, config::Config config, AccessLog& access_log, GetEnv getenv)
-    : config_(std::move(config)), multi_(io), access_log_(access_log), getenv_(std::move(getenv)) {
+Gateway::Gateway(boost::asio::io_context& io, config::Config config, AccessLog& access_log, GetEnv getenv,
+                 Upstreams& upstreams, Metrics& metrics)
+    : config_(std::move(config)),
+      multi_(io),
+      access_log_(access_log),
+      upstreams_(upstreams),
+      metrics_(metrics),
+      rng_(std::random_device{}()),
+      getenv_(std::move(getenv)) {
   in_container_ = running_in_container();
   for (const auto& model : config_.models) {
     for (const auto& ep : model.endpoints) {

@@ -5,12 +5,15 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <cstdint>
+#include <random>
 #include <string>
 #include <unordered_map>
 
 #include "config/config.hpp"
 #include "downstream/http_types.hpp"
+#include "gateway/upstreams.hpp"
 #include "observability/access_log.hpp"
+#include "observability/metrics.hpp"
 #include "policy/proxy_env.hpp"
 #include "policy/url.hpp"
 #include "upstream/curl_multi.hpp"
@@ -22,7 +25,9 @@ struct Exchange;
 
 class Gateway {
  public:
-  Gateway(boost::asio::io_context& io, config::Config config, AccessLog& access_log, GetEnv getenv);
+  // `upstreams` and `metrics` are shared with the other workers' gateways.
+  Gateway(boost::asio::io_context& io, config::Config config, AccessLog& access_log, GetEnv getenv,
+          Upstreams& upstreams, Metrics& metrics);
 
   // The Handler the downstream server calls for every request.
   boost::asio::awaitable<void> handle(Request& request, Downstream& downstream);
@@ -36,6 +41,10 @@ class Gateway {
                                                 const config::Endpoint& endpoint, std::string_view api_path,
                                                 bool stream);
   boost::asio::awaitable<void> fail(Exchange& x, ErrorCode code, std::string message);
+  // A refusal the client may retry after `retry_after`: overload and rate limits.
+  boost::asio::awaitable<void> refuse(Exchange& x, ErrorCode code, std::string message, Millis retry_after);
+  // Waits `d` unless the client leaves first (false then).
+  boost::asio::awaitable<bool> pause(Exchange& x, Wakeup& wake, Millis d);
   void finish(Exchange& x);
   std::string next_request_id();
 
@@ -49,9 +58,14 @@ class Gateway {
   const EndpointFacts& facts(const config::Endpoint& endpoint) const { return facts_.at(&endpoint); }
   std::unordered_map<const config::Endpoint*, EndpointFacts> facts_;
 
+  size_t model_index(const config::Model& m) const { return static_cast<size_t>(&m - config_.models.data()); }
+
   config::Config config_;
   CurlMulti multi_;
   AccessLog& access_log_;
+  Upstreams& upstreams_;
+  Metrics& metrics_;
+  std::mt19937_64 rng_;  // backoff jitter
   GetEnv getenv_;
   bool in_container_ = false;
   uint64_t id_prefix_ = 0;

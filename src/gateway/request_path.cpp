@@ -16,6 +16,7 @@
 #include "policy/failure_message.hpp"
 #include "policy/header_filter.hpp"
 #include "policy/request_fields.hpp"
+#include "policy/retry.hpp"
 #include "policy/sse_scanner.hpp"
 #include "policy/upstream_target.hpp"
 #include "policy/url.hpp"
@@ -31,6 +32,9 @@ struct Exchange {
   std::string id;
   RequestDeadline deadline;
   AccessRecord record;
+  int key = -1;             // the client key's index under keys:, if keys are configured
+  std::string fair_key;     // whose turn it is in endpoint queues: the client key
+  double tokens = 0;        // estimated for tpm limits until usage says
 
   Headers headers(std::string_view content_type = "application/json") const {
     return {{"content-type", std::string(content_type)}, {"x-ballast-request-id", id}};
@@ -84,6 +88,12 @@ std::optional<Duration> client_timeout(const Request& req) {
   return shortest;
 }
 
+// How many times the client's SDK has already retried this request (x-stainless-retry-count).
+int client_retry_count(const Request& req) {
+  const auto* v = req.header("x-stainless-retry-count");
+  return v && !v->empty() && *v != "0" ? 1 : 0;
+}
+
 std::string presented_key(const Request& req) {
   if (const auto* auth = req.header("authorization")) {
     std::string_view v = *auth;
@@ -109,6 +119,35 @@ Headers forwardable(Headers upstream, const std::string& id) {
   return upstream;
 }
 
+// Retry-After in whole seconds (rounded up: waiting a little longer is harmless, shorter is not),
+// and retry-after-ms, which the OpenAI SDKs read first, for the exact figure.
+void add_retry_after(Headers& headers, Millis wait, AccessRecord& record) {
+  auto ms = std::max<int64_t>(wait.count(), 1);
+  headers.emplace_back("retry-after", std::to_string((ms + 999) / 1000));
+  headers.emplace_back("retry-after-ms", std::to_string(ms));
+  record.retry_after_ms = static_cast<int>(ms);
+}
+
+std::string describe_refusal(ErrorCode code, const config::Endpoint& endpoint, const Upstreams::Admit& admit) {
+  if (code == ErrorCode::queue_full) {
+    return fmt::format(
+        "endpoint {} is at max_in_flight and its queue is full: retry after {}, or raise max_in_flight or "
+        "queue if the upstream can take more",
+        endpoint.name, format_duration(admit.retry_after));
+  }
+  if (admit.at_once) {
+    return fmt::format(
+        "endpoint {} is at max_in_flight and this request could not start before its deadline or "
+        "timeouts.queue: refused at once; retry after {}",
+        endpoint.name, format_duration(admit.retry_after));
+  }
+  return fmt::format(
+      "endpoint {} is at max_in_flight: waited {} for a slot (timeouts.queue, or the client's deadline); "
+      "retry after {}",
+      endpoint.name, format_duration(std::chrono::duration_cast<Millis>(admit.waited)),
+      format_duration(admit.retry_after));
+}
+
 // A non-streamed answer larger than this is refused rather than held in memory.
 constexpr size_t kMaxBufferedResponse = size_t{128} * 1024 * 1024;
 
@@ -124,6 +163,16 @@ asio::awaitable<void> Gateway::handle(Request& req, Downstream& down) {
 
   if (req.path == "/healthz" || req.path == "/readyz") {
     co_await down.respond(200, x.headers(), R"({"status":"ok"})");
+    co_return;
+  }
+  if (req.path == "/metrics") {
+    std::string text = metrics_.render();
+    upstreams_.render_gauges(text, Clock::now());
+    co_await down.respond(200, x.headers("text/plain; version=0.0.4"), std::move(text));
+    co_return;
+  }
+  if (req.path == "/ballast/status") {
+    co_await down.respond(200, x.headers(), upstreams_.status_json(Clock::now()));
     co_return;
   }
   if (req.too_large) {
@@ -152,6 +201,10 @@ asio::awaitable<void> Gateway::handle(Request& req, Downstream& down) {
     std::string presented = presented_key(req);
     for (const auto& k : config_.keys) {
       if (k.key == presented) key = &k;
+    }
+    if (key) {
+      x.key = static_cast<int>(key - config_.keys.data());
+      x.fair_key = std::to_string(x.key);
     }
     if (!key) {
       co_return co_await fail(x, ErrorCode::unauthorized,
@@ -214,6 +267,16 @@ asio::awaitable<void> Gateway::handle(Request& req, Downstream& down) {
         x, ErrorCode::unauthorized,
         fmt::format("this client key may not use model '{}' (see its models: under keys:)", name));
   }
+  x.tokens = estimate_tokens(req.body.size(), fields.fields.max_tokens);
+  if (key && (key->rpm > 0 || key->tpm > 0)) {
+    if (auto wait = upstreams_.charge_key(static_cast<size_t>(x.key), x.tokens, Clock::now())) {
+      co_return co_await refuse(x, ErrorCode::rate_limited,
+                                fmt::format("this client key is over its limit (keys[{}]: rpm {}, tpm {}): "
+                                            "retry after {}, or raise the key's limits",
+                                            x.key, key->rpm, key->tpm, format_duration(*wait)),
+                                *wait);
+    }
+  }
   co_await proxy(x, *model, route->path, fields.fields.stream);
 }
 
@@ -225,18 +288,105 @@ asio::awaitable<void> Gateway::proxy(Exchange& x, const config::Model& model, st
   auto client = client_timeout(x.req);
   if (client) x.record.client_timeout_ms = to_ms(*client);
   x.deadline = plan_deadline(x.req.received, total, client);
+  const size_t mi = model_index(model);
+  const RetryPolicy& policy = model.retries;
+  upstreams_.record_request(mi, client_retry_count(x.req) > 0, Clock::now());
 
-  // The attempt loop. One attempt, on the model's first endpoint, until retries and balancing
-  // arrive; the loop and the verdict are where they will plug in.
+  // The attempt loop: pick an endpoint, wait for a slot, send, classify, report, decide.
+  Wakeup wake(co_await asio::this_coro::executor);
   AttemptResult last;
-  const int max_attempts = 1;
-  for (int n = 1; n <= max_attempts; ++n) {
-    const config::Endpoint& endpoint = model.endpoints.front();
+  std::vector<bool> tried(model.endpoints.size());
+  ErrorCode refusal = ErrorCode::ok;  // ballast's own answer, when it could not make an attempt
+  std::string refusal_message;
+  std::optional<Millis> retry_after;  // for the client, when waiting helps
+  bool budget_spent = false;
+  bool client_left = false;
+  for (int n = 1;; ++n) {
+    Upstreams::Pick pick = upstreams_.pick(mi, tried, x.tokens, Clock::now());
+    if (pick.endpoint < 0) {
+      refusal = pick.refusal;
+      refusal_message = pick.why;
+      retry_after = pick.retry_after;
+      break;
+    }
+    const size_t ei = static_cast<size_t>(pick.endpoint);
+    const config::Endpoint& endpoint = model.endpoints[ei];
+    tried[ei] = true;
+    x.record.endpoint = endpoint.name;
+
+    Upstreams::Admit admit =
+        co_await upstreams_.admit(mi, ei, x.fair_key, x.deadline.at, x.down, wake);
+    x.record.queue_ms += to_ms(admit.waited);
+    if (admit.kind != Upstreams::Admit::admitted) {
+      upstreams_.finish_unsent(mi, ei);
+      if (admit.kind == Upstreams::Admit::client_gone) {
+        client_left = true;
+        break;
+      }
+      refusal = admit.kind == Upstreams::Admit::queue_full ? ErrorCode::queue_full : ErrorCode::queue_timeout;
+      retry_after = admit.retry_after;
+      refusal_message = describe_refusal(refusal, endpoint, admit);
+      break;
+    }
+    const TimePoint admitted_at = Clock::now();
     last = co_await attempt(x, model, endpoint, api_path, stream);
     x.record.attempts.push_back(last.record);
-    x.record.endpoint = endpoint.name;
+    metrics_.attempt(endpoint.name, last.record.code, last.outcome.timings);
     Verdict verdict = classify(last.outcome);
+    const PhaseTimings& t = last.outcome.timings;
+    std::optional<Duration> first_token;
+    if (auto ms = t.first_token_ms ? t.first_token_ms : t.first_byte_ms)
+      first_token = std::chrono::duration_cast<Duration>(std::chrono::duration<double, std::milli>(*ms));
+    // The tpm estimate charged for this attempt, corrected: by usage when it came, in full when it failed.
+    double tokens_delta = verdict.code == ErrorCode::ok
+                              ? (x.record.usage ? x.tokens - static_cast<double>(x.record.usage->total_tokens) : 0)
+                              : x.tokens;
+    upstreams_.finish(mi, ei, admitted_at, verdict, first_token, tokens_delta, Clock::now());
+
+    // Decide: done, or another attempt — if it may help, is allowed, and fits before the deadline.
     if (verdict.code == ErrorCode::ok || !verdict.retryable) break;
+    if (n >= policy.max_attempts) {
+      metrics_.retry_denied(model.name, "max_attempts");
+      break;
+    }
+    auto hint = retry_hint(last.headers, std::chrono::system_clock::now());
+    if (hint && *hint > policy.retry_after_cap) {
+      metrics_.retry_denied(model.name, "retry_after_cap");
+      break;
+    }
+    Millis wait = backoff(policy, n, std::uniform_real_distribution<double>(0, 1)(rng_));
+    // The upstream's own wait applies to it; a retry that goes to an endpoint not tried yet need not honour it.
+    bool elsewhere = std::find(tried.begin(), tried.end(), false) != tried.end();
+    if (hint && !elsewhere) wait = std::max(wait, *hint);
+    if (Clock::now() + wait >= x.deadline.at) {
+      metrics_.retry_denied(model.name, "deadline");
+      if (hint) retry_after = *hint;
+      break;
+    }
+    if (!upstreams_.try_spend_retry(mi, Clock::now())) {
+      metrics_.retry_denied(model.name, "budget");
+      budget_spent = true;
+      break;
+    }
+    metrics_.retry(model.name, verdict.code);
+    TimePoint paused = Clock::now();
+    bool stayed = co_await pause(x, wake, wait);
+    x.record.backoff_ms += to_ms(Clock::now() - paused);
+    if (!stayed) {
+      client_left = true;
+      break;
+    }
+  }
+
+  // No attempt could be made: ballast's own refusal, with when to come back.
+  if (x.record.attempts.empty() && refusal != ErrorCode::ok) {
+    co_return co_await refuse(x, refusal, std::move(refusal_message), retry_after.value_or(Millis(1000)));
+  }
+  if (x.record.attempts.empty() || client_left) {
+    x.record.code = ErrorCode::client_disconnected;
+    x.record.status = http_status(ErrorCode::client_disconnected);
+    finish(x);
+    co_return;
   }
 
   // A failure that no byte of has reached the client yet is answered here, whole.
@@ -259,7 +409,10 @@ asio::awaitable<void> Gateway::proxy(Exchange& x, const config::Model& model, st
       body = error_body(verdict.code, last.message);
     }
     headers.emplace_back("x-ballast-attempts", std::to_string(x.record.attempts.size()));
-    if (!verdict.retryable) headers.emplace_back("x-should-retry", "false");
+    // The client's own retries would stack on ours, or could not help.
+    if (!verdict.retryable || x.record.attempts.size() > 1 || budget_spent)
+      headers.emplace_back("x-should-retry", "false");
+    if (retry_after && verdict.code != ErrorCode::upstream_status) add_retry_after(headers, *retry_after, x.record);
     x.record.status = status;
     x.record.bytes_out = body.size();
     co_await x.down.respond(status, headers, std::move(body));
@@ -431,6 +584,28 @@ asio::awaitable<AttemptResult> Gateway::attempt(Exchange& x, const config::Model
   co_return r;
 }
 
+asio::awaitable<void> Gateway::refuse(Exchange& x, ErrorCode code, std::string message, Millis retry_after) {
+  Headers headers = x.headers();
+  add_retry_after(headers, retry_after, x.record);
+  headers.emplace_back("x-ballast-attempts", std::to_string(x.record.attempts.size()));
+  std::string body = error_body(code, message);
+  x.record.status = http_status(code);
+  x.record.code = code;
+  x.record.bytes_out = body.size();
+  x.record.message = std::move(message);
+  co_await x.down.respond(x.record.status, headers, std::move(body));
+  finish(x);
+}
+
+asio::awaitable<bool> Gateway::pause(Exchange& x, Wakeup& wake, Millis d) {
+  if (d <= Millis(0)) co_return true;
+  TimePoint until = Clock::now() + d;
+  x.down.watch_disconnect(wake);
+  while (Clock::now() < until && !x.down.client_gone()) co_await wake.wait_until(until);
+  x.down.stop_watching();
+  co_return !x.down.client_gone();
+}
+
 asio::awaitable<void> Gateway::fail(Exchange& x, ErrorCode code, std::string message) {
   Headers headers = x.headers();
   headers.emplace_back("x-should-retry", "false");
@@ -446,6 +621,12 @@ asio::awaitable<void> Gateway::fail(Exchange& x, ErrorCode code, std::string mes
 
 void Gateway::finish(Exchange& x) {
   x.record.duration_ms = to_ms(Clock::now() - x.req.received);
+  if (!x.record.model.empty()) {
+    metrics_.request(x.record.model, x.record.endpoint, x.record.code, x.record.duration_ms / 1000);
+    if (x.key >= 0 && x.record.usage)
+      upstreams_.correct_key(static_cast<size_t>(x.key), x.tokens - static_cast<double>(x.record.usage->total_tokens),
+                             Clock::now());
+  }
   access_log_.write(x.record);
 }
 

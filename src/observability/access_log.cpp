@@ -38,6 +38,7 @@ std::string format_access_line(const AccessRecord& r, std::string_view timestamp
   w.field("peer", r.peer).field("model", r.model).field("endpoint", r.endpoint).field("stream", r.stream);
   w.field("status", r.status).field("code", code_name(r.code));
   w.field("duration_ms", r.duration_ms).field("client_timeout_ms", r.client_timeout_ms);
+  w.field("queue_ms", r.queue_ms).field("backoff_ms", r.backoff_ms).field("retry_after_ms", r.retry_after_ms);
   w.key("attempts").begin_array();
   for (const auto& a : r.attempts) {
     w.begin_object().field("endpoint", a.endpoint).field("status", a.status).field("code", code_name(a.code));

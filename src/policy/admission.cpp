@@ -161,14 +161,17 @@ void TokenBucket::refill(TimePoint now) {
   updated_ = now;
 }
 
-std::optional<Millis> TokenBucket::take(double n, TimePoint now) {
+std::optional<Millis> TokenBucket::wait_for(double n, TimePoint now) {
   refill(now);
-  if (level_ >= n || level_ >= capacity_) {
-    level_ -= n;
-    return std::nullopt;
-  }
+  if (level_ >= n || level_ >= capacity_) return std::nullopt;
   double missing = std::min(n, capacity_) - level_;
   return Millis(static_cast<int64_t>(std::ceil(missing / rate_per_s_ * 1000)));
+}
+
+std::optional<Millis> TokenBucket::take(double n, TimePoint now) {
+  auto wait = wait_for(n, now);
+  if (!wait) level_ -= n;
+  return wait;
 }
 
 void TokenBucket::adjust(double n, TimePoint now) {

@@ -106,6 +106,8 @@ class TokenBucket {
   bool enabled() const { return rate_per_s_ > 0; }
   // Takes `n` and returns nothing, or takes nothing and returns how long until `n` would fit.
   std::optional<Millis> take(double n, TimePoint now);
+  // What take() would say, taking nothing.
+  std::optional<Millis> wait_for(double n, TimePoint now);
   // Corrects an earlier take by `n` (positive gives back, negative charges more).
   void adjust(double n, TimePoint now);
   double level(TimePoint now);

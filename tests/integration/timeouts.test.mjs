@@ -16,6 +16,8 @@ before(async () => {
   const timeouts = { connect: `${BOUND}ms`, first_byte: `${BOUND}ms`, first_token: `${BOUND}ms`, stream_idle: `${BOUND}ms`, total: '30s' };
   gw = await startServe({
     timeouts,
+    // One attempt, so each bound is seen firing once; retries have their own suite (chaos).
+    retries: { max_attempts: 1 },
     models: [
       { name: 'm', endpoints: [{ base_url: sim.base }] },
       { name: 'silent', endpoints: [{ base_url: `http://127.0.0.1:${silent.port}/v1` }] },
