@@ -15,6 +15,7 @@
 #include "config/load.hpp"
 #include "downstream/http_server.hpp"
 #include "gateway/gateway.hpp"
+#include "gateway/health_checks.hpp"
 #include "policy/duration.hpp"
 
 namespace ballast {
@@ -129,6 +130,8 @@ int run_serve(const ServeArgs& args) {
 
   std::thread sim_thread;
   if (!sims.empty()) sim_thread = std::thread([&] { sim_io.run(); });
+  HealthChecks checks(cfg, upstreams, env);
+  if (int n = checks.start(); n > 0) spdlog::info("active health checks on {} endpoint(s)", n);
   for (auto& w : pool) w->thread = std::thread([&io = w->io] { io.run(); });
   spdlog::info("ballast serve listening on http://{} ({} worker(s), config: {})", address, workers,
                cfg.source);
@@ -163,6 +166,7 @@ int run_serve(const ServeArgs& args) {
   });
   main_io.run();
   waiter.join();
+  checks.stop();
   sim_io.stop();
   if (sim_thread.joinable()) sim_thread.join();
   spdlog::info("drained: exiting");
