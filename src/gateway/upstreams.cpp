@@ -123,6 +123,7 @@ asio::awaitable<Upstreams::Admit> Upstreams::admit(size_t model, size_t endpoint
     auto a = ep.admission.arrive(fair_key, arrived, start_by);
     switch (a.decision) {
       case Admission::Decision::admitted:
+        if (ep.admission.bounded()) metrics_.queue_wait(ep.name, 0);
         co_return Admit{};
       case Admission::Decision::queue_full:
         co_return Admit{Admit::queue_full, a.retry_after, {}, true};

@@ -11,6 +11,7 @@ namespace {
 // Moving averages weigh the latest sample this much: quick enough to follow a change of load
 // within a few requests, slow enough that one outlier does not swing the estimate.
 constexpr double kAlpha = 0.2;
+constexpr Duration kBaselineWindow = std::chrono::seconds(30);
 
 Duration ewma(std::optional<Duration> avg, Duration sample) {
   if (!avg) return sample;
@@ -95,14 +96,18 @@ Admission::Changes Admission::finish(TimePoint now, TimePoint started, LoadSigna
     } else if (signal == LoadSignal::success) {
       bool queueing_upstream = false;
       if (first_token) {
-        // The baseline follows the fastest answers and drifts slowly up, so a lasting change
-        // (longer prompts, another model) becomes the new normal.
-        if (!baseline_ttft_ || *first_token < *baseline_ttft_)
-          baseline_ttft_ = *first_token;
-        else
-          baseline_ttft_ = std::chrono::duration_cast<Duration>(*baseline_ttft_ * 0.99 + *first_token * 0.01);
-        recent_ttft_ = ewma(recent_ttft_, *first_token);
-        queueing_upstream = *recent_ttft_ > *baseline_ttft_ * policy_.latency_tolerance;
+        // The baseline is the fastest first token of the last 30 to 60 s: what the endpoint does
+        // when nothing waits ahead of the request. Windows let it follow a lasting change (longer
+        // prompts, another model) instead of holding on to one lucky sample forever.
+        if (now - window_start_ >= kBaselineWindow) {
+          previous_min_ttft_ = current_min_ttft_;
+          current_min_ttft_.reset();
+          window_start_ = now;
+        }
+        if (!current_min_ttft_ || *first_token < *current_min_ttft_) current_min_ttft_ = *first_token;
+        Duration baseline = previous_min_ttft_ ? std::min(*previous_min_ttft_, *current_min_ttft_) : *current_min_ttft_;
+        // One request that waited upstream is enough: at the right limit none does.
+        queueing_upstream = *first_token > baseline * policy_.latency_tolerance;
       }
       if (queueing_upstream) {
         if (fresh) decrease();

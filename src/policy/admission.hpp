@@ -2,8 +2,8 @@
 // is fair between client keys and aware of deadlines — a request that could not start before its
 // deadline is refused at once, with a Retry-After worked out from the drain rate, instead of after
 // waiting. The limit is fixed (max_in_flight: N) or adaptive (max_in_flight: auto): additive
-// increase while busy, multiplicative decrease on overload (429, 503, timeouts) and when time to
-// first token climbs well above its baseline (queueing upstream).
+// increase while busy, multiplicative decrease on overload (429, 503, timeouts) and when a time to
+// first token rises well above the recent fastest one (the request waited in the upstream's queue).
 //
 // Pure and single-threaded: the caller holds its lock, passes the time, and wakes the waiters
 // this names.
@@ -29,7 +29,7 @@ struct AdmissionPolicy {
   int initial_limit = 16;
   int min_limit = 1;
   int max_limit = 1000;
-  double decrease = 0.9;
+  double decrease = 0.8;
   double latency_tolerance = 2.0;
 };
 
@@ -91,7 +91,8 @@ class Admission {
   std::map<std::string, std::deque<uint64_t>> by_key_;
   std::deque<std::string> turn_;
   std::optional<Duration> mean_hold_;  // how long a slot is held, moving average
-  std::optional<Duration> baseline_ttft_, recent_ttft_;
+  std::optional<Duration> current_min_ttft_, previous_min_ttft_;
+  TimePoint window_start_{};
   TimePoint last_decrease_{};
 };
 

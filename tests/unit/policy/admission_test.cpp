@@ -102,6 +102,7 @@ TEST(AdaptiveLimit, DecreasesOncePerEpisodeAndGrowsWhileBusy) {
   AdmissionPolicy p;
   p.adaptive = true;
   p.initial_limit = 10;
+  p.decrease = 0.9;
   Admission a(p);
   for (int i = 0; i < 10; ++i) a.arrive("", t0, far);
   // Three 429s from requests that started together: one decrease, not three.
