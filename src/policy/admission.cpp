@@ -20,6 +20,11 @@ Duration ewma(std::optional<Duration> avg, Duration sample) {
 
 Millis ms_ceil(Duration d) { return std::max(Millis(1), std::chrono::ceil<Millis>(d)); }
 
+// When a refused request should come back: once the queue ahead of it has drained far enough that,
+// arriving with the same budget, it would wait about half of it. Half, not all: requests refused
+// together come back together, and one that returned right at the edge would be refused again.
+Duration come_back_after(Duration wait, Duration budget) { return wait - std::max(Duration(0), budget) / 2; }
+
 }  // namespace
 
 Admission::Admission(const AdmissionPolicy& policy)
@@ -51,9 +56,8 @@ Admission::Arrival Admission::arrive(const std::string& key, TimePoint now, Time
   auto wait = estimated_wait(tickets_.size());
   if (start_by <= now || (wait && now + *wait > start_by)) {
     // It would wait only to be refused: say so now, and when the queue will have room for it.
-    Duration budget = std::max(Duration(0), start_by - now);
     Duration slot = mean_hold_ ? *mean_hold_ / limit() : Duration(0);
-    return {Decision::too_late, 0, ms_ceil(std::max(wait ? *wait - budget : Duration(0), slot))};
+    return {Decision::too_late, 0, ms_ceil(std::max(come_back_after(wait.value_or(Duration(0)), start_by - now), slot))};
   }
   uint64_t id = next_ticket_++;
   tickets_.emplace(id, Ticket{key, now, start_by});
@@ -148,8 +152,7 @@ Admission::Changes Admission::settle(TimePoint now) {
       ++it;
       continue;
     }
-    Duration budget = t.start_by - t.arrived;
-    out.refused.emplace_back(it->first, ms_ceil(std::max(wait - budget, slot)));
+    out.refused.emplace_back(it->first, ms_ceil(std::max(come_back_after(wait, t.start_by - t.arrived), slot)));
     uint64_t id = it->first;
     ++it;
     cancel(id);

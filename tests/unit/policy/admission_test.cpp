@@ -55,7 +55,7 @@ TEST(Admission, RefusesAtOnceWhatCouldNotStartInTime) {
   EXPECT_EQ(a.arrive("", t0 + 2s, t0 + 2s + 3s).decision, D::queued);
   auto r2 = a.arrive("", t0 + 2s, t0 + 2s + 3s);  // third in line: ~4 s away, 3 s allowed
   EXPECT_EQ(r2.decision, D::too_late);
-  EXPECT_EQ(r2.retry_after, 2000ms);
+  EXPECT_EQ(r2.retry_after, 2500ms);  // back when it would wait half its 3 s: 4 s - 1.5 s
 }
 
 TEST(Admission, WaitersThatCanNoLongerMakeItAreToldAtOnce) {
@@ -69,7 +69,7 @@ TEST(Admission, WaitersThatCanNoLongerMakeItAreToldAtOnce) {
   EXPECT_EQ(c.granted[0], early.ticket);
   ASSERT_EQ(c.refused.size(), 1u);
   EXPECT_EQ(c.refused[0].first, late.ticket);
-  EXPECT_EQ(c.refused[0].second, 6000ms);
+  EXPECT_EQ(c.refused[0].second, 6000ms);  // next in line, 6 s away: back in a slot's time
   EXPECT_FALSE(a.cancel(late.ticket));
 }
 
