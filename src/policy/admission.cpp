@@ -40,9 +40,18 @@ std::optional<Duration> Admission::estimated_wait(size_t position) const {
   return *mean_hold_ * static_cast<int64_t>(position + 1) / limit();
 }
 
-Millis Admission::retry_after(TimePoint) const {
+Millis Admission::come_back(TimePoint now, Duration estimate) {
+  // Requests refused together must not come back together: each is promised a later time than the
+  // one refused before it, by one slot's time (the rate at which the queue drains).
+  Duration slot = mean_hold_ ? *mean_hold_ / limit() : Duration(0);
+  TimePoint at = std::max(now + std::max(estimate, slot), last_promise_ + slot);
+  last_promise_ = at;
+  return ms_ceil(at - now);
+}
+
+Millis Admission::retry_after(TimePoint now) {
   auto wait = estimated_wait(tickets_.size());
-  return wait ? ms_ceil(*wait) : Millis(1000);
+  return wait ? come_back(now, *wait) : Millis(1000);
 }
 
 Admission::Arrival Admission::arrive(const std::string& key, TimePoint now, TimePoint start_by) {
@@ -56,8 +65,7 @@ Admission::Arrival Admission::arrive(const std::string& key, TimePoint now, Time
   auto wait = estimated_wait(tickets_.size());
   if (start_by <= now || (wait && now + *wait > start_by)) {
     // It would wait only to be refused: say so now, and when the queue will have room for it.
-    Duration slot = mean_hold_ ? *mean_hold_ / limit() : Duration(0);
-    return {Decision::too_late, 0, ms_ceil(std::max(come_back_after(wait.value_or(Duration(0)), start_by - now), slot))};
+    return {Decision::too_late, 0, come_back(now, come_back_after(wait.value_or(Duration(0)), start_by - now))};
   }
   uint64_t id = next_ticket_++;
   tickets_.emplace(id, Ticket{key, now, start_by});
@@ -143,7 +151,6 @@ Admission::Changes Admission::settle(TimePoint now) {
   if (!mean_hold_) return out;
   // Those that can no longer start in time are told now, with when the queue will have room.
   size_t position = 0;
-  Duration slot = *mean_hold_ / limit();
   for (auto it = tickets_.begin(); it != tickets_.end();) {
     Duration wait = *estimated_wait(position);
     const Ticket& t = it->second;
@@ -152,7 +159,7 @@ Admission::Changes Admission::settle(TimePoint now) {
       ++it;
       continue;
     }
-    out.refused.emplace_back(it->first, ms_ceil(std::max(come_back_after(wait, t.start_by - t.arrived), slot)));
+    out.refused.emplace_back(it->first, come_back(now, come_back_after(wait, t.start_by - t.arrived)));
     uint64_t id = it->first;
     ++it;
     cancel(id);

@@ -64,8 +64,9 @@ class Admission {
   // false if it was granted or refused meanwhile (the caller then owns that result).
   bool cancel(uint64_t ticket);
 
-  // When a request refused now could try again: time for the queue ahead of it to drain.
-  Millis retry_after(TimePoint now) const;
+  // When a request refused now could try again: time for the queue ahead of it, and the requests
+  // refused before it, to drain.
+  Millis retry_after(TimePoint now);
 
   int limit() const;
   int in_flight() const { return in_flight_; }
@@ -81,6 +82,7 @@ class Admission {
   };
   std::optional<Duration> estimated_wait(size_t position) const;  // position 0: next to start
   Changes settle(TimePoint now);
+  Millis come_back(TimePoint now, Duration estimate);
 
   AdmissionPolicy policy_;
   double limit_;
@@ -94,6 +96,7 @@ class Admission {
   std::optional<Duration> current_min_ttft_, previous_min_ttft_;
   TimePoint window_start_{};
   TimePoint last_decrease_{};
+  TimePoint last_promise_{};  // the latest time a refused request was told to come back
 };
 
 // A token bucket for requests or tokens per minute. It holds ten seconds' worth, so a burst is
