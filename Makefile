@@ -36,6 +36,7 @@ bench:
 	@scripts/install-deps.sh bench
 	$(MAKE) build
 	bench/throughput.sh
+	node bench/overload.mjs
 
 format:
 	clang-format -i $$(git ls-files '*.cpp' '*.hpp')

@@ -345,22 +345,13 @@ asio::awaitable<void> Gateway::proxy(Exchange& x, const config::Model& model, st
 
     // Decide: done, or another attempt — if it may help, is allowed, and fits before the deadline.
     if (verdict.code == ErrorCode::ok || !verdict.retryable) break;
-    if (n >= policy.max_attempts) {
-      metrics_.retry_denied(model.name, "max_attempts");
-      break;
-    }
     auto hint = retry_hint(last.headers, std::chrono::system_clock::now());
-    if (hint && *hint > policy.retry_after_cap) {
-      metrics_.retry_denied(model.name, "retry_after_cap");
-      break;
-    }
-    Millis wait = backoff(policy, n, std::uniform_real_distribution<double>(0, 1)(rng_));
-    // The upstream's own wait applies to it; a retry that goes to an endpoint not tried yet need not honour it.
     bool elsewhere = std::find(tried.begin(), tried.end(), false) != tried.end();
-    if (hint && !elsewhere) wait = std::max(wait, *hint);
-    if (Clock::now() + wait >= x.deadline.at) {
-      metrics_.retry_denied(model.name, "deadline");
-      if (hint) retry_after = *hint;
+    RetryChoice next = next_retry(policy, n, hint, elsewhere, x.deadline.at - Clock::now(),
+                                  std::uniform_real_distribution<double>(0, 1)(rng_));
+    if (!next.retry) {
+      metrics_.retry_denied(model.name, next.denied);
+      if (hint && next.denied == "deadline") retry_after = *hint;
       break;
     }
     if (!upstreams_.try_spend_retry(mi, Clock::now())) {
@@ -370,7 +361,7 @@ asio::awaitable<void> Gateway::proxy(Exchange& x, const config::Model& model, st
     }
     metrics_.retry(model.name, verdict.code);
     TimePoint paused = Clock::now();
-    bool stayed = co_await pause(x, wake, wait);
+    bool stayed = co_await pause(x, wake, next.wait);
     x.record.backoff_ms += to_ms(Clock::now() - paused);
     if (!stayed) {
       client_left = true;

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -28,6 +29,19 @@ struct RetryPolicy {
 // The full-jitter backoff before retry number `retry` (1 = the second attempt). `unit` is a random
 // number in [0, 1).
 Millis backoff(const RetryPolicy& policy, int retry, double unit);
+
+// Whether a failed, retryable attempt gets another one, and after how long.
+struct RetryChoice {
+  bool retry = false;
+  Millis wait{0};
+  std::string_view denied;  // when not: max_attempts, retry_after_cap or deadline
+};
+
+// After attempt `attempt` (1-based) failed in a retryable way: the backoff drawn with `unit`, or
+// the upstream's `hint` when the retry goes back to it (no endpoint is left untried `elsewhere`),
+// and never a wait that ends at or past `time_left`. The retry budget is the caller's, after this.
+RetryChoice next_retry(const RetryPolicy& policy, int attempt, std::optional<Millis> hint, bool elsewhere,
+                       Duration time_left, double unit);
 
 using HeaderPairs = std::vector<std::pair<std::string, std::string>>;
 

@@ -97,6 +97,78 @@ colour: blue
   EXPECT_TRUE(r.errors.back().starts_with("bad.yaml:14: colour")) << "sorted by line";
 }
 
+TEST(ConfigLoad, ResilienceKeys) {
+  auto r = load_yaml(R"(models:
+  - name: m
+    retries: {max_attempts: 2}
+    endpoints:
+      - base_url: http://127.0.0.1:8000/v1
+        max_in_flight: 8
+        queue: 50
+        weight: 3
+        priority: 1
+        rpm: 600
+        tpm: 100000
+        health_check: {interval: 2s}
+      - base_url: http://127.0.0.1:8001/v1
+        max_in_flight: auto
+        health_check: false
+timeouts: {queue: 5s}
+retries: {base: 100ms, cap: 2s, budget_ratio: 0.5, budget_min_per_s: 3}
+outlier: {consecutive_failures: 3, base_ejection: 10s, max_ejection: 1m}
+keys:
+  - key: k
+    rpm: 60
+    tpm: 1000
+)",
+                     "ok.yaml", no_env);
+  ASSERT_TRUE(r.ok()) << r.errors.front();
+  const Config& c = r.config;
+  const Model& m = c.models[0];
+  EXPECT_EQ(m.retries.max_attempts, 2);
+  EXPECT_EQ(m.retries.base, Millis(100)) << "the model inherits the global policy key by key";
+  EXPECT_EQ(c.retries.max_attempts, 3);
+  EXPECT_DOUBLE_EQ(c.retries.budget_ratio, 0.5);
+  EXPECT_EQ(c.outlier.consecutive_failures, 3);
+  EXPECT_EQ(c.outlier.max_ejection, Millis(60'000));
+  const Endpoint& a = m.endpoints[0];
+  EXPECT_EQ(a.admission.max_in_flight, 8);
+  EXPECT_EQ(a.admission.queue_size, 50);
+  EXPECT_DOUBLE_EQ(a.weight, 3);
+  EXPECT_EQ(a.priority, 1);
+  EXPECT_DOUBLE_EQ(a.rpm, 600);
+  EXPECT_DOUBLE_EQ(a.tpm, 100000);
+  EXPECT_EQ(a.health_check.enabled, true);
+  EXPECT_EQ(a.health_check.interval, Millis(2'000));
+  EXPECT_TRUE(m.endpoints[1].admission.adaptive);
+  EXPECT_EQ(m.endpoints[1].health_check.enabled, false);
+  EXPECT_EQ(effective_queue_timeout(c, m, a), Millis(5'000));
+  EXPECT_DOUBLE_EQ(c.keys[0].rpm, 60);
+}
+
+TEST(ConfigLoad, ResilienceKeysAreChecked) {
+  auto r = load_yaml(R"(models:
+  - name: m
+    endpoints:
+      - base_url: http://127.0.0.1:8000/v1
+        max_in_flight: lots
+        weight: -1
+      - base_url: http://127.0.0.1:8001/v1
+        queue: 10
+        health_check: {path: models}
+retries: {max_attempts: 0}
+)",
+                     "bad.yaml", no_env);
+  ASSERT_EQ(r.errors.size(), 5u);
+  EXPECT_EQ(r.errors[0],
+            "bad.yaml:5: models[0].endpoints[0].max_in_flight: 'lots' is not a whole number from 1 to 100000, or auto");
+  EXPECT_EQ(r.errors[1], "bad.yaml:6: models[0].endpoints[0].weight: '-1' is not a number from 0 to 1000000");
+  EXPECT_EQ(r.errors[2],
+            "bad.yaml:8: models[0].endpoints[1].queue: only applies with max_in_flight: requests queue for its slots");
+  EXPECT_EQ(r.errors[3], "bad.yaml:9: models[0].endpoints[1].health_check.path: 'models' must start with /");
+  EXPECT_EQ(r.errors[4], "bad.yaml:10: retries.max_attempts: '0' is not a whole number from 1 to 10");
+}
+
 TEST(ConfigLoad, UnsetVariablesAreErrorsUnlessDefaulted) {
   auto r = load_yaml(R"(models:
   - name: m

@@ -90,3 +90,46 @@ TEST(Classify, AClientThatLeftWinsOverEverything) {
 
 }  // namespace
 }  // namespace ballast
+
+namespace ballast {
+namespace {
+
+TEST(Classify, WhatAnOutcomeSaysAboutTheEndpoint) {
+  Outcome ok;
+  ok.status = 200;
+  EXPECT_EQ(classify(ok).health, Verdict::Health::success);
+  EXPECT_EQ(classify(ok).load, LoadSignal::success);
+  Outcome refused;
+  refused.transport = TransportError::connect_refused;
+  EXPECT_EQ(classify(refused).health, Verdict::Health::failure);
+  EXPECT_EQ(classify(refused).load, LoadSignal::neutral);
+  Outcome slow;
+  slow.timer = ErrorCode::first_byte_timeout;
+  EXPECT_EQ(classify(slow).health, Verdict::Health::failure);
+  EXPECT_EQ(classify(slow).load, LoadSignal::overload);
+  for (int s : {500, 502, 504}) {
+    Outcome o;
+    o.status = s;
+    EXPECT_EQ(classify(o).health, Verdict::Health::failure) << s;
+  }
+  for (int s : {429, 503, 529}) {
+    Outcome o;
+    o.status = s;
+    EXPECT_EQ(classify(o).load, LoadSignal::overload) << s;
+  }
+  // A rate limit, a request bug or a client that left says nothing about the endpoint's health.
+  for (int s : {429, 400, 404}) {
+    Outcome o;
+    o.status = s;
+    EXPECT_EQ(classify(o).health, Verdict::Health::neutral) << s;
+  }
+  Outcome gone;
+  gone.client_gone = true;
+  EXPECT_EQ(classify(gone).health, Verdict::Health::neutral);
+  Outcome late;
+  late.timer = ErrorCode::deadline_exceeded;
+  EXPECT_EQ(classify(late).health, Verdict::Health::neutral);
+}
+
+}  // namespace
+}  // namespace ballast
