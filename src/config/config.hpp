@@ -52,8 +52,8 @@ struct Endpoint {
   std::string ca_bundle;    // PEM file of CAs to trust for this endpoint
   TimeoutOverrides timeouts;
   SimOptions sim;
-  double weight = 1;  // share of its tier's traffic
-  int priority = 0;   // tier: 0 first; the next takes over when a tier has no healthy endpoint
+  double weight = 1;          // share of its tier's traffic
+  int priority = 0;           // tier: 0 first; the next takes over when a tier has no healthy endpoint
   AdmissionPolicy admission;  // max_in_flight (a number or auto) and queue
   double rpm = 0;             // requests per minute sent to it; 0: no limit
   double tpm = 0;             // tokens per minute (estimated, corrected from usage); 0: no limit
@@ -78,16 +78,16 @@ struct ClientKey {
 struct Config {
   std::string source = "built-in default";  // the file, or where the defaults came from
   std::string listen = "127.0.0.1:4000";
-  int workers = 0;       // threads serving requests, each with its own loop; 0 = one per core
-  PhaseBounds timeouts;  // global defaults
+  int workers = 0;               // threads serving requests, each with its own loop; 0 = one per core
+  PhaseBounds timeouts;          // global defaults
   Millis queue_timeout{30'000};  // longest wait for an endpoint's max_in_flight, global default
   RetryPolicy retries;
   OutlierPolicy outlier;
   std::vector<Model> models;
   std::vector<ClientKey> keys;
   size_t max_request_bytes = size_t{32} * 1024 * 1024;  // large enough for base64 images in a chat request
-  Millis shutdown_grace{30'000};                // how long SIGTERM waits for in-flight requests
-  std::string access_log = "stdout";            // stdout, stderr, off, or a file path
+  Millis shutdown_grace{30'000};                        // how long SIGTERM waits for in-flight requests
+  std::string access_log = "stdout";                    // stdout, stderr, off, or a file path
   std::string log_level = "info";
 
   const Model* find_model(std::string_view name) const;

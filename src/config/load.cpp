@@ -203,7 +203,8 @@ void read_retries(Reader& r, const YAML::Node& n, const std::string& path, Retry
               {"max_attempts", "base", "cap", "retry_after_cap", "budget_ratio", "budget_min_per_s"});
   auto key = [&](const char* k) { return Reader::join(path, k); };
   if (n["max_attempts"])
-    if (auto v = r.integer(n["max_attempts"], key("max_attempts"), 1, 10)) p.max_attempts = static_cast<int>(*v);
+    if (auto v = r.integer(n["max_attempts"], key("max_attempts"), 1, 10))
+      p.max_attempts = static_cast<int>(*v);
   if (n["base"])
     if (auto d = r.duration(n["base"], key("base"))) p.base = *d;
   if (n["cap"])
@@ -304,7 +305,8 @@ void read_endpoint(Reader& r, const YAML::Node& n, const std::string& path, Endp
               fmt::format("'{}' is not a whole number from 1 to 100000, or auto", text));
   }
   if (n["queue"])
-    if (auto v = r.integer(n["queue"], key("queue"), 0, 1000000)) ep.admission.queue_size = static_cast<int>(*v);
+    if (auto v = r.integer(n["queue"], key("queue"), 0, 1000000))
+      ep.admission.queue_size = static_cast<int>(*v);
   if (n["queue"] && !n["max_in_flight"])
     r.error(n["queue"], key("queue"), "only applies with max_in_flight: requests queue for its slots");
   if (n["rpm"])
@@ -422,8 +424,8 @@ LoadResult load_yaml(std::string_view text, const std::string& name, const GetEn
   }
   Config& c = out.config;
   r.only_keys(root, "",
-              {"listen", "workers", "models", "timeouts", "retries", "outlier", "keys", "limits", "shutdown_grace",
-               "log"});
+              {"listen", "workers", "models", "timeouts", "retries", "outlier", "keys", "limits",
+               "shutdown_grace", "log"});
   if (root["workers"]) {
     if (auto v = r.integer(root["workers"], "workers", 0, 256)) c.workers = static_cast<int>(*v);
   }

@@ -43,7 +43,9 @@ bool health_checks_enabled(const config::Endpoint& ep) {
 HealthChecks::HealthChecks(const config::Config& config, Upstreams& upstreams, GetEnv getenv)
     : config_(config), upstreams_(upstreams), getenv_(std::move(getenv)) {}
 
-HealthChecks::~HealthChecks() { stop(); }
+HealthChecks::~HealthChecks() {
+  stop();
+}
 
 int HealthChecks::start() {
   int count = 0;
@@ -93,11 +95,12 @@ asio::awaitable<void> HealthChecks::run(size_t mi, size_t ei) {
       co_await wake.wait_until(until);
     }
     bool ok = t.done() && t.error() == TransportError::none && t.status() > 0 && t.status() < 500;
-    std::string detail = !t.done()                              ? "no answer in time"
+    std::string detail = !t.done()                           ? "no answer in time"
                          : t.error() != TransportError::none ? t.error_text()
-                                                                : fmt::format("HTTP {}", t.status());
+                                                             : fmt::format("HTTP {}", t.status());
     t.cancel();
-    upstreams_.check_result(mi, ei, ok, fmt::format("GET {}: {}", ep.health_check.path, detail), Clock::now());
+    upstreams_.check_result(mi, ei, ok, fmt::format("GET {}: {}", ep.health_check.path, detail),
+                            Clock::now());
   }
 }
 

@@ -32,9 +32,9 @@ struct Exchange {
   std::string id;
   RequestDeadline deadline;
   AccessRecord record;
-  int key = -1;             // the client key's index under keys:, if keys are configured
-  std::string fair_key;     // whose turn it is in endpoint queues: the client key
-  double tokens = 0;        // estimated for tpm limits until usage says
+  int key = -1;          // the client key's index under keys:, if keys are configured
+  std::string fair_key;  // whose turn it is in endpoint queues: the client key
+  double tokens = 0;     // estimated for tpm limits until usage says
 
   Headers headers(std::string_view content_type = "application/json") const {
     return {{"content-type", std::string(content_type)}, {"x-ballast-request-id", id}};
@@ -128,7 +128,8 @@ void add_retry_after(Headers& headers, Millis wait, AccessRecord& record) {
   record.retry_after_ms = static_cast<int>(ms);
 }
 
-std::string describe_refusal(ErrorCode code, const config::Endpoint& endpoint, const Upstreams::Admit& admit) {
+std::string describe_refusal(ErrorCode code, const config::Endpoint& endpoint,
+                             const Upstreams::Admit& admit) {
   if (code == ErrorCode::queue_full) {
     return fmt::format(
         "endpoint {} is at max_in_flight and its queue is full: retry after {}, or raise max_in_flight or "
@@ -314,8 +315,7 @@ asio::awaitable<void> Gateway::proxy(Exchange& x, const config::Model& model, st
     tried[ei] = true;
     x.record.endpoint = endpoint.name;
 
-    Upstreams::Admit admit =
-        co_await upstreams_.admit(mi, ei, x.fair_key, x.deadline.at, x.down, wake);
+    Upstreams::Admit admit = co_await upstreams_.admit(mi, ei, x.fair_key, x.deadline.at, x.down, wake);
     x.record.queue_ms += to_ms(admit.waited);
     if (admit.kind != Upstreams::Admit::admitted) {
       upstreams_.finish_unsent(mi, ei);
@@ -338,9 +338,10 @@ asio::awaitable<void> Gateway::proxy(Exchange& x, const config::Model& model, st
     if (auto ms = t.first_token_ms ? t.first_token_ms : t.first_byte_ms)
       first_token = std::chrono::duration_cast<Duration>(std::chrono::duration<double, std::milli>(*ms));
     // The tpm estimate charged for this attempt, corrected: by usage when it came, in full when it failed.
-    double tokens_delta = verdict.code == ErrorCode::ok
-                              ? (x.record.usage ? x.tokens - static_cast<double>(x.record.usage->total_tokens) : 0)
-                              : x.tokens;
+    double tokens_delta =
+        verdict.code == ErrorCode::ok
+            ? (x.record.usage ? x.tokens - static_cast<double>(x.record.usage->total_tokens) : 0)
+            : x.tokens;
     upstreams_.finish(mi, ei, admitted_at, verdict, first_token, tokens_delta, Clock::now());
 
     // Decide: done, or another attempt — if it may help, is allowed, and fits before the deadline.
@@ -403,7 +404,8 @@ asio::awaitable<void> Gateway::proxy(Exchange& x, const config::Model& model, st
     // The client's own retries would stack on ours, or could not help.
     if (!verdict.retryable || x.record.attempts.size() > 1 || budget_spent)
       headers.emplace_back("x-should-retry", "false");
-    if (retry_after && verdict.code != ErrorCode::upstream_status) add_retry_after(headers, *retry_after, x.record);
+    if (retry_after && verdict.code != ErrorCode::upstream_status)
+      add_retry_after(headers, *retry_after, x.record);
     x.record.status = status;
     x.record.bytes_out = body.size();
     co_await x.down.respond(status, headers, std::move(body));
@@ -615,8 +617,8 @@ void Gateway::finish(Exchange& x) {
   if (!x.record.model.empty()) {
     metrics_.request(x.record.model, x.record.endpoint, x.record.code, x.record.duration_ms / 1000);
     if (x.key >= 0 && x.record.usage)
-      upstreams_.correct_key(static_cast<size_t>(x.key), x.tokens - static_cast<double>(x.record.usage->total_tokens),
-                             Clock::now());
+      upstreams_.correct_key(static_cast<size_t>(x.key),
+                             x.tokens - static_cast<double>(x.record.usage->total_tokens), Clock::now());
   }
   access_log_.write(x.record);
 }

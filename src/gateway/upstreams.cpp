@@ -31,7 +31,8 @@ double estimate_tokens(size_t body_bytes, std::optional<int64_t> max_tokens) {
 }
 
 Upstreams::EndpointState::EndpointState(const config::Endpoint& ep, const config::Config& config,
-                                        const config::Model& model, const OutlierPolicy& outlier, TimePoint now)
+                                        const config::Model& model, const OutlierPolicy& outlier,
+                                        TimePoint now)
     : name(ep.name),
       weight(ep.weight),
       priority(ep.priority),
@@ -52,7 +53,8 @@ Upstreams::Upstreams(const config::Config& config, Metrics& metrics)
     : metrics_(metrics), outlier_(config.outlier) {
   TimePoint now = Clock::now();
   // Endpoints point at this copy of the outlier policy, which lives as long as they do.
-  for (const auto& m : config.models) models_.push_back(std::make_unique<ModelState>(m, config, outlier_, now));
+  for (const auto& m : config.models)
+    models_.push_back(std::make_unique<ModelState>(m, config, outlier_, now));
   for (const auto& k : config.keys) {
     auto ks = std::make_unique<KeyState>();
     if (k.rpm > 0) ks->rpm = TokenBucket(k.rpm, now);
@@ -95,7 +97,8 @@ Upstreams::Pick Upstreams::pick(size_t model, const std::vector<bool>& tried, do
       for (auto& ep : m.endpoints) soonest = std::min(soonest, ep.health.ejected_until());
       p.refusal = ErrorCode::all_endpoints_down;
       p.retry_after = std::max(Millis(1000), std::chrono::ceil<Millis>(soonest - now));
-      p.why = fmt::format("every endpoint of model '{}' is ejected after repeated failures, or probing", m.name);
+      p.why =
+          fmt::format("every endpoint of model '{}' is ejected after repeated failures, or probing", m.name);
     }
     return p;
   }
@@ -119,7 +122,8 @@ asio::awaitable<Upstreams::Admit> Upstreams::admit(size_t model, size_t endpoint
     std::lock_guard lock(m.mu);
     // Starting later than this could not finish before the deadline: an average slot's time
     // before it, and never past the queue timeout.
-    start_by = std::min(arrived + ep.queue_timeout, deadline - ep.admission.mean_hold().value_or(Duration(0)));
+    start_by =
+        std::min(arrived + ep.queue_timeout, deadline - ep.admission.mean_hold().value_or(Duration(0)));
     auto a = ep.admission.arrive(fair_key, arrived, start_by);
     switch (a.decision) {
       case Admission::Decision::admitted:
@@ -204,8 +208,8 @@ void Upstreams::report_health(ModelState& m, EndpointState& ep, Verdict::Health 
   }
   if (event == HealthEvent::ejected) {
     metrics_.ejection(ep.name);
-    spdlog::warn("endpoint {} of model '{}' ejected for {} after repeated failures (last: {})", ep.name, m.name,
-                 format_duration(ep.health.last_ejection()), detail);
+    spdlog::warn("endpoint {} of model '{}' ejected for {} after repeated failures (last: {})", ep.name,
+                 m.name, format_duration(ep.health.last_ejection()), detail);
   } else if (event == HealthEvent::readmitted) {
     spdlog::info("endpoint {} of model '{}' readmitted: its probe succeeded", ep.name, m.name);
   }
@@ -260,7 +264,8 @@ void Upstreams::correct_key(size_t key, double tokens_delta, TimePoint now) {
   if (k.tpm.enabled() && tokens_delta != 0) k.tpm.adjust(tokens_delta, now);
 }
 
-void Upstreams::check_result(size_t model, size_t endpoint, bool ok, const std::string& detail, TimePoint now) {
+void Upstreams::check_result(size_t model, size_t endpoint, bool ok, const std::string& detail,
+                             TimePoint now) {
   ModelState& m = *models_[model];
   EndpointState& ep = m.endpoints[endpoint];
   std::lock_guard lock(m.mu);
@@ -302,18 +307,24 @@ void Upstreams::render_gauges(std::string& out, TimePoint now) {
     }
   };
   auto always = [](const Row&) { return true; };
-  gauge("ballast_in_flight", "Requests in flight to each endpoint.", [](const Row& r) { return r.in_flight; },
-        always);
-  gauge("ballast_queue_depth", "Requests waiting for one of the endpoint's max_in_flight slots.",
-        [](const Row& r) { return r.queued; }, always);
-  gauge("ballast_max_in_flight", "The endpoint's concurrency limit (adapted when max_in_flight: auto).",
-        [](const Row& r) { return r.limit; }, [](const Row& r) { return r.limit >= 0; });
-  gauge("ballast_endpoint_healthy", "1 unless outlier detection has ejected the endpoint.",
-        [](const Row& r) { return r.healthy; }, always);
-  gauge("ballast_rpm_available", "Requests the endpoint's rpm limiter would let through now.",
-        [](const Row& r) { return r.rpm; }, [](const Row& r) { return r.has_rpm; });
-  gauge("ballast_tpm_available", "Tokens the endpoint's tpm limiter would let through now.",
-        [](const Row& r) { return r.tpm; }, [](const Row& r) { return r.has_tpm; });
+  gauge(
+      "ballast_in_flight", "Requests in flight to each endpoint.", [](const Row& r) { return r.in_flight; },
+      always);
+  gauge(
+      "ballast_queue_depth", "Requests waiting for one of the endpoint's max_in_flight slots.",
+      [](const Row& r) { return r.queued; }, always);
+  gauge(
+      "ballast_max_in_flight", "The endpoint's concurrency limit (adapted when max_in_flight: auto).",
+      [](const Row& r) { return r.limit; }, [](const Row& r) { return r.limit >= 0; });
+  gauge(
+      "ballast_endpoint_healthy", "1 unless outlier detection has ejected the endpoint.",
+      [](const Row& r) { return r.healthy; }, always);
+  gauge(
+      "ballast_rpm_available", "Requests the endpoint's rpm limiter would let through now.",
+      [](const Row& r) { return r.rpm; }, [](const Row& r) { return r.has_rpm; });
+  gauge(
+      "ballast_tpm_available", "Tokens the endpoint's tpm limiter would let through now.",
+      [](const Row& r) { return r.tpm; }, [](const Row& r) { return r.has_tpm; });
 }
 
 std::string Upstreams::status_json(TimePoint now) {
@@ -322,7 +333,8 @@ std::string Upstreams::status_json(TimePoint now) {
   for (auto& m : models_) {
     std::lock_guard lock(m->mu);
     w.begin_object().field("name", m->name);
-    w.field("retry_budget_used", m->budget.retries(now)).field("retry_budget_allowed", m->budget.allowed(now));
+    w.field("retry_budget_used", m->budget.retries(now))
+        .field("retry_budget_allowed", m->budget.allowed(now));
     w.key("endpoints").begin_array();
     for (auto& ep : m->endpoints) {
       w.begin_object().field("name", ep.name).field("priority", ep.priority).field("weight", ep.weight);
@@ -331,7 +343,8 @@ std::string Upstreams::status_json(TimePoint now) {
                         : state == OutlierState::State::ejected ? "ejected"
                                                                 : "half_open");
       if (state == OutlierState::State::ejected)
-        w.field("ejected_for_ms", std::chrono::duration<double, std::milli>(ep.health.ejected_until() - now).count());
+        w.field("ejected_for_ms",
+                std::chrono::duration<double, std::milli>(ep.health.ejected_until() - now).count());
       w.field("in_flight", ep.admission.in_flight()).field("queued", ep.admission.queued());
       if (ep.admission.bounded()) w.field("max_in_flight", ep.admission.limit());
       w.end_object();

@@ -33,8 +33,8 @@ struct AccessRecord {
   int status = 0;
   ErrorCode code = ErrorCode::ok;
   std::optional<double> client_timeout_ms;
-  double queue_ms = 0;         // waiting for endpoints' max_in_flight slots, every attempt's
-  double backoff_ms = 0;       // waiting between attempts
+  double queue_ms = 0;                // waiting for endpoints' max_in_flight slots, every attempt's
+  double backoff_ms = 0;              // waiting between attempts
   std::optional<int> retry_after_ms;  // what the client was told to wait, when it was
   std::vector<AttemptRecord> attempts;
   std::optional<Usage> usage;

@@ -79,7 +79,8 @@ namespace {
 void counters(std::string& out, std::string_view name, std::string_view help,
               const std::map<std::string, uint64_t>& values) {
   fmt::format_to(std::back_inserter(out), "# HELP {} {}\n# TYPE {} counter\n", name, help, name);
-  for (const auto& [labels, v] : values) fmt::format_to(std::back_inserter(out), "{}{{{}}} {}\n", name, labels, v);
+  for (const auto& [labels, v] : values)
+    fmt::format_to(std::back_inserter(out), "{}{{{}}} {}\n", name, labels, v);
 }
 
 template <typename H>
@@ -88,12 +89,12 @@ void histograms(std::string& out, std::string_view name, std::string_view help,
   fmt::format_to(std::back_inserter(out), "# HELP {} {}\n# TYPE {} histogram\n", name, help, name);
   for (const auto& [labels, h] : values) {
     for (size_t i = 0; i < Metrics::kBuckets.size(); ++i) {
-      fmt::format_to(std::back_inserter(out), "{}_bucket{{{},le=\"{}\"}} {}\n", name, labels, Metrics::kBuckets[i],
-                     h.counts[i]);
+      fmt::format_to(std::back_inserter(out), "{}_bucket{{{},le=\"{}\"}} {}\n", name, labels,
+                     Metrics::kBuckets[i], h.counts[i]);
     }
     fmt::format_to(std::back_inserter(out), "{}_bucket{{{},le=\"+Inf\"}} {}\n", name, labels, h.count);
-    fmt::format_to(std::back_inserter(out), "{}_sum{{{}}} {}\n{}_count{{{}}} {}\n", name, labels, h.sum, name, labels,
-                   h.count);
+    fmt::format_to(std::back_inserter(out), "{}_sum{{{}}} {}\n{}_count{{{}}} {}\n", name, labels, h.sum, name,
+                   labels, h.count);
   }
 }
 
@@ -102,17 +103,19 @@ void histograms(std::string& out, std::string_view name, std::string_view help,
 std::string Metrics::render() const {
   std::string out;
   std::lock_guard lock(mu_);
-  counters(out, "ballast_requests_total", "Requests answered, by model, the endpoint that answered, and code.",
-           requests_);
+  counters(out, "ballast_requests_total",
+           "Requests answered, by model, the endpoint that answered, and code.", requests_);
   histograms(out, "ballast_request_duration_seconds", "Time from request to the end of the answer.",
              request_seconds_);
   counters(out, "ballast_attempts_total", "Upstream attempts, by endpoint and outcome code.", attempts_);
   counters(out, "ballast_retries_total", "Retries made, by what the attempt before failed with.", retries_);
   counters(out, "ballast_retries_denied_total",
-           "Retries wanted but not made: budget, deadline, retry_after_cap or max_attempts.", retries_denied_);
-  histograms(out, "ballast_phase_seconds", "Upstream attempt phases, from the attempt's start.", phase_seconds_);
-  histograms(out, "ballast_queue_wait_seconds", "Time requests waited for one of an endpoint's max_in_flight slots.",
-             queue_wait_seconds_);
+           "Retries wanted but not made: budget, deadline, retry_after_cap or max_attempts.",
+           retries_denied_);
+  histograms(out, "ballast_phase_seconds", "Upstream attempt phases, from the attempt's start.",
+             phase_seconds_);
+  histograms(out, "ballast_queue_wait_seconds",
+             "Time requests waited for one of an endpoint's max_in_flight slots.", queue_wait_seconds_);
   counters(out, "ballast_ejections_total", "Endpoints ejected by outlier detection.", ejections_);
   return out;
 }

@@ -18,12 +18,16 @@ Duration ewma(std::optional<Duration> avg, Duration sample) {
   return std::chrono::duration_cast<Duration>(*avg * (1 - kAlpha) + sample * kAlpha);
 }
 
-Millis ms_ceil(Duration d) { return std::max(Millis(1), std::chrono::ceil<Millis>(d)); }
+Millis ms_ceil(Duration d) {
+  return std::max(Millis(1), std::chrono::ceil<Millis>(d));
+}
 
 // When a refused request should come back: once the queue ahead of it has drained far enough that,
 // arriving with the same budget, it would wait about half of it. Half, not all: requests refused
 // together come back together, and one that returned right at the edge would be refused again.
-Duration come_back_after(Duration wait, Duration budget) { return wait - std::max(Duration(0), budget) / 2; }
+Duration come_back_after(Duration wait, Duration budget) {
+  return wait - std::max(Duration(0), budget) / 2;
+}
 
 }  // namespace
 
@@ -65,7 +69,8 @@ Admission::Arrival Admission::arrive(const std::string& key, TimePoint now, Time
   auto wait = estimated_wait(tickets_.size());
   if (start_by <= now || (wait && now + *wait > start_by)) {
     // It would wait only to be refused: say so now, and when the queue will have room for it.
-    return {Decision::too_late, 0, come_back(now, come_back_after(wait.value_or(Duration(0)), start_by - now))};
+    return {Decision::too_late, 0,
+            come_back(now, come_back_after(wait.value_or(Duration(0)), start_by - now))};
   }
   uint64_t id = next_ticket_++;
   tickets_.emplace(id, Ticket{key, now, start_by});
@@ -117,7 +122,8 @@ Admission::Changes Admission::finish(TimePoint now, TimePoint started, LoadSigna
           window_start_ = now;
         }
         if (!current_min_ttft_ || *first_token < *current_min_ttft_) current_min_ttft_ = *first_token;
-        Duration baseline = previous_min_ttft_ ? std::min(*previous_min_ttft_, *current_min_ttft_) : *current_min_ttft_;
+        Duration baseline =
+            previous_min_ttft_ ? std::min(*previous_min_ttft_, *current_min_ttft_) : *current_min_ttft_;
         // One request that waited upstream is enough: at the right limit none does.
         queueing_upstream = *first_token > baseline * policy_.latency_tolerance;
       }
@@ -168,7 +174,10 @@ Admission::Changes Admission::settle(TimePoint now) {
 }
 
 TokenBucket::TokenBucket(double per_minute, TimePoint now)
-    : rate_per_s_(per_minute / 60), capacity_(std::max(1.0, per_minute / 6)), level_(capacity_), updated_(now) {}
+    : rate_per_s_(per_minute / 60),
+      capacity_(std::max(1.0, per_minute / 6)),
+      level_(capacity_),
+      updated_(now) {}
 
 void TokenBucket::refill(TimePoint now) {
   if (now <= updated_) return;

@@ -43,7 +43,7 @@ class Admission {
   enum class Decision { admitted, queued, queue_full, too_late };
   struct Arrival {
     Decision decision;
-    uint64_t ticket = 0;  // queued: what the waiter holds
+    uint64_t ticket = 0;    // queued: what the waiter holds
     Millis retry_after{0};  // refused: when trying again could succeed
   };
   // A request for this endpoint arrives. `start_by` is the latest it may start: its deadline less

@@ -10,11 +10,11 @@
 namespace ballast {
 
 struct Candidate {
-  double weight = 1;     // share of traffic within its tier
-  int priority = 0;      // 0 first; a higher tier takes over when every lower one is unavailable
-  bool available = true; // healthy (not ejected), or half-open and free to take its probe
-  int outstanding = 0;   // requests in flight or queued at this endpoint, from every worker
-  bool tried = false;    // this request already had an attempt here
+  double weight = 1;      // share of traffic within its tier
+  int priority = 0;       // 0 first; a higher tier takes over when every lower one is unavailable
+  bool available = true;  // healthy (not ejected), or half-open and free to take its probe
+  int outstanding = 0;    // requests in flight or queued at this endpoint, from every worker
+  bool tried = false;     // this request already had an attempt here
 };
 
 // The index of the chosen candidate, or -1 when none is available. `unit` returns random numbers

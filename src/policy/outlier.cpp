@@ -68,6 +68,8 @@ HealthEvent OutlierState::check_passed(TimePoint now) {
   return HealthEvent::readmitted;
 }
 
-void OutlierState::report_neutral() { probing_ = false; }
+void OutlierState::report_neutral() {
+  probing_ = false;
+}
 
 }  // namespace ballast

@@ -45,8 +45,8 @@ class OutlierState {
   HealthEvent eject(TimePoint now);
 
   const OutlierPolicy* policy_;
-  int failures_ = 0;     // consecutive
-  int ejections_ = 0;    // in a row: reset after a healthy max_ejection
+  int failures_ = 0;   // consecutive
+  int ejections_ = 0;  // in a row: reset after a healthy max_ejection
   bool is_ejected_ = false;
   bool probing_ = false;  // a half-open probe is in flight
   TimePoint until_{};

@@ -46,7 +46,9 @@ std::optional<std::chrono::system_clock::time_point> parse_http_date(const std::
   return std::chrono::system_clock::from_time_t(::timegm(&tm));
 }
 
-Millis at_least_zero(Millis d) { return std::max(d, Millis(0)); }
+Millis at_least_zero(Millis d) {
+  return std::max(d, Millis(0));
+}
 
 }  // namespace
 
@@ -123,9 +125,13 @@ double RetryBudget::sum(TimePoint now, F field) {
   return total;
 }
 
-void RetryBudget::record_request(TimePoint now) { ++slot(now).requests; }
+void RetryBudget::record_request(TimePoint now) {
+  ++slot(now).requests;
+}
 
-void RetryBudget::record_client_retry(TimePoint now) { ++slot(now).retries; }
+void RetryBudget::record_client_retry(TimePoint now) {
+  ++slot(now).retries;
+}
 
 double RetryBudget::requests(TimePoint now) {
   return sum(now, [](const Slot& s) { return s.requests; });
@@ -135,7 +141,9 @@ double RetryBudget::retries(TimePoint now) {
   return sum(now, [](const Slot& s) { return s.retries; });
 }
 
-double RetryBudget::allowed(TimePoint now) { return ratio_ * requests(now) + min_per_window_; }
+double RetryBudget::allowed(TimePoint now) {
+  return ratio_ * requests(now) + min_per_window_;
+}
 
 bool RetryBudget::try_spend(TimePoint now) {
   if (retries(now) + 1 > allowed(now)) return false;

@@ -17,12 +17,14 @@
 namespace ballast {
 
 struct RetryPolicy {
-  int max_attempts = 3;           // attempts per request, the first included
-  Millis base{250};               // backoff before retry n: uniform in [0, min(cap, base * 2^(n-1))]
-  Millis cap{8'000};              // the largest backoff
-  Millis retry_after_cap{60'000}; // an upstream asking for a longer wait is not retried: its answer goes back
-  double budget_ratio = 0.2;      // retries may be this share of the requests in the window …
-  double budget_min_per_s = 10;   // … plus this many per second of the window, so a quiet model can still retry
+  int max_attempts = 3;  // attempts per request, the first included
+  Millis base{250};      // backoff before retry n: uniform in [0, min(cap, base * 2^(n-1))]
+  Millis cap{8'000};     // the largest backoff
+  Millis retry_after_cap{
+      60'000};                // an upstream asking for a longer wait is not retried: its answer goes back
+  double budget_ratio = 0.2;  // retries may be this share of the requests in the window …
+  double budget_min_per_s =
+      10;  // … plus this many per second of the window, so a quiet model can still retry
   Millis budget_window{10'000};
 };
 

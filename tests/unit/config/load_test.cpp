@@ -161,10 +161,12 @@ retries: {max_attempts: 0}
                      "bad.yaml", no_env);
   ASSERT_EQ(r.errors.size(), 5u);
   EXPECT_EQ(r.errors[0],
-            "bad.yaml:5: models[0].endpoints[0].max_in_flight: 'lots' is not a whole number from 1 to 100000, or auto");
+            "bad.yaml:5: models[0].endpoints[0].max_in_flight: 'lots' is not a whole number from 1 to "
+            "100000, or auto");
   EXPECT_EQ(r.errors[1], "bad.yaml:6: models[0].endpoints[0].weight: '-1' is not a number from 0 to 1000000");
   EXPECT_EQ(r.errors[2],
-            "bad.yaml:8: models[0].endpoints[1].queue: only applies with max_in_flight: requests queue for its slots");
+            "bad.yaml:8: models[0].endpoints[1].queue: only applies with max_in_flight: requests queue for "
+            "its slots");
   EXPECT_EQ(r.errors[3], "bad.yaml:9: models[0].endpoints[1].health_check.path: 'models' must start with /");
   EXPECT_EQ(r.errors[4], "bad.yaml:10: retries.max_attempts: '0' is not a whole number from 1 to 10");
 }

@@ -47,9 +47,9 @@ TEST(Admission, QueuesBeyondTheLimitAndGrantsInOrder) {
 TEST(Admission, RefusesAtOnceWhatCouldNotStartInTime) {
   Admission a(fixed(1));
   a.arrive("", t0, far);
-  a.arrive("", t0, far);  // queued
+  a.arrive("", t0, far);                                     // queued
   a.finish(t0 + 2s, t0, LoadSignal::success, std::nullopt);  // slots are held 2 s; the queued one starts
-  auto r = a.arrive("", t0 + 2s, t0 + 2s + 1s);  // would start in ~2 s, may wait 1 s
+  auto r = a.arrive("", t0 + 2s, t0 + 2s + 1s);              // would start in ~2 s, may wait 1 s
   EXPECT_EQ(r.decision, D::too_late);
   EXPECT_EQ(r.retry_after, 2000ms);  // a slot's time at least
   EXPECT_EQ(a.arrive("", t0 + 2s, t0 + 2s + 3s).decision, D::queued);
