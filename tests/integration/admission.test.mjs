@@ -116,6 +116,37 @@ test('client keys: none or a wrong one → 401; over its rpm → 429 rate_limite
   assert.equal((await chat(gw.base, { model: 'm' }, { authorization: 'Bearer team-b' })).status, 200);
 });
 
+test('tpm: tokens are estimated from the request and corrected from usage', async () => {
+  const s = await sim(['--tokens', '2']);
+  // 600 per minute: a bucket of 100. Each request below is estimated at ~67 tokens (its body / 4 plus
+  // max_tokens 50) and uses ~11: without the correction the second would already be refused.
+  const gw = await serve(one({ base_url: s.base, tpm: 600 }));
+  for (let i = 0; i < 3; i++) assert.equal((await chat(gw.base, { model: 'm', max_tokens: 50 })).status, 200, `request ${i}`);
+  const big = await chat(gw.base, { model: 'm', max_tokens: 500 });
+  assert.equal(big.status, 429);
+  assert.equal(big.json.error.code, 'rate_limited');
+  assert.match(big.json.error.message, /rpm or tpm limit/);
+});
+
+test('the queue is fair between client keys: one key\'s burst does not hold another\'s request back', async () => {
+  const s = await sim(['--ttft', '100', '--tokens', '1']);
+  const gw = await serve({
+    models: [{ name: 'm', endpoints: [{ base_url: s.base, max_in_flight: 1 }] }],
+    keys: [{ key: 'batch' }, { key: 'interactive' }],
+  });
+  const burst = Array.from({ length: 6 }, () => chat(gw.base, { model: 'm' }, { authorization: 'Bearer batch' }));
+  await eventually(async () => (await metric(gw, 'ballast_queue_depth')) === 5);
+  const mine = await chat(gw.base, { model: 'm' }, { authorization: 'Bearer interactive' });
+  assert.equal(mine.status, 200);
+  await Promise.all(burst);
+  // It waited for the request in flight and at most one of the burst's, not for all five queued before it.
+  const log = await eventually(() => { const l = gw.accessLog(); return l.length === 7 && l; });
+  const theirs = log.filter((l) => l.queue_ms > 0).map((l) => l.queue_ms).sort((a, b) => a - b);
+  const my = log.find((l) => l.queue_ms > 0 && mine.headers.get('x-ballast-request-id') === l.id);
+  assert.ok(my.queue_ms < 350, `the interactive request waited ${my.queue_ms.toFixed(0)} ms (the burst's waits: ${theirs.map(Math.round)})`);
+  assert.ok(theirs.at(-1) > 450);
+});
+
 test('an endpoint\'s rpm: over it → 429 rate_limited, or the other endpoint takes the request', async () => {
   const a = await sim(['--tokens', '2']);
   const b = await sim(['--tokens', '2']);

@@ -4,7 +4,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
-import { startSim, startServe, eventually } from './lib/harness.mjs';
+import { startSim, startServe, chat, eventually } from './lib/harness.mjs';
 
 const BOUND = 1000; // ms: the first-byte, first-token and stream-idle bounds below
 const BACKOFF_BASE = 250; // ms: the first retry waits at most this (full jitter)
@@ -97,6 +97,23 @@ test('every endpoint answering 503: the simulator sees at most max_attempts × r
   assert.ok(seen < 3 * 40);
   const metrics = await (await fetch(`${gw.url}/metrics`)).text();
   assert.match(metrics, /ballast_retries_denied_total\{model="m",why="budget"\} \d+/);
+});
+
+test('the SDK\'s own retries (x-stainless-retry-count) spend the same budget as ballast\'s', async () => {
+  const a = await sim(['--fault', 'status=503']);
+  const gw = await serve({
+    retries: { budget_ratio: 0, budget_min_per_s: 0.1 }, // one retry per 10 s window
+    models: [{ name: 'm', endpoints: [{ base_url: a.base }] }],
+  });
+  // A request the SDK is already retrying takes the window's one retry …
+  const retried = await chat(gw.base, { model: 'm' }, { 'x-stainless-retry-count': '1' });
+  assert.equal(retried.headers.get('x-ballast-attempts'), '1');
+  // … so ballast does not retry the next one, and says the client should not either.
+  const next = await chat(gw.base, { model: 'm' });
+  assert.equal(next.status, 503);
+  assert.equal(next.headers.get('x-ballast-attempts'), '1');
+  assert.equal(next.headers.get('x-should-retry'), 'false');
+  assert.equal((await a.stats()).requests, 2);
 });
 
 test('429 with Retry-After: 1: the retry comes no sooner than a second later', async () => {
