@@ -88,10 +88,10 @@ std::optional<Duration> client_timeout(const Request& req) {
   return shortest;
 }
 
-// How many times the client's SDK has already retried this request (x-stainless-retry-count).
-int client_retry_count(const Request& req) {
+// The client's SDK is retrying this request itself (x-stainless-retry-count above 0).
+bool is_client_retry(const Request& req) {
   const auto* v = req.header("x-stainless-retry-count");
-  return v && !v->empty() && *v != "0" ? 1 : 0;
+  return v && !v->empty() && *v != "0";
 }
 
 std::string presented_key(const Request& req) {
@@ -291,7 +291,7 @@ asio::awaitable<void> Gateway::proxy(Exchange& x, const config::Model& model, st
   x.deadline = plan_deadline(x.req.received, total, client);
   const size_t mi = model_index(model);
   const RetryPolicy& policy = model.retries;
-  upstreams_.record_request(mi, client_retry_count(x.req) > 0, Clock::now());
+  upstreams_.record_request(mi, is_client_retry(x.req), Clock::now());
 
   // The attempt loop: pick an endpoint, wait for a slot, send, classify, report, decide.
   Wakeup wake(co_await asio::this_coro::executor);

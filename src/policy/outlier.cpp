@@ -39,9 +39,9 @@ HealthEvent OutlierState::eject(TimePoint now) {
 
 HealthEvent OutlierState::report_failure(TimePoint now, bool may_eject) {
   if (is_ejected_) {
-    // The half-open probe failed (or a request sent before the ejection came back): eject again, longer.
-    if (probing_ || state(now) == State::half_open) return eject(now);
-    return HealthEvent::none;
+    // The half-open probe failed: eject again, for longer. A request sent before the ejection that
+    // fails only now says nothing new.
+    return probing_ ? eject(now) : HealthEvent::none;
   }
   ++failures_;
   if (failures_ >= policy_->consecutive_failures && may_eject) return eject(now);

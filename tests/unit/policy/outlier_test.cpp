@@ -49,13 +49,27 @@ TEST(Outlier, EjectionTimeIsCappedAndForgivenAfterAHealthyStretch) {
   OutlierState s(p);
   TimePoint t{1000s};
   for (int n = 1; n <= 12; ++n) {
+    s.on_send(t);  // from the second round on, the half-open probe
     s.report_failure(t, true);
     t = s.ejected_until();
   }
   EXPECT_EQ(s.last_ejection(), 300s);
+  s.on_send(t);
   EXPECT_EQ(s.report_success(t), HealthEvent::readmitted);
   s.report_failure(t + 301s, true);
   EXPECT_EQ(s.last_ejection(), 30s);
+}
+
+TEST(Outlier, OnlyTheProbeDecidesWhileHalfOpen) {
+  OutlierPolicy p;
+  p.consecutive_failures = 1;
+  OutlierState s(p);
+  TimePoint t{1000s};
+  s.report_failure(t, true);
+  // A request sent before the ejection fails late: nothing new is learned.
+  EXPECT_EQ(s.report_failure(t + 31s, true), HealthEvent::none);
+  EXPECT_EQ(s.last_ejection(), 30s);
+  EXPECT_TRUE(s.available(t + 31s));
 }
 
 TEST(Outlier, AnActiveCheckReadmitsEarly) {
