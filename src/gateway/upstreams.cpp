@@ -117,9 +117,8 @@ asio::awaitable<Upstreams::Admit> Upstreams::admit(size_t model, size_t endpoint
   const TimePoint arrived = Clock::now();
   TimePoint start_by;
   uint64_t ticket = 0;
-  auto waiter = std::make_shared<Waiter>();
-  waiter->executor = co_await asio::this_coro::executor;
-  waiter->wake = &wake;
+  std::shared_ptr<Waiter> waiter;
+  const auto executor = co_await asio::this_coro::executor;
   {
     std::lock_guard lock(m.mu);
     // Starting later than this could not finish before the deadline: an average slot's time
@@ -139,6 +138,9 @@ asio::awaitable<Upstreams::Admit> Upstreams::admit(size_t model, size_t endpoint
         break;
     }
     ticket = a.ticket;
+    waiter = std::make_shared<Waiter>();
+    waiter->executor = executor;
+    waiter->wake = &wake;
     ep.waiters.emplace(ticket, waiter);
   }
   down.watch_disconnect(wake);
