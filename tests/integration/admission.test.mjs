@@ -58,8 +58,9 @@ test('a request that could not start before its deadline is refused at once, not
   const s = await sim(['--ttft', '1000', '--tokens', '1']);
   const gw = await serve(one({ base_url: s.base, max_in_flight: 1 }));
   assert.equal((await chat(gw.base, { model: 'm' })).status, 200); // ballast learns a slot is held ~1 s
+  await eventually(() => gw.accessLog().length === 1); // and has released it
   const busy = chat(gw.base, { model: 'm' });
-  await eventually(async () => (await metric(gw, 'ballast_in_flight')) === 1);
+  await eventually(async () => (await s.stats()).in_flight === 1);
   const hurried = await chat(gw.base, { model: 'm' }, { 'x-ballast-timeout': '0.8' });
   assert.equal(hurried.status, 503);
   assert.equal(hurried.json.error.code, 'queue_timeout');
