@@ -57,6 +57,32 @@ int main(int argc, char** argv) {
       "slow-first-token=MS, stall-after=K, cut-after=K, malformed, keepalive-only; each may end in "
       "@PROBABILITY");
 
+  ballast::DoctorArgs doctor;
+  auto* doctor_cmd = app.add_subcommand(
+      "doctor",
+      "say why an endpoint times out, hop by hop, and how to fix it (no arguments: the endpoint "
+      "OPENAI_* or AZURE_OPENAI_* name)");
+  doctor_cmd->add_option("--config,-c", doctor.config_file, "check every endpoint of this config")
+      ->check(CLI::ExistingFile);
+  doctor_cmd->add_option("--base-url", doctor.base_url, "the endpoint's base URL, e.g. http://127.0.0.1:8000/v1");
+  doctor_cmd->add_option("--provider", doctor.provider, "openai or azure")
+      ->check(CLI::IsMember({"openai", "azure"}));
+  doctor_cmd->add_option("--api-key-env", doctor.api_key_env,
+                         "the environment variable holding the key (default OPENAI_API_KEY or AZURE_OPENAI_API_KEY)");
+  doctor_cmd->add_option("--model", doctor.model, "the model to look for and ask (default: the first listed)");
+  doctor_cmd->add_option("--deployment", doctor.deployment, "Azure: the deployment name");
+  doctor_cmd->add_option("--api-version", doctor.api_version, "Azure: the api-version");
+  doctor_cmd->add_option("--timeout", doctor.timeout_s, "seconds the first token may take (default: the config's, or 30)")
+      ->check(CLI::PositiveNumber);
+  doctor_cmd->add_option("--connect-timeout", doctor.connect_timeout_s, "seconds each connect may take")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  doctor_cmd->add_option("--probe-concurrency", doctor.probe_concurrency,
+                         "also ramp up to N concurrent requests and show where latency climbs")
+      ->check(CLI::Range(1, 256));
+  doctor_cmd->add_flag("--json", doctor.json, "print the findings as JSON");
+  doctor_cmd->get_option("--config")->excludes(doctor_cmd->get_option("--base-url"));
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -70,6 +96,7 @@ int main(int argc, char** argv) {
     return 2;  // bad usage, as for a bad config
   }
   if (serve_cmd->parsed()) return ballast::run_serve(serve);
+  if (doctor_cmd->parsed()) return ballast::run_doctor(doctor);
   if (sim_cmd->parsed()) {
     o.ttft = ballast::Millis(ttft);
     o.itl = ballast::Millis(itl);

@@ -22,6 +22,19 @@ struct SimArgs {
 };
 int run_sim(const SimArgs& args);
 
+struct DoctorArgs {
+  std::string config_file;  // check every endpoint of this config
+  std::string base_url;     // or this one endpoint
+  std::string provider;     // openai or azure
+  std::string api_key_env;  // the variable holding its key
+  std::string model, deployment, api_version;
+  double timeout_s = 0;  // the first-token bound; 0: the config's, or 30 s
+  double connect_timeout_s = 3;
+  int probe_concurrency = 0;
+  bool json = false;
+};
+int run_doctor(const DoctorArgs& args);
+
 // Logs to stderr; the access log owns stdout.
 void setup_logging(const std::string& level);
 

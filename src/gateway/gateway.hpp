@@ -73,7 +73,7 @@ class Gateway {
 };
 
 // True when this process runs inside a container (Docker, Podman, Kubernetes), where
-// "localhost" is the container itself.
+// "localhost" is the container itself. BALLAST_CONTAINER=0 or 1 overrides the guess.
 bool running_in_container();
 
 }  // namespace ballast

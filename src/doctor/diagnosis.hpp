@@ -1,0 +1,99 @@
+// What `ballast doctor` concludes, as pure functions: the causes it can name, the checks on an
+// endpoint's configuration, and the one specific fix for each cause. The probes that gather the
+// facts (sockets, TLS, HTTP) live in probes.cpp; nothing here does I/O.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "config/config.hpp"
+
+namespace ballast::doctor {
+
+enum class Cause {
+  ok,
+  missing_api_key,
+  placeholder_api_key,
+  bad_base_url,
+  dns_failure,
+  proxy_failure,
+  connect_refused,
+  connect_timeout,
+  tls_failure,
+  scheme_mismatch,
+  unauthorized,
+  wrong_path,
+  unknown_model,
+  azure_deployment_not_found,
+  azure_api_version,
+  rate_limited,
+  upstream_status,
+  first_token_timeout,
+  stream_broken,
+};
+
+std::string_view cause_name(Cause cause);
+
+// One endpoint to diagnose, however it was given (flags, a config file, the environment).
+struct Target {
+  std::string name;
+  config::Provider provider = config::Provider::openai;
+  std::string base_url;     // openai, or azure's /openai/v1 form
+  std::string endpoint;     // azure: https://RESOURCE.openai.azure.com
+  std::string deployment;   // azure
+  std::string api_version;  // azure
+  std::string api_key;
+  std::string key_source;  // where the key comes from, for the fix: "OPENAI_API_KEY", "config line 7"
+  std::string model;       // to look for in /models and to ask for a completion; empty: the first listed
+  std::string proxy;       // the endpoint's own proxy:, overriding the variables
+  std::string ca_bundle;
+  Millis connect_timeout{3'000};
+  Millis first_token_timeout{30'000};  // --timeout, or the config's timeouts.first_token
+  std::string timeout_source = "--timeout";
+};
+
+// The URL the target is reached at, with its parts: what the config hop checks.
+struct Address {
+  std::string url;  // the base: {base_url}, or {endpoint}/openai/deployments/{deployment}
+  std::string scheme, host, path;
+  int port = 0;
+};
+
+struct ConfigCheck {
+  Cause cause = Cause::ok;
+  std::string detail;  // what was checked, or what is wrong
+  Address address;
+};
+
+// The key present and not a placeholder, the URL well-formed, Azure's fields present and its
+// api-version well-formed. A key is required unless the server is on loopback or a private network
+// (local model servers usually take none).
+ConfigCheck check_config(const Target& target);
+
+// "sk-xxxx", "your-api-key", "<key>", "changeme", "${OPENAI_API_KEY}" left unexpanded, …
+bool is_placeholder_key(std::string_view key);
+// 2024-10-21, 2025-01-01-preview
+bool valid_api_version(std::string_view v);
+// 127.0.0.0/8, ::1, localhost, 10/8, 172.16/12, 192.168/16, host.docker.internal
+bool is_local_host(std::string_view host);
+bool is_loopback_host(std::string_view host);
+
+// What the fix needs to know to name the exact variable, host, port, path or setting.
+struct FixContext {
+  const Target* target = nullptr;
+  Address address;
+  bool in_container = false;
+  std::string proxy_url;     // the proxy in use, empty when direct
+  std::string proxy_source;  // HTTPS_PROXY, http_proxy, proxy: in the config …
+  int status = 0;            // an HTTP status, when one came
+  std::string upstream_message;  // the server's error message, when it sent one
+  std::vector<std::string> listed_models;
+  double first_token_ms = 0;  // observed, for first_token_timeout
+  std::string detail;         // the failing hop's own words
+};
+
+std::string fix_for(Cause cause, const FixContext& ctx);
+
+}  // namespace ballast::doctor

@@ -1,0 +1,703 @@
+#include "doctor/probes.hpp"
+
+#include <arpa/inet.h>
+#include <curl/curl.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <condition_variable>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "common/json_writer.hpp"
+#include "policy/duration.hpp"
+#include "policy/json_read.hpp"
+#include "policy/sse_scanner.hpp"
+#include "policy/upstream_target.hpp"
+#include "policy/url.hpp"
+
+namespace ballast::doctor {
+
+namespace {
+
+double ms_since(TimePoint t) { return to_ms(Clock::now() - t); }
+
+std::string strip_brackets(const std::string& host) {
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']') return host.substr(1, host.size() - 2);
+  return host;
+}
+
+// ---- DNS -------------------------------------------------------------------------------------
+
+struct Resolution {
+  std::vector<sockaddr_storage> addrs;
+  std::vector<socklen_t> lens;
+  std::vector<std::string> text;
+  std::string error;
+};
+
+// getaddrinfo has no timeout of its own: it runs on a thread this waits for, at most `bound`.
+Resolution resolve(const std::string& host, int port, Millis bound) {
+  struct Shared {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool done = false;
+    Resolution result;
+  };
+  auto shared = std::make_shared<Shared>();
+  std::thread([shared, host = strip_brackets(host), port] {
+    Resolution r;
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* list = nullptr;
+    int rc = ::getaddrinfo(host.c_str(), std::to_string(port).c_str(), &hints, &list);
+    if (rc != 0) {
+      r.error = gai_strerror(rc);
+    } else {
+      for (addrinfo* ai = list; ai; ai = ai->ai_next) {
+        sockaddr_storage ss{};
+        std::memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
+        char buf[INET6_ADDRSTRLEN] = {};
+        const void* raw = ai->ai_family == AF_INET6 ? static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(ai->ai_addr)->sin6_addr)
+                                                    : static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(ai->ai_addr)->sin_addr);
+        ::inet_ntop(ai->ai_family, raw, buf, sizeof buf);
+        std::string text = ai->ai_family == AF_INET6 ? fmt::format("[{}]", buf) : std::string(buf);
+        if (std::find(r.text.begin(), r.text.end(), text) != r.text.end()) continue;
+        r.addrs.push_back(ss);
+        r.lens.push_back(ai->ai_addrlen);
+        r.text.push_back(std::move(text));
+      }
+      ::freeaddrinfo(list);
+    }
+    std::lock_guard lock(shared->mu);
+    shared->result = std::move(r);
+    shared->done = true;
+    shared->cv.notify_one();
+  }).detach();
+  std::unique_lock lock(shared->mu);
+  if (!shared->cv.wait_for(lock, bound, [&] { return shared->done; })) {
+    Resolution r;
+    r.error = fmt::format("no answer from the resolver within {}", format_duration(bound));
+    return r;
+  }
+  return std::move(shared->result);
+}
+
+// ---- TCP -------------------------------------------------------------------------------------
+
+struct Fd {
+  int fd = -1;
+  Fd() = default;
+  explicit Fd(int f) : fd(f) {}
+  Fd(Fd&& o) noexcept : fd(std::exchange(o.fd, -1)) {}
+  Fd& operator=(Fd&& o) noexcept {
+    if (this != &o) {
+      reset();
+      fd = std::exchange(o.fd, -1);
+    }
+    return *this;
+  }
+  ~Fd() { reset(); }
+  void reset() {
+    if (fd >= 0) ::close(fd);
+    fd = -1;
+  }
+};
+
+enum class ConnectResult { connected, refused, no_answer, other };
+
+ConnectResult connect_to(const sockaddr_storage& addr, socklen_t len, Millis bound, Fd& out, std::string& error) {
+  Fd fd(::socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+  if (fd.fd < 0) {
+    error = std::strerror(errno);
+    return ConnectResult::other;
+  }
+  if (::connect(fd.fd, reinterpret_cast<const sockaddr*>(&addr), len) != 0 && errno != EINPROGRESS) {
+    error = std::strerror(errno);
+    return errno == ECONNREFUSED ? ConnectResult::refused : ConnectResult::other;
+  }
+  pollfd p{fd.fd, POLLOUT, 0};
+  int rc = ::poll(&p, 1, static_cast<int>(bound.count()));
+  if (rc == 0) return ConnectResult::no_answer;
+  int err = 0;
+  socklen_t elen = sizeof err;
+  ::getsockopt(fd.fd, SOL_SOCKET, SO_ERROR, &err, &elen);
+  if (err == 0) {
+    out = std::move(fd);
+    return ConnectResult::connected;
+  }
+  error = std::strerror(err);
+  if (err == ECONNREFUSED) return ConnectResult::refused;
+  if (err == ETIMEDOUT || err == EHOSTUNREACH || err == ENETUNREACH) return ConnectResult::no_answer;
+  return ConnectResult::other;
+}
+
+// Waits until `fd` is readable (or writable) or `until` passes.
+bool wait_fd(int fd, short events, TimePoint until) {
+  auto left = std::chrono::duration_cast<Millis>(until - Clock::now()).count();
+  if (left <= 0) return false;
+  pollfd p{fd, events, 0};
+  return ::poll(&p, 1, static_cast<int>(left)) > 0;
+}
+
+// ---- proxy CONNECT ---------------------------------------------------------------------------
+
+// Asks the proxy for a tunnel to host:port. Returns the proxy's status (0: no answer in time).
+int proxy_connect(int fd, const std::string& hostport, TimePoint until, std::string& status_line) {
+  std::string req = fmt::format("CONNECT {} HTTP/1.1\r\nHost: {}\r\n\r\n", hostport, hostport);
+  if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size())) return 0;
+  std::string got;
+  char buf[1024];
+  while (got.find("\r\n\r\n") == std::string::npos && got.size() < 16 * 1024) {
+    if (!wait_fd(fd, POLLIN, until)) return 0;
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    got.append(buf, static_cast<size_t>(n));
+  }
+  status_line = got.substr(0, got.find("\r\n"));
+  int status = 0;
+  if (status_line.starts_with("HTTP/") && status_line.size() >= 12) status = std::atoi(status_line.c_str() + 9);
+  return status;
+}
+
+// True when the other side answers a plain HTTP request with an HTTP response.
+bool speaks_plain_http(int fd, TimePoint until) {
+  static constexpr std::string_view kRequest = "GET / HTTP/1.0\r\n\r\n";
+  if (::send(fd, kRequest.data(), kRequest.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(kRequest.size())) return false;
+  char buf[8];
+  size_t got = 0;
+  while (got < 5 && wait_fd(fd, POLLIN, until)) {
+    ssize_t n = ::recv(fd, buf + got, sizeof buf - got, 0);
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+  }
+  return got >= 5 && std::string_view(buf, 5) == "HTTP/";
+}
+
+// ---- TLS -------------------------------------------------------------------------------------
+
+struct TlsResult {
+  bool ok = false;
+  bool plain_http = false;  // the other side answered the handshake in plain HTTP
+  std::string detail;
+};
+
+TlsResult tls_handshake(int fd, const std::string& host, const std::string& ca_bundle, bool verify, TimePoint until) {
+  TlsResult r;
+  std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> ctx(SSL_CTX_new(TLS_client_method()), SSL_CTX_free);
+  if (!ca_bundle.empty())
+    SSL_CTX_load_verify_locations(ctx.get(), ca_bundle.c_str(), nullptr);
+  else
+    SSL_CTX_set_default_verify_paths(ctx.get());
+  SSL_CTX_set_verify(ctx.get(), verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, nullptr);
+  std::unique_ptr<SSL, decltype(&SSL_free)> ssl(SSL_new(ctx.get()), SSL_free);
+  std::string name = strip_brackets(host);
+  bool is_ip = name.find_first_not_of("0123456789.") == std::string::npos || name.find(':') != std::string::npos;
+  if (!is_ip) SSL_set_tlsext_host_name(ssl.get(), name.c_str());
+  if (verify) {
+    if (is_ip)
+      X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl.get()), name.c_str());
+    else
+      SSL_set1_host(ssl.get(), name.c_str());
+  }
+  SSL_set_fd(ssl.get(), fd);
+  ERR_clear_error();
+  for (;;) {
+    int rc = SSL_connect(ssl.get());
+    if (rc == 1) break;
+    int err = SSL_get_error(ssl.get(), rc);
+    if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+      if (!wait_fd(fd, err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, until)) {
+        r.detail = "no handshake answer in time";
+        return r;
+      }
+      continue;
+    }
+    unsigned long e = ERR_peek_error();
+    long verify_result = SSL_get_verify_result(ssl.get());
+    if (verify_result != X509_V_OK) {
+      r.detail = fmt::format("certificate verify failed: {}", X509_verify_cert_error_string(verify_result));
+    } else if (e != 0) {
+      int reason = ERR_GET_REASON(e);
+      // What OpenSSL says when the other side answers a ClientHello in plain HTTP.
+      r.plain_http = reason == SSL_R_WRONG_VERSION_NUMBER || reason == SSL_R_PACKET_LENGTH_TOO_LONG ||
+                     reason == SSL_R_HTTP_REQUEST;
+      char buf[256];
+      ERR_error_string_n(e, buf, sizeof buf);
+      r.detail = buf;
+    } else {
+      r.detail = "the connection closed during the handshake";
+    }
+    ERR_clear_error();
+    return r;
+  }
+  r.ok = true;
+  r.detail = fmt::format("{}, {}{}", SSL_get_version(ssl.get()), SSL_get_cipher_name(ssl.get()),
+                         verify ? ", certificate verified" + (is_ip ? std::string() : " for " + name) : "");
+  return r;
+}
+
+// ---- HTTP ------------------------------------------------------------------------------------
+
+struct HttpResult {
+  CURLcode code = CURLE_OK;
+  std::string error;
+  int status = 0;
+  std::string body;  // non-streamed, or a failed stream's error body (first 64 KiB)
+  std::optional<double> first_byte_ms, first_token_ms;
+  double total_ms = 0;
+  bool first_token_late = false;  // aborted: no token within the bound
+  bool done = false;              // a stream's [DONE] or final event arrived
+  bool malformed = false;
+  bool html = false;  // the body looks like an HTML page (a proxy's or web server's), not the API
+};
+
+struct HttpRequest {
+  std::string method = "GET";
+  std::string url;
+  std::vector<std::string> headers;
+  std::string body;
+  std::string proxy;
+  std::string ca_bundle;
+  Millis connect{3'000};
+  Millis total{10'000};
+  std::optional<Millis> first_token;  // streams
+};
+
+struct Transfer {
+  HttpResult* r;
+  TimePoint start;
+  bool stream;
+  std::optional<Millis> first_token;
+  SseScanner scanner;
+};
+
+size_t on_body(char* data, size_t size, size_t n, void* self) {
+  auto* t = static_cast<Transfer*>(self);
+  size_t len = size * n;
+  if (!t->r->first_byte_ms) t->r->first_byte_ms = ms_since(t->start);
+  if (t->r->body.size() < 64 * 1024) t->r->body.append(data, std::min(len, 64 * 1024 - t->r->body.size()));
+  if (t->stream && t->r->status == 200) {
+    t->scanner.feed(std::string_view(data, len));
+    while (auto ev = t->scanner.next()) {
+      if (ev->malformed) t->r->malformed = true;
+      if ((ev->has_content || ev->terminal) && !t->r->first_token_ms) t->r->first_token_ms = ms_since(t->start);
+      if (ev->terminal) t->r->done = true;
+    }
+  }
+  return len;
+}
+
+int on_progress(void* self, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
+  auto* t = static_cast<Transfer*>(self);
+  if (t->first_token && !t->r->first_token_ms && Clock::now() - t->start > *t->first_token) {
+    t->r->first_token_late = true;
+    return 1;  // abort
+  }
+  return 0;
+}
+
+HttpResult http(const HttpRequest& req) {
+  HttpResult r;
+  Transfer t{&r, Clock::now(), req.first_token.has_value(), req.first_token, {}};
+  CURL* easy = curl_easy_init();
+  curl_slist* headers = nullptr;
+  for (const auto& h : req.headers) headers = curl_slist_append(headers, h.c_str());
+  curl_easy_setopt(easy, CURLOPT_URL, req.url.c_str());
+  curl_easy_setopt(easy, CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(req.connect.count()));
+  curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, static_cast<long>(req.total.count()));
+  curl_easy_setopt(easy, CURLOPT_PROXY, req.proxy.c_str());  // "" means direct, whatever the environment says
+  if (!req.ca_bundle.empty()) curl_easy_setopt(easy, CURLOPT_CAINFO, req.ca_bundle.c_str());
+  curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(easy, CURLOPT_WRITEDATA, &t);
+  curl_easy_setopt(easy, CURLOPT_XFERINFOFUNCTION, on_progress);
+  curl_easy_setopt(easy, CURLOPT_XFERINFODATA, &t);
+  curl_easy_setopt(easy, CURLOPT_NOPROGRESS, 0L);
+  if (req.method == "POST") {
+    curl_easy_setopt(easy, CURLOPT_POST, 1L);
+    curl_easy_setopt(easy, CURLOPT_POSTFIELDS, req.body.c_str());
+    curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE, static_cast<long>(req.body.size()));
+  }
+  char err[CURL_ERROR_SIZE] = {};
+  curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, err);
+  // Headers arrive before the body callback: the status decides how the body is read.
+  curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, +[](char* d, size_t s, size_t n, void* self) -> size_t {
+    auto* tr = static_cast<Transfer*>(self);
+    std::string_view line(d, s * n);
+    if (line.starts_with("HTTP/") && line.size() > 12) tr->r->status = std::atoi(std::string(line.substr(9, 3)).c_str());
+    if (!tr->r->first_byte_ms) tr->r->first_byte_ms = ms_since(tr->start);
+    return s * n;
+  });
+  curl_easy_setopt(easy, CURLOPT_HEADERDATA, &t);
+  r.code = curl_easy_perform(easy);
+  r.total_ms = ms_since(t.start);
+  long status = 0;
+  curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
+  if (status > 0) r.status = static_cast<int>(status);
+  if (r.code != CURLE_OK) r.error = err[0] ? err : curl_easy_strerror(r.code);
+  std::string_view b = r.body;
+  while (!b.empty() && std::isspace(static_cast<unsigned char>(b.front()))) b.remove_prefix(1);
+  r.html = b.starts_with("<");
+  curl_slist_free_all(headers);
+  curl_easy_cleanup(easy);
+  return r;
+}
+
+// The server's own words from an OpenAI-shape error body, or Azure's {"error":{"code","message"}}.
+std::string error_message(std::string_view body, std::string* code = nullptr) {
+  simdjson::dom::element doc;
+  if (json_parser().parse(body.data(), body.size()).get(doc) != simdjson::SUCCESS) return "";
+  std::string_view v;
+  if (code && doc["error"]["code"].get(v) == simdjson::SUCCESS) *code = std::string(v);
+  if (doc["error"]["message"].get(v) == simdjson::SUCCESS) return std::string(v.substr(0, 200));
+  return "";
+}
+
+std::vector<std::string> listed_models(std::string_view body) {
+  std::vector<std::string> out;
+  simdjson::dom::element doc;
+  if (json_parser().parse(body.data(), body.size()).get(doc) != simdjson::SUCCESS) return out;
+  simdjson::dom::array data;
+  if (doc["data"].get(data) != simdjson::SUCCESS) return out;
+  for (auto item : data) {
+    std::string_view id;
+    if (item["id"].get(id) == simdjson::SUCCESS) out.emplace_back(id);
+  }
+  return out;
+}
+
+// ---- the hops --------------------------------------------------------------------------------
+
+class Diagnosis {
+ public:
+  Diagnosis(const Target& t, const ProbeOptions& o) : t_(t), o_(o), start_(Clock::now()) {
+    report_.name = t.name;
+    ctx_.target = &t_;
+    ctx_.in_container = o.in_container;
+  }
+
+  Report run();
+
+ private:
+  // Records a hop that began at `began`; false when it failed, with the cause and fix set.
+  bool hop(const char* name, TimePoint began, bool ok, std::string detail, Cause cause = Cause::ok) {
+    report_.hops.push_back({name, ok, to_ms(began - start_), ms_since(began), detail});
+    if (!ok) {
+      report_.cause = cause;
+      ctx_.detail = std::move(detail);
+      report_.fix = fix_for(cause, ctx_);
+    }
+    return ok;
+  }
+  bool network();
+  bool models();
+  bool chat();
+  void concurrency();
+  HttpRequest request(const std::string& method, const std::string& api_path) const;
+
+  const Target& t_;
+  const ProbeOptions& o_;
+  TimePoint start_;
+  Report report_;
+  FixContext ctx_;
+  ProxyChoice proxy_;
+  std::string model_;
+};
+
+Report Diagnosis::run() {
+  TimePoint began = Clock::now();
+  ConfigCheck cfg = check_config(t_);
+  ctx_.address = cfg.address;
+  report_.url = cfg.address.url.empty() ? (t_.base_url.empty() ? t_.endpoint : t_.base_url) : cfg.address.url;
+  if (!hop("config", began, cfg.cause == Cause::ok, cfg.detail, cfg.cause)) return report_;
+  if (network() && models() && chat()) {
+    if (o_.probe_concurrency > 0) concurrency();
+    report_.cause = Cause::ok;
+    report_.fix = fix_for(Cause::ok, ctx_);
+  }
+  return report_;
+}
+
+bool Diagnosis::network() {
+  const Address& a = ctx_.address;
+  TimePoint began = Clock::now();
+  proxy_ = choose_proxy(a.scheme, a.host, t_.proxy, o_.getenv);
+  ctx_.proxy_url = proxy_.url;
+  ctx_.proxy_source = proxy_.source;
+  std::string proxy_detail;
+  if (!proxy_.url.empty()) {
+    proxy_detail = fmt::format("via {} (from {})", proxy_.url, proxy_.source);
+    if (is_loopback_host(a.host))
+      proxy_detail += fmt::format("; {} goes through the proxy: NO_PROXY does not list it", a.host);
+  } else if (!proxy_.bypassed_by.empty()) {
+    proxy_detail = fmt::format("direct: NO_PROXY entry '{}' bypasses the proxy for {}", proxy_.bypassed_by, a.host);
+  } else {
+    proxy_detail = "direct: no proxy variables apply";
+  }
+  hop("proxy", began, true, proxy_detail);
+
+  // The first hop on the wire: the proxy when there is one, else the server itself.
+  std::string host = a.host;
+  int port = a.port;
+  if (!proxy_.url.empty()) {
+    auto p = parse_url(proxy_.url);
+    if (!p) {
+      hop("dns", Clock::now(), false, "the proxy URL is not http(s)://HOST:PORT", Cause::proxy_failure);
+      return false;
+    }
+    host = p->host;
+    port = p->port;
+  }
+  const bool via_proxy = !proxy_.url.empty();
+  began = Clock::now();
+  Resolution res = resolve(host, port, t_.connect_timeout);
+  if (!res.error.empty() || res.addrs.empty()) {
+    std::string why = res.error.empty() ? "no addresses" : res.error;
+    if (via_proxy) return hop("dns", began, false, fmt::format("the proxy host {} does not resolve: {}", host, why), Cause::proxy_failure);
+    return hop("dns", began, false, fmt::format("{} does not resolve: {}", host, why), Cause::dns_failure);
+  }
+  std::string all;
+  for (const auto& t : res.text) all += (all.empty() ? "" : ", ") + t;
+  hop("dns", began, true, fmt::format("{} → {}", host, all));
+
+  began = Clock::now();
+  Fd fd;
+  size_t connected = 0;
+  std::string outcomes;
+  bool any_refused = false, any_silent = false;
+  for (size_t i = 0; i < res.addrs.size() && fd.fd < 0; ++i) {
+    std::string error;
+    ConnectResult cr = connect_to(res.addrs[i], res.lens[i], t_.connect_timeout, fd, error);
+    if (cr == ConnectResult::connected) connected = i;
+    std::string what = cr == ConnectResult::connected ? "connected"
+                       : cr == ConnectResult::refused  ? "refused (nothing listening)"
+                       : cr == ConnectResult::no_answer ? fmt::format("no answer within {}", format_duration(t_.connect_timeout))
+                                                        : error;
+    any_refused = any_refused || cr == ConnectResult::refused;
+    any_silent = any_silent || cr == ConnectResult::no_answer;
+    outcomes += fmt::format("{}{}:{} {}", outcomes.empty() ? "" : "; ", res.text[i], port, what);
+  }
+  if (fd.fd < 0) {
+    if (via_proxy)
+      return hop("connect", began, false, outcomes,
+                 Cause::proxy_failure) ||
+             false;
+    return hop("connect", began, false, outcomes, any_refused || !any_silent ? Cause::connect_refused : Cause::connect_timeout);
+  }
+  hop("connect", began, true, outcomes);
+
+  const TimePoint until = Clock::now() + t_.connect_timeout;
+  if (via_proxy && a.scheme == "https") {
+    began = Clock::now();
+    std::string line;
+    std::string hostport = fmt::format("{}:{}", a.host, a.port);
+    int status = proxy_connect(fd.fd, hostport, until, line);
+    if (status != 200) {
+      std::string why = status == 0 ? "gave no answer to CONNECT " + hostport
+                                    : fmt::format("answered CONNECT {} with '{}'", hostport, line);
+      return hop("proxy_connect", began, false, why, Cause::proxy_failure);
+    }
+    hop("proxy_connect", began, true, fmt::format("tunnel to {} open", hostport));
+  }
+  if (a.scheme == "https") {
+    began = Clock::now();
+    TlsResult tls = tls_handshake(fd.fd, a.host, t_.ca_bundle, true, until);
+    if (!tls.ok && !tls.plain_http && !via_proxy && tls.detail.find("certificate") == std::string::npos) {
+      // Some servers just close on a ClientHello: ask in plain HTTP on a fresh connection.
+      Fd plain;
+      std::string error;
+      if (connect_to(res.addrs[connected], res.lens[connected], t_.connect_timeout, plain, error) ==
+          ConnectResult::connected)
+        tls.plain_http = speaks_plain_http(plain.fd, until);
+      if (tls.plain_http) tls.detail += "; the port answers plain HTTP";
+    }
+    if (!tls.ok) return hop("tls", began, false, tls.detail, tls.plain_http ? Cause::scheme_mismatch : Cause::tls_failure);
+    return hop("tls", began, true, tls.detail);
+  }
+  if (!via_proxy) {
+    // http://: make sure the port does not speak TLS (a common mix-up), by offering a handshake.
+    began = Clock::now();
+    TlsResult tls = tls_handshake(fd.fd, a.host, "", false, until);
+    if (tls.ok) return hop("tls", began, false, fmt::format("{}:{} completed a TLS handshake ({})", a.host, a.port, tls.detail), Cause::scheme_mismatch);
+    hop("tls", began, true, "plain HTTP: the port does not speak TLS");
+  }
+  return true;
+}
+
+HttpRequest Diagnosis::request(const std::string& method, const std::string& api_path) const {
+  config::Endpoint ep;
+  ep.provider = t_.provider;
+  ep.base_url = t_.base_url;
+  ep.endpoint = t_.endpoint;
+  ep.deployment = t_.deployment;
+  ep.api_version = t_.api_version;
+  ep.api_key = t_.api_key;
+  UpstreamTarget target = upstream_target(ep, api_path, "");
+  HttpRequest r;
+  r.method = method;
+  r.url = target.url;
+  if (!target.credential.empty()) r.headers.push_back(target.credential);
+  r.proxy = proxy_.url;
+  r.ca_bundle = t_.ca_bundle;
+  r.connect = t_.connect_timeout;
+  return r;
+}
+
+bool Diagnosis::models() {
+  TimePoint began = Clock::now();
+  if (t_.provider == config::Provider::azure && t_.base_url.empty()) {
+    hop("models", began, true, "skipped: Azure lists deployments only through its management API");
+    return true;
+  }
+  HttpRequest req = request("GET", "/models");
+  req.total = t_.connect_timeout + Millis(10'000);
+  HttpResult r = http(req);
+  std::string code;
+  ctx_.status = r.status;
+  ctx_.upstream_message = error_message(r.body, &code);
+  const std::string what = fmt::format("GET {}", req.url);
+  if (r.code != CURLE_OK && r.status == 0) {
+    return hop("models", began, false, fmt::format("{}: {}", what, r.error),
+               r.code == CURLE_OPERATION_TIMEDOUT ? Cause::upstream_status : Cause::stream_broken);
+  }
+  if (!proxy_.url.empty() && r.status >= 500 && r.html) {
+    return hop("models", began, false, fmt::format("answered HTTP {} with a page of its own: it could not reach {}", r.status, ctx_.address.host),
+               Cause::proxy_failure);
+  }
+  if (r.status == 401 || r.status == 403)
+    return hop("models", began, false, fmt::format("{} → HTTP {}", what, r.status), Cause::unauthorized);
+  if (r.status == 404) {
+    if (t_.provider == config::Provider::azure)
+      return hop("models", began, false, fmt::format("{} → HTTP 404 {}", what, ctx_.upstream_message), Cause::azure_api_version);
+    return hop("models", began, false, fmt::format("{} → HTTP 404", what), Cause::wrong_path);
+  }
+  if (r.status == 429) return hop("models", began, false, fmt::format("{} → HTTP 429", what), Cause::rate_limited);
+  if (r.status < 200 || r.status >= 300)
+    return hop("models", began, false, fmt::format("{} → HTTP {}", what, r.status), Cause::upstream_status);
+  ctx_.listed_models = listed_models(r.body);
+  model_ = t_.model;
+  std::string detail = fmt::format("HTTP {}, {} model(s)", r.status, ctx_.listed_models.size());
+  if (!model_.empty() && !ctx_.listed_models.empty() &&
+      std::find(ctx_.listed_models.begin(), ctx_.listed_models.end(), model_) == ctx_.listed_models.end()) {
+    return hop("models", began, false, fmt::format("{}; '{}' is not among them", detail, model_), Cause::unknown_model);
+  }
+  if (model_.empty() && !ctx_.listed_models.empty()) {
+    model_ = ctx_.listed_models.front();
+    detail += fmt::format("; trying '{}'", model_);
+  } else if (!model_.empty()) {
+    detail += fmt::format(", '{}' listed", model_);
+  }
+  return hop("models", began, true, detail);
+}
+
+bool Diagnosis::chat() {
+  TimePoint began = Clock::now();
+  std::string model = model_.empty() ? t_.deployment : model_;
+  if (model.empty()) {
+    hop("chat", began, true, "skipped: no model to ask (give --model)");
+    return true;
+  }
+  HttpRequest req = request("POST", "/chat/completions");
+  req.headers.push_back("Content-Type: application/json");
+  JsonWriter body;
+  body.begin_object().field("model", model).key("messages").begin_array();
+  body.begin_object().field("role", "user").field("content", "Reply with the word OK.").end_object();
+  body.end_array().field("max_tokens", 8).field("stream", true).end_object();
+  req.body = body.take();
+  req.first_token = t_.first_token_timeout;
+  req.total = t_.first_token_timeout + Millis(30'000);
+  HttpResult r = http(req);
+  std::string code;
+  ctx_.status = r.status;
+  ctx_.upstream_message = error_message(r.body, &code);
+  auto timing = [&] {
+    return fmt::format("first byte {}, first token {}, total {:.0f} ms",
+                       r.first_byte_ms ? fmt::format("{:.0f} ms", *r.first_byte_ms) : "-",
+                       r.first_token_ms ? fmt::format("{:.0f} ms", *r.first_token_ms) : "-", r.total_ms);
+  };
+  if (r.first_token_late) {
+    ctx_.first_token_ms = 0;
+    return hop("chat", began, false, fmt::format("no token within {} ({})", format_duration(t_.first_token_timeout), timing()),
+               Cause::first_token_timeout);
+  }
+  if (r.status == 0)
+    return hop("chat", began, false, fmt::format("POST {}: {}", req.url, r.error), Cause::stream_broken);
+  if (r.status == 401 || r.status == 403)
+    return hop("chat", began, false, fmt::format("HTTP {}", r.status), Cause::unauthorized);
+  if (r.status == 404) {
+    Cause c = code == "DeploymentNotFound"                         ? Cause::azure_deployment_not_found
+              : t_.provider == config::Provider::azure              ? Cause::azure_api_version
+              : code == "model_not_found" || !ctx_.upstream_message.empty() ? Cause::unknown_model
+                                                                    : Cause::wrong_path;
+    if (c == Cause::unknown_model && t_.model.empty()) const_cast<Target&>(t_).model = model;
+    return hop("chat", began, false, fmt::format("HTTP 404 {}", ctx_.upstream_message), c);
+  }
+  if (r.status == 429) return hop("chat", began, false, fmt::format("HTTP 429 {}", ctx_.upstream_message), Cause::rate_limited);
+  if (r.status < 200 || r.status >= 300)
+    return hop("chat", began, false, fmt::format("HTTP {} {}", r.status, ctx_.upstream_message), Cause::upstream_status);
+  if (r.malformed) return hop("chat", began, false, fmt::format("sent an event that is not JSON ({})", timing()), Cause::stream_broken);
+  if (!r.done) {
+    std::string why = r.code != CURLE_OK ? r.error : "ended without [DONE]";
+    return hop("chat", began, false, fmt::format("was cut: {} ({})", why, timing()), Cause::stream_broken);
+  }
+  return hop("chat", began, true, fmt::format("'{}' streamed: {}", model, timing()));
+}
+
+void Diagnosis::concurrency() {
+  TimePoint began = Clock::now();
+  std::string model = model_.empty() ? t_.deployment : model_;
+  HttpRequest base = request("POST", "/chat/completions");
+  base.headers.push_back("Content-Type: application/json");
+  base.body = fmt::format(R"({{"model":"{}","messages":[{{"role":"user","content":"Reply with the word OK."}}],"max_tokens":8,"stream":true}})", model);
+  base.first_token = t_.first_token_timeout;
+  base.total = t_.first_token_timeout + Millis(30'000);
+  std::string detail;
+  double first = 0;
+  std::optional<int> climbs;
+  bool failed = false;
+  for (int c = 1;; c = std::min(c * 2, o_.probe_concurrency)) {
+    std::vector<HttpResult> results(static_cast<size_t>(c));
+    std::vector<std::thread> threads;
+    for (int i = 0; i < c; ++i) threads.emplace_back([&, i] { results[static_cast<size_t>(i)] = http(base); });
+    for (auto& th : threads) th.join();
+    std::vector<double> ttft;
+    int errors = 0;
+    for (const auto& r : results) {
+      if (r.status == 200 && r.first_token_ms) ttft.push_back(*r.first_token_ms);
+      else ++errors;
+    }
+    std::sort(ttft.begin(), ttft.end());
+    double median = ttft.empty() ? 0 : ttft[ttft.size() / 2];
+    if (c == 1) first = median;
+    detail += fmt::format("{}{}: {:.0f} ms{}", detail.empty() ? "" : ", ", c, median,
+                          errors ? fmt::format(" ({} failed)", errors) : "");
+    if (!climbs && c > 1 && (errors > 0 || (first > 0 && median > first * 1.5))) climbs = c;
+    failed = failed || errors > 0;
+    if (c >= o_.probe_concurrency) break;
+  }
+  detail = "median first token by concurrency: " + detail;
+  detail += climbs ? fmt::format("; latency climbs at {} concurrent requests: set max_in_flight below {}", *climbs, *climbs)
+                   : "; no climb up to " + std::to_string(o_.probe_concurrency);
+  report_.hops.push_back({"concurrency", true, to_ms(began - start_), ms_since(began), detail});
+}
+
+}  // namespace
+
+Report diagnose(const Target& target, const ProbeOptions& options) {
+  return Diagnosis(target, options).run();
+}
+
+}  // namespace ballast::doctor
