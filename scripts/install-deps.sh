@@ -12,8 +12,8 @@ packages=(g++ cmake make ninja-build pkg-config ccache
   libspdlog-dev libfmt-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev)
 case "$what" in
   build) ;;
-  test) packages+=(curl openssl python3 nginx) ;;
-  bench) packages+=(curl openssl python3 wrk haproxy nginx) ;;
+  test) packages+=(curl openssl python3 nginx tinyproxy) ;;
+  bench) packages+=(curl openssl python3 nginx tinyproxy wrk haproxy) ;;
   *) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
 esac
 

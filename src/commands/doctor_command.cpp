@@ -101,10 +101,6 @@ int run_doctor(const DoctorArgs& args) {
       for (const auto& e : loaded.errors) std::fprintf(stderr, "  %s\n", e.c_str());
       return 2;
     }
-    // A key left as ${VAR} is unset: the config hop names it.
-    for (auto& m : loaded.config.models)
-      for (auto& ep : m.endpoints)
-        if (ep.api_key.starts_with("${")) ep.api_key = ep.api_key;
     targets = from_config(loaded.config);
     if (targets.empty()) {
       std::fprintf(stderr, "%s has no endpoints outside ballast to check (provider: sim runs inside it)\n",

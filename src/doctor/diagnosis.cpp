@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 
 #include <fmt/format.h>
 
@@ -138,6 +139,11 @@ ConfigCheck check_config(const Target& t) {
     return out;
   }
   std::string key_note;
+  if (t.api_key.starts_with("${") && t.api_key.ends_with("}")) {
+    out.cause = Cause::missing_api_key;
+    out.detail = fmt::format("{} is not set", t.api_key.substr(2, t.api_key.size() - 3));
+    return out;
+  }
   if (t.api_key.empty()) {
     if (t.provider == config::Provider::azure || !is_local_host(parsed->host)) {
       out.cause = Cause::missing_api_key;
@@ -195,10 +201,14 @@ std::string fix_for(Cause cause, const FixContext& c) {
                          "off, /etc/hosts)",
                          a.host);
     case Cause::proxy_failure:
-      if (is_local_host(a.host))
+      if (is_local_host(a.host)) {
+        std::string no_proxy = a.host == "localhost" ? "localhost,127.0.0.1"
+                               : a.host == "127.0.0.1" ? "127.0.0.1,localhost"
+                                                       : a.host + ",localhost,127.0.0.1";
         return fmt::format("{} sends traffic for {} to the proxy {}, which {}: add {} to NO_PROXY (export "
-                           "NO_PROXY={},localhost,127.0.0.1)",
-                           c.proxy_source, a.host, c.proxy_url, c.detail, a.host, a.host);
+                           "NO_PROXY={})",
+                           c.proxy_source, a.host, c.proxy_url, c.detail, a.host, no_proxy);
+      }
       return fmt::format("the proxy {} (from {}) {}: fix {} or ask for the proxy's right address; if {} should "
                          "be reached directly, add it to NO_PROXY",
                          c.proxy_url, c.proxy_source, c.detail, c.proxy_source, a.host);
@@ -228,6 +238,8 @@ std::string fix_for(Cause cause, const FixContext& c) {
         return fmt::format("{} speaks plain HTTP, not TLS: write the base URL with http://", hostport);
       return fmt::format("{} speaks TLS: write the base URL with https://", hostport);
     case Cause::unauthorized:
+      if (t.api_key.empty())
+        return fmt::format("the server requires a key (HTTP {}) and none was sent: export {}=…", c.status, key_var());
       return fmt::format("the server rejected the key from {} (HTTP {}{}): check it is current, not revoked, and "
                          "belongs to this {}",
                          key_var(), c.status, c.upstream_message.empty() ? "" : ": " + c.upstream_message,
@@ -268,15 +280,17 @@ std::string fix_for(Cause cause, const FixContext& c) {
         return fmt::format("no token came within {} ({}): the model is overloaded, loading, or stuck; check the "
                            "server, or raise {}",
                            format_duration(t.first_token_timeout), t.timeout_source, t.timeout_source);
-      auto suggest = Millis(static_cast<int64_t>(c.first_token_ms * 2 / 1000 + 1) * 1000);
+      // Twice what was seen (to the tenth of a second), in whole seconds: room for a slower moment.
+      double seen_s = std::round(c.first_token_ms / 100) / 10;
+      auto suggest = Millis(static_cast<int64_t>(std::ceil(seen_s * 2)) * 1000);
       return fmt::format("the first token took {:.1f}s, more than {} ({}): raise {} and the client's own timeout "
                          "to at least {}",
                          c.first_token_ms / 1000, t.timeout_source, format_duration(t.first_token_timeout),
                          t.timeout_source, format_duration(suggest));
     }
     case Cause::stream_broken:
-      return fmt::format("the stream {}: the server or a proxy in between cut or garbled it; check the server's "
-                         "logs, and turn off response buffering in any proxy (nginx: proxy_buffering off)",
+      return fmt::format("the stream {}: the server or a proxy in between broke it; check the server's logs, "
+                         "and any proxy's read timeout and buffering (nginx: proxy_read_timeout, proxy_buffering off)",
                          c.detail);
   }
   return "";

@@ -393,11 +393,13 @@ class Diagnosis {
 
  private:
   // Records a hop that began at `began`; false when it failed, with the cause and fix set.
-  bool hop(const char* name, TimePoint began, bool ok, std::string detail, Cause cause = Cause::ok) {
+  // `why`, when given, is what the fix says went wrong; otherwise the hop's detail.
+  bool hop(const char* name, TimePoint began, bool ok, std::string detail, Cause cause = Cause::ok,
+           std::string why = {}) {
     report_.hops.push_back({name, ok, to_ms(began - start_), ms_since(began), detail});
     if (!ok) {
       report_.cause = cause;
-      ctx_.detail = std::move(detail);
+      ctx_.detail = why.empty() ? std::move(detail) : std::move(why);
       report_.fix = fix_for(cause, ctx_);
     }
     return ok;
@@ -440,7 +442,9 @@ bool Diagnosis::network() {
   std::string proxy_detail;
   if (!proxy_.url.empty()) {
     proxy_detail = fmt::format("via {} (from {})", proxy_.url, proxy_.source);
-    if (is_loopback_host(a.host))
+    bool from_variable = proxy_.source.find("_proxy") != std::string::npos ||
+                         proxy_.source.find("_PROXY") != std::string::npos;
+    if (from_variable && is_loopback_host(a.host))
       proxy_detail += fmt::format("; {} goes through the proxy: NO_PROXY does not list it", a.host);
   } else if (!proxy_.bypassed_by.empty()) {
     proxy_detail = fmt::format("direct: NO_PROXY entry '{}' bypasses the proxy for {}", proxy_.bypassed_by, a.host);
@@ -466,7 +470,9 @@ bool Diagnosis::network() {
   Resolution res = resolve(host, port, t_.connect_timeout);
   if (!res.error.empty() || res.addrs.empty()) {
     std::string why = res.error.empty() ? "no addresses" : res.error;
-    if (via_proxy) return hop("dns", began, false, fmt::format("the proxy host {} does not resolve: {}", host, why), Cause::proxy_failure);
+    if (via_proxy)
+      return hop("dns", began, false, fmt::format("the proxy host {} does not resolve: {}", host, why),
+                 Cause::proxy_failure, fmt::format("does not resolve ({})", why));
     return hop("dns", began, false, fmt::format("{} does not resolve: {}", host, why), Cause::dns_failure);
   }
   std::string all;
@@ -492,9 +498,9 @@ bool Diagnosis::network() {
   }
   if (fd.fd < 0) {
     if (via_proxy)
-      return hop("connect", began, false, outcomes,
-                 Cause::proxy_failure) ||
-             false;
+      return hop("connect", began, false, outcomes, Cause::proxy_failure,
+                 any_refused ? fmt::format("refuses connections (nothing listens on {}:{})", host, port)
+                             : fmt::format("does not answer on {}:{}", host, port));
     return hop("connect", began, false, outcomes, any_refused || !any_silent ? Cause::connect_refused : Cause::connect_timeout);
   }
   hop("connect", began, true, outcomes);
@@ -508,7 +514,7 @@ bool Diagnosis::network() {
     if (status != 200) {
       std::string why = status == 0 ? "gave no answer to CONNECT " + hostport
                                     : fmt::format("answered CONNECT {} with '{}'", hostport, line);
-      return hop("proxy_connect", began, false, why, Cause::proxy_failure);
+      return hop("proxy_connect", began, false, why, Cause::proxy_failure, why);
     }
     hop("proxy_connect", began, true, fmt::format("tunnel to {} open", hostport));
   }
@@ -617,8 +623,11 @@ bool Diagnosis::chat() {
   body.begin_object().field("role", "user").field("content", "Reply with the word OK.").end_object();
   body.end_array().field("max_tokens", 8).field("stream", true).end_object();
   req.body = body.take();
-  req.first_token = t_.first_token_timeout;
-  req.total = t_.first_token_timeout + Millis(30'000);
+  // The check's own bound is longer than the timeout it checks, so that a first token that comes
+  // late is measured, and the fix can say how late.
+  const Millis bound = std::min(t_.first_token_timeout * 3, t_.first_token_timeout + Millis(60'000));
+  req.first_token = bound;
+  req.total = bound + Millis(30'000);
   HttpResult r = http(req);
   std::string code;
   ctx_.status = r.status;
@@ -630,7 +639,7 @@ bool Diagnosis::chat() {
   };
   if (r.first_token_late) {
     ctx_.first_token_ms = 0;
-    return hop("chat", began, false, fmt::format("no token within {} ({})", format_duration(t_.first_token_timeout), timing()),
+    return hop("chat", began, false, fmt::format("no token within {} ({})", format_duration(bound), timing()),
                Cause::first_token_timeout);
   }
   if (r.status == 0)
@@ -648,10 +657,17 @@ bool Diagnosis::chat() {
   if (r.status == 429) return hop("chat", began, false, fmt::format("HTTP 429 {}", ctx_.upstream_message), Cause::rate_limited);
   if (r.status < 200 || r.status >= 300)
     return hop("chat", began, false, fmt::format("HTTP {} {}", r.status, ctx_.upstream_message), Cause::upstream_status);
-  if (r.malformed) return hop("chat", began, false, fmt::format("sent an event that is not JSON ({})", timing()), Cause::stream_broken);
+  if (r.malformed)
+    return hop("chat", began, false, fmt::format("an event that is not JSON ({})", timing()), Cause::stream_broken,
+               "carried an event that is not JSON");
   if (!r.done) {
-    std::string why = r.code != CURLE_OK ? r.error : "ended without [DONE]";
-    return hop("chat", began, false, fmt::format("was cut: {} ({})", why, timing()), Cause::stream_broken);
+    std::string why = r.code != CURLE_OK ? r.error : "it ended without [DONE]";
+    return hop("chat", began, false, fmt::format("cut: {} ({})", why, timing()), Cause::stream_broken,
+               fmt::format("was cut before its end ({})", why));
+  }
+  if (r.first_token_ms && *r.first_token_ms > static_cast<double>(t_.first_token_timeout.count())) {
+    ctx_.first_token_ms = *r.first_token_ms;
+    return hop("chat", began, false, fmt::format("'{}' streamed, but {}", model, timing()), Cause::first_token_timeout);
   }
   return hop("chat", began, true, fmt::format("'{}' streamed: {}", model, timing()));
 }

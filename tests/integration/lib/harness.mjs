@@ -3,6 +3,7 @@
 import { spawn, execFile } from 'node:child_process';
 import { once } from 'node:events';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -188,6 +189,39 @@ time.sleep(600)
   return {
     port: Number(String(line).trim()),
     stop() { proc.kill('SIGKILL'); started.delete(proc); },
+  };
+}
+
+// Runs `ballast ARGS` to its end (doctor), with a clean environment plus `env`: {code, stdout, stderr, ms}.
+export function runBallast(args, { env = {}, timeoutMs = 60_000 } = {}) {
+  const started = performance.now();
+  return new Promise((resolve) => {
+    execFile(BIN, args, { env: { ...cleanEnv(), ...env }, encoding: 'utf8', timeout: timeoutMs }, (err, stdout, stderr) =>
+      resolve({ code: err ? err.code : 0, stdout, stderr, ms: performance.now() - started }));
+  });
+}
+
+// tinyproxy in the foreground on a free port: {url, port, stop()}. `extra` lines go into its config.
+export async function startTinyproxy(extra = []) {
+  const dir = tempDir();
+  const port = await new Promise((resolve) => {
+    const srv = net.createServer().listen(0, '127.0.0.1', () => {
+      const p = srv.address().port;
+      srv.close(() => resolve(p));
+    });
+  });
+  const conf = path.join(dir, 'tinyproxy.conf');
+  fs.writeFileSync(conf, [`Port ${port}`, 'Listen 127.0.0.1', 'Timeout 30', 'Allow 127.0.0.1', 'LogLevel Error', ...extra].join('\n') + '\n');
+  const proc = spawn('tinyproxy', ['-d', '-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
+  started.add(proc);
+  await eventually(() => new Promise((resolve) => {
+    const c = net.connect(port, '127.0.0.1', () => { c.destroy(); resolve(true); });
+    c.on('error', () => resolve(false));
+  }));
+  return {
+    port,
+    url: `http://127.0.0.1:${port}`,
+    stop() { proc.kill('SIGTERM'); started.delete(proc); },
   };
 }
 
