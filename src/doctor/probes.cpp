@@ -117,30 +117,75 @@ struct Fd {
 
 enum class ConnectResult { connected, refused, no_answer, other };
 
-ConnectResult connect_to(const sockaddr_storage& addr, socklen_t len, Millis bound, Fd& out, std::string& error) {
-  Fd fd(::socket(addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
-  if (fd.fd < 0) {
-    error = std::strerror(errno);
-    return ConnectResult::other;
+struct Attempt {
+  Fd fd;
+  ConnectResult result = ConnectResult::no_answer;
+  std::string error;
+};
+
+// Connects to every address at once and waits for all of them together, at most `bound`: a
+// silent IPv6 address costs no more time than a refusing IPv4 one.
+std::vector<Attempt> connect_all(const std::vector<sockaddr_storage>& addrs, const std::vector<socklen_t>& lens,
+                                 Millis bound) {
+  std::vector<Attempt> out(addrs.size());
+  std::vector<pollfd> polls;
+  std::vector<size_t> which;
+  for (size_t i = 0; i < addrs.size(); ++i) {
+    Attempt& a = out[i];
+    a.fd = Fd(::socket(addrs[i].ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (a.fd.fd < 0) {
+      a.result = ConnectResult::other;
+      a.error = std::strerror(errno);
+      continue;
+    }
+    if (::connect(a.fd.fd, reinterpret_cast<const sockaddr*>(&addrs[i]), lens[i]) == 0) {
+      a.result = ConnectResult::connected;
+      continue;
+    }
+    if (errno != EINPROGRESS) {
+      a.result = errno == ECONNREFUSED ? ConnectResult::refused : ConnectResult::other;
+      a.error = std::strerror(errno);
+      a.fd.reset();
+      continue;
+    }
+    polls.push_back({a.fd.fd, POLLOUT, 0});
+    which.push_back(i);
   }
-  if (::connect(fd.fd, reinterpret_cast<const sockaddr*>(&addr), len) != 0 && errno != EINPROGRESS) {
-    error = std::strerror(errno);
-    return errno == ECONNREFUSED ? ConnectResult::refused : ConnectResult::other;
+  const TimePoint until = Clock::now() + bound;
+  size_t pending = polls.size();
+  while (pending > 0) {
+    auto left = std::chrono::duration_cast<Millis>(until - Clock::now()).count();
+    if (left <= 0 || ::poll(polls.data(), polls.size(), static_cast<int>(left)) <= 0) break;
+    for (size_t k = 0; k < polls.size(); ++k) {
+      if (polls[k].fd < 0 || polls[k].revents == 0) continue;
+      Attempt& a = out[which[k]];
+      int err = 0;
+      socklen_t elen = sizeof err;
+      ::getsockopt(a.fd.fd, SOL_SOCKET, SO_ERROR, &err, &elen);
+      if (err == 0) {
+        a.result = ConnectResult::connected;
+      } else {
+        a.error = std::strerror(err);
+        a.result = err == ECONNREFUSED                                               ? ConnectResult::refused
+                   : err == ETIMEDOUT || err == EHOSTUNREACH || err == ENETUNREACH ? ConnectResult::no_answer
+                                                                                    : ConnectResult::other;
+        a.fd.reset();
+      }
+      polls[k].fd = -1;  // poll ignores it from now on
+      --pending;
+    }
   }
-  pollfd p{fd.fd, POLLOUT, 0};
-  int rc = ::poll(&p, 1, static_cast<int>(bound.count()));
-  if (rc == 0) return ConnectResult::no_answer;
-  int err = 0;
-  socklen_t elen = sizeof err;
-  ::getsockopt(fd.fd, SOL_SOCKET, SO_ERROR, &err, &elen);
-  if (err == 0) {
-    out = std::move(fd);
-    return ConnectResult::connected;
+  for (auto& a : out) {
+    if (a.result == ConnectResult::no_answer) a.fd.reset();
   }
-  error = std::strerror(err);
-  if (err == ECONNREFUSED) return ConnectResult::refused;
-  if (err == ETIMEDOUT || err == EHOSTUNREACH || err == ENETUNREACH) return ConnectResult::no_answer;
-  return ConnectResult::other;
+  return out;
+}
+
+// One connect, for a second look at the same address.
+ConnectResult connect_to(const sockaddr_storage& addr, socklen_t len, Millis bound, Fd& out) {
+  auto attempts = connect_all({addr}, {len}, bound);
+  if (attempts[0].result == ConnectResult::connected) out = std::move(attempts[0].fd);
+  return attempts[0].result;
 }
 
 // Waits until `fd` is readable (or writable) or `until` passes.
@@ -484,16 +529,20 @@ bool Diagnosis::network() {
   size_t connected = 0;
   std::string outcomes;
   bool any_refused = false, any_silent = false;
-  for (size_t i = 0; i < res.addrs.size() && fd.fd < 0; ++i) {
-    std::string error;
-    ConnectResult cr = connect_to(res.addrs[i], res.lens[i], t_.connect_timeout, fd, error);
-    if (cr == ConnectResult::connected) connected = i;
-    std::string what = cr == ConnectResult::connected ? "connected"
-                       : cr == ConnectResult::refused  ? "refused (nothing listening)"
-                       : cr == ConnectResult::no_answer ? fmt::format("no answer within {}", format_duration(t_.connect_timeout))
-                                                        : error;
-    any_refused = any_refused || cr == ConnectResult::refused;
-    any_silent = any_silent || cr == ConnectResult::no_answer;
+  std::vector<Attempt> attempts = connect_all(res.addrs, res.lens, t_.connect_timeout);
+  for (size_t i = 0; i < attempts.size(); ++i) {
+    Attempt& at = attempts[i];
+    std::string what = at.result == ConnectResult::connected ? "connected"
+                       : at.result == ConnectResult::refused ? "refused (nothing listening)"
+                       : at.result == ConnectResult::no_answer
+                           ? fmt::format("no answer within {}", format_duration(t_.connect_timeout))
+                           : at.error;
+    if (at.result == ConnectResult::connected && fd.fd < 0) {
+      fd = std::move(at.fd);
+      connected = i;
+    }
+    any_refused = any_refused || at.result == ConnectResult::refused;
+    any_silent = any_silent || at.result == ConnectResult::no_answer;
     outcomes += fmt::format("{}{}:{} {}", outcomes.empty() ? "" : "; ", res.text[i], port, what);
   }
   if (fd.fd < 0) {
@@ -524,9 +573,7 @@ bool Diagnosis::network() {
     if (!tls.ok && !tls.plain_http && !via_proxy && tls.detail.find("certificate") == std::string::npos) {
       // Some servers just close on a ClientHello: ask in plain HTTP on a fresh connection.
       Fd plain;
-      std::string error;
-      if (connect_to(res.addrs[connected], res.lens[connected], t_.connect_timeout, plain, error) ==
-          ConnectResult::connected)
+      if (connect_to(res.addrs[connected], res.lens[connected], t_.connect_timeout, plain) == ConnectResult::connected)
         tls.plain_http = speaks_plain_http(plain.fd, until);
       if (tls.plain_http) tls.detail += "; the port answers plain HTTP";
     }
