@@ -305,7 +305,6 @@ struct HttpResult {
   bool first_token_late = false;  // aborted: no token within the bound
   bool done = false;              // a stream's [DONE] or final event arrived
   bool malformed = false;
-  bool html = false;  // the body looks like an HTML page (a proxy's or web server's), not the API
 };
 
 struct HttpRequest {
@@ -393,9 +392,6 @@ HttpResult http(const HttpRequest& req) {
   curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
   if (status > 0) r.status = static_cast<int>(status);
   if (r.code != CURLE_OK) r.error = err[0] ? err : curl_easy_strerror(r.code);
-  std::string_view b = r.body;
-  while (!b.empty() && std::isspace(static_cast<unsigned char>(b.front()))) b.remove_prefix(1);
-  r.html = b.starts_with("<");
   curl_slist_free_all(headers);
   curl_easy_cleanup(easy);
   return r;
@@ -626,9 +622,13 @@ bool Diagnosis::models() {
     return hop("models", began, false, fmt::format("{}: {}", what, r.error),
                r.code == CURLE_OPERATION_TIMEDOUT ? Cause::upstream_status : Cause::stream_broken);
   }
-  if (!proxy_.url.empty() && r.status >= 500 && r.html) {
-    return hop("models", began, false, fmt::format("answered HTTP {} with a page of its own: it could not reach {}", r.status, ctx_.address.host),
-               Cause::proxy_failure);
+  // A proxy's own refusal (407, or a 403 or 5xx that is not the API's JSON) is the proxy's failure.
+  if (!proxy_.url.empty() && ctx_.upstream_message.empty() &&
+      (r.status == 407 || r.status == 403 || r.status >= 500)) {
+    std::string why = r.status == 407  ? "asks for proxy credentials (HTTP 407)"
+                      : r.status == 403 ? fmt::format("refused to forward to {} (HTTP 403)", ctx_.address.host)
+                                        : fmt::format("could not reach {} (HTTP {})", ctx_.address.host, r.status);
+    return hop("models", began, false, fmt::format("{} → the proxy {}", what, why), Cause::proxy_failure, why);
   }
   if (r.status == 401 || r.status == 403)
     return hop("models", began, false, fmt::format("{} → HTTP {}", what, r.status), Cause::unauthorized);

@@ -115,6 +115,9 @@ test('through a live proxy (tinyproxy): the CONNECT tunnel and TLS inside it are
   assert.deepEqual(hops.map((h) => h.hop), ['config', 'proxy', 'dns', 'connect', 'proxy_connect', 'tls', 'models', 'chat']);
   assert.match(hops[4].detail, /tunnel to 127\.0\.0\.1:\d+ open/);
   assert.match(hops[5].detail, /certificate verified/);
+  // A live proxy that cannot reach the server answers with a page of its own: the proxy's failure.
+  const http = await doctor(['--base-url', `http://127.0.0.1:${deadPort}/v1`], { http_proxy: proxy.url });
+  assertCause(http, 'proxy_failure', /could not reach 127\.0\.0\.1 \(HTTP 5\d\d\)/, /NO_PROXY=127\.0\.0\.1/);
   // A proxy that refuses the tunnel is named as the proxy's failure, not the server's.
   const strict = await startTinyproxy(['ConnectPort 443']);
   running.push(strict);
