@@ -1,6 +1,8 @@
 // ballast: one binary, one command per job.
 #include <CLI/CLI.hpp>
 
+#include <cstdio>
+
 #include "commands/commands.hpp"
 #include "policy/duration.hpp"
 
@@ -83,6 +85,35 @@ int main(int argc, char** argv) {
   doctor_cmd->add_flag("--json", doctor.json, "print the findings as JSON");
   doctor_cmd->get_option("--config")->excludes(doctor_cmd->get_option("--base-url"));
 
+  ballast::LoadArgs load;
+  auto* load_cmd = app.add_subcommand("load", "find where an endpoint starts to time out: closed or open loop, or a sweep");
+  load_cmd->add_option("--target", load.target, "the base URL, as a client's base_url (e.g. http://127.0.0.1:4000/v1)")
+      ->required();
+  load_cmd->add_option("--model", load.model, "the model to ask for")->required();
+  load_cmd->add_option("--api-key-env", load.api_key_env, "the environment variable holding the key to send");
+  auto* conc = load_cmd->add_option("--concurrency", load.concurrency, "closed loop: N requests in flight at all times")
+                   ->check(CLI::Range(1, 100000));
+  auto* rate = load_cmd->add_option("--rate", load.rate, "open loop: Poisson arrivals at R requests per second")
+                   ->check(CLI::PositiveNumber);
+  conc->excludes(rate);
+  load_cmd->add_flag("--sweep", load.sweep, "raise the load until the SLO breaks, bisect, and report the knee");
+  load_cmd->add_option("--duration", load.duration_s, "seconds per run (default 10; 5 per step of a sweep)")
+      ->check(CLI::PositiveNumber);
+  load_cmd->add_flag("--stream", load.stream, "stream the answers (measures time to first token and between tokens)");
+  load_cmd->add_option("--max-tokens", load.max_tokens, "max_tokens of each request")->capture_default_str();
+  load_cmd->add_option("--prompt-tokens", load.prompt_tokens, "about this many tokens of prompt")->capture_default_str();
+  load_cmd->add_option("--timeout", load.timeout_s, "the client's timeout, seconds")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  load_cmd->add_option("--slo-ttft", load.slo_ttft_ms, "SLO: p99 time to first token, ms");
+  load_cmd->add_option("--slo-latency", load.slo_latency_ms, "SLO: p99 latency, ms");
+  load_cmd->add_option("--max-error-rate", load.max_error_rate, "SLO: the share of requests that may fail")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
+  load_cmd->add_option("--json", load.json_file, "write every run's figures and the knee to this file");
+  load_cmd->add_option("--html", load.html_file, "write a self-contained report with plots to this file");
+  load_cmd->add_option("--seed", load.seed, "seed for arrivals and prompts")->capture_default_str();
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -97,6 +128,13 @@ int main(int argc, char** argv) {
   }
   if (serve_cmd->parsed()) return ballast::run_serve(serve);
   if (doctor_cmd->parsed()) return ballast::run_doctor(doctor);
+  if (load_cmd->parsed()) {
+    if (load.concurrency == 0 && load.rate == 0 && !load.sweep) {
+      std::fprintf(stderr, "ballast load: give --concurrency N, --rate R or --sweep\n");
+      return 2;
+    }
+    return ballast::run_load(load);
+  }
   if (sim_cmd->parsed()) {
     o.ttft = ballast::Millis(ttft);
     o.itl = ballast::Millis(itl);

@@ -35,6 +35,25 @@ struct DoctorArgs {
 };
 int run_doctor(const DoctorArgs& args);
 
+struct LoadArgs {
+  std::string target;  // base URL, as a client's base_url: http://127.0.0.1:4000/v1
+  std::string model;
+  std::string api_key_env;
+  int concurrency = 0;
+  double rate = 0;
+  bool sweep = false;
+  double duration_s = 0;  // 0: 10 s for one run, 5 s per step of a sweep
+  bool stream = false;
+  int max_tokens = 64;
+  int prompt_tokens = 32;
+  double timeout_s = 60;
+  double slo_ttft_ms = 0, slo_latency_ms = 0;
+  double max_error_rate = 0.01;
+  std::string json_file, html_file;
+  uint64_t seed = 1;
+};
+int run_load(const LoadArgs& args);
+
 // Logs to stderr; the access log owns stdout.
 void setup_logging(const std::string& level);
 

@@ -1,0 +1,128 @@
+// `ballast load`: one closed- or open-loop run, or a sweep that finds the knee; a line per run, the
+// knee and the limits to set, and optionally the JSON and HTML reports.
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <random>
+
+#include <fmt/format.h>
+
+#include "commands/commands.hpp"
+#include "common/json_writer.hpp"
+#include "load/generator.hpp"
+#include "load/report.hpp"
+#include "load/sweep.hpp"
+
+namespace ballast {
+
+namespace {
+
+// About `tokens` tokens of ordinary words (a token is ~4 characters of English), from `seed`.
+std::string prompt(int tokens, uint64_t seed) {
+  static constexpr const char* kWords[] = {"the",    "model",  "answers", "a",     "question", "about", "load",
+                                           "under",  "steady", "traffic", "while", "clients",  "wait",  "for",
+                                           "tokens", "and",    "time",    "outs",  "matter",   "most"};
+  std::mt19937_64 rng(seed);
+  std::string out;
+  for (int i = 0; i < tokens; ++i) {
+    if (i) out += ' ';
+    out += kWords[rng() % std::size(kWords)];
+  }
+  return out;
+}
+
+bool write_file(const std::string& path, const std::string& text) {
+  std::ofstream f(path, std::ios::binary);
+  f << text;
+  if (!f) {
+    std::fprintf(stderr, "cannot write %s\n", path.c_str());
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+int run_load(const LoadArgs& a) {
+  load::Request req;
+  std::string base = a.target;
+  while (!base.empty() && base.back() == '/') base.pop_back();
+  req.url = base + "/chat/completions";
+  req.headers.push_back("Content-Type: application/json");
+  if (!a.api_key_env.empty()) {
+    const char* key = std::getenv(a.api_key_env.c_str());
+    if (!key || !*key) {
+      std::fprintf(stderr, "ballast load: %s is not set\n", a.api_key_env.c_str());
+      return 2;
+    }
+    req.headers.push_back(fmt::format("Authorization: Bearer {}", key));
+  }
+  JsonWriter body;
+  body.begin_object().field("model", a.model).key("messages").begin_array();
+  body.begin_object().field("role", "user").field("content", prompt(a.prompt_tokens, a.seed)).end_object();
+  body.end_array().field("max_tokens", a.max_tokens).field("stream", a.stream);
+  body.end_object();
+  req.body = body.take();
+  req.stream = a.stream;
+  req.timeout = Millis(static_cast<int64_t>(std::llround(a.timeout_s * 1000)));
+
+  load::Report rep;
+  rep.target = a.target;
+  rep.model = a.model;
+  rep.stream = a.stream;
+  rep.sweep = a.sweep;
+  rep.slo = {a.slo_ttft_ms, a.slo_latency_ms, a.max_error_rate};
+  const bool open = a.rate > 0;
+  const bool progress = ::isatty(STDERR_FILENO) != 0;
+  load::RunSpec spec;
+  spec.open = open;
+  spec.seed = a.seed;
+  spec.progress = progress;
+  spec.duration = Millis(static_cast<int64_t>(std::llround((a.duration_s > 0 ? a.duration_s : a.sweep ? 5 : 10) * 1000)));
+
+  auto one = [&](double load_value) {
+    spec.load = load_value;
+    load::RunStats r = load::run(req, spec);
+    std::string breach = load::slo_breach(r, rep.slo);
+    std::printf("%s\n", load::run_line(r, breach).c_str());
+    std::fflush(stdout);
+    rep.runs.push_back(std::move(r));
+    rep.breaches.push_back(breach);
+    return breach.empty();
+  };
+
+  if (!a.sweep) {
+    one(open ? a.rate : a.concurrency);
+  } else {
+    double start = open ? a.rate : (a.concurrency > 0 ? a.concurrency : 1);
+    load::Sweep sweep(start, open ? 100000 : 1024, !open);
+    bool own_slo = rep.slo.ttft_ms > 0 || rep.slo.latency_ms > 0;
+    while (auto next = sweep.next()) {
+      bool within = one(*next);
+      if (!own_slo && rep.runs.size() == 1) {
+        // No SLO given: the knee is where p99 doubles from the lightest load.
+        const auto& first = rep.runs.front();
+        if (a.stream && first.ttft.count())
+          rep.slo.ttft_ms = 2 * static_cast<double>(first.ttft.percentile(99)) / 1000;
+        else
+          rep.slo.latency_ms = 2 * static_cast<double>(first.latency.percentile(99)) / 1000;
+        std::printf("(no --slo-ttft or --slo-latency: the SLO is p99 %s ≤ %.0f ms, twice the first run's)\n",
+                    a.stream ? "first token" : "latency", a.stream ? rep.slo.ttft_ms : rep.slo.latency_ms);
+        within = load::slo_breach(rep.runs.back(), rep.slo).empty();
+      }
+      sweep.report(*next, within);
+    }
+    rep.knee = sweep.knee();
+    rep.knee_capped = sweep.capped();
+    std::printf("\n%s", load::summary(rep).c_str());
+  }
+  if (!a.json_file.empty() && !write_file(a.json_file, load::to_json(rep) + "\n")) return 2;
+  if (!a.html_file.empty() && !write_file(a.html_file, load::to_html(rep))) return 2;
+  if (!a.sweep && !rep.breaches.front().empty()) return 1;
+  return 0;
+}
+
+}  // namespace ballast

@@ -1,0 +1,182 @@
+#include "load/generator.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <cstdio>
+#include <random>
+
+#include <fmt/format.h>
+
+#include "policy/json_read.hpp"
+#include "policy/sse_scanner.hpp"
+#include "upstream/curl_multi.hpp"
+
+namespace ballast::load {
+
+namespace asio = boost::asio;
+
+namespace {
+
+uint64_t micros(Duration d) {
+  auto us = std::chrono::duration_cast<std::chrono::microseconds>(d).count();
+  return us < 0 ? 0 : static_cast<uint64_t>(us);
+}
+
+std::string error_code_of(std::string_view body) {
+  simdjson::dom::element doc;
+  if (json_parser().parse(body.data(), body.size()).get(doc) != simdjson::SUCCESS) return "";
+  std::string_view code;
+  if (doc["error"]["code"].get(code) == simdjson::SUCCESS) return std::string(code);
+  return "";
+}
+
+class Runner {
+ public:
+  Runner(const Request& req, const RunSpec& spec) : req_(req), spec_(spec), multi_(io_), rng_(spec.seed) {}
+
+  RunStats go() {
+    stats_.mode = spec_.open ? "open" : "closed";
+    stats_.load = spec_.load;
+    start_ = Clock::now();
+    end_ = start_ + spec_.duration;
+    if (spec_.open) {
+      asio::co_spawn(io_, arrivals(), asio::detached);
+    } else {
+      for (int i = 0; i < static_cast<int>(spec_.load); ++i) asio::co_spawn(io_, worker(), asio::detached);
+    }
+    if (spec_.progress) asio::co_spawn(io_, progress(), asio::detached);
+    io_.run();
+    stats_.duration_s = std::chrono::duration<double>(spec_.duration).count();
+    if (spec_.progress) std::fputs("\r\033[K", stderr);
+    return std::move(stats_);
+  }
+
+ private:
+  asio::awaitable<void> worker() {
+    while (Clock::now() < end_) {
+      TimePoint now = Clock::now();
+      co_await one(now);
+    }
+  }
+
+  // Poisson arrivals: exponential gaps at the rate. A request is due at its arrival time, whether
+  // or not the generator or the target kept up; it is timed from then.
+  asio::awaitable<void> arrivals() {
+    std::exponential_distribution<double> gap(spec_.load);
+    asio::steady_timer timer(io_);
+    TimePoint due = start_;
+    while (due < end_) {
+      if (due > Clock::now()) {
+        timer.expires_at(due);
+        co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+      }
+      // Everything due by now goes out at once, each timed from its own due time.
+      TimePoint now = Clock::now();
+      while (due <= now && due < end_) {
+        asio::co_spawn(io_, one(due), asio::detached);
+        due += std::chrono::duration_cast<Duration>(std::chrono::duration<double>(gap(rng_)));
+      }
+    }
+  }
+
+  asio::awaitable<void> one(TimePoint due) {
+    ++in_flight_;
+    Sample s;
+    s.second = std::chrono::duration<double>(due - start_).count();
+    Wakeup wake(co_await asio::this_coro::executor);
+    UpstreamRequest ur;
+    ur.url = req_.url;
+    ur.headers = req_.headers;
+    ur.body = req_.body;
+    ur.connect_timeout = req_.timeout;
+    Transfer t(multi_, std::move(ur), wake);
+    t.start();
+    const TimePoint deadline = due + req_.timeout;
+    SseScanner scanner;
+    std::string body;
+    bool terminal = false, malformed = false;
+    std::optional<TimePoint> last_token;
+    for (;;) {
+      if (!t.buffered().empty()) {
+        if (req_.stream && t.status() == 200) {
+          scanner.feed(t.take());
+          while (auto ev = scanner.next()) {
+            malformed = malformed || ev->malformed;
+            if (ev->terminal) terminal = true;
+            if (!ev->has_content || ev->terminal) continue;
+            TimePoint now = Clock::now();
+            if (!s.ttft_us) s.ttft_us = micros(now - due);
+            if (last_token) s.itl_us.push_back(static_cast<uint32_t>(micros(now - *last_token)));
+            last_token = now;
+            ++s.tokens;
+          }
+        } else {
+          body += t.take();
+        }
+      }
+      if (t.done() && t.buffered().empty()) break;
+      if (Clock::now() >= deadline) break;
+      co_await wake.wait_until(deadline);
+    }
+    s.latency_us = micros(Clock::now() - due);
+    s.status = t.status();
+    if (!t.done()) {
+      s.outcome = Outcome::client_timeout;
+      t.cancel();
+    } else if (t.error() == TransportError::connect_refused) {
+      s.outcome = Outcome::connect_refused;
+    } else if (t.error() == TransportError::connect_timeout) {
+      s.outcome = Outcome::client_timeout;
+    } else if (s.status == 200) {
+      bool cut = t.error() != TransportError::none || malformed || (req_.stream && !terminal);
+      s.outcome = cut ? Outcome::truncated : Outcome::ok;
+    } else if (s.status == 429) {
+      s.outcome = Outcome::rate_limited;
+    } else if (s.status >= 500) {
+      s.outcome = Outcome::server_error;
+    } else {
+      s.outcome = Outcome::other;
+    }
+    if (s.status >= 400) s.code = error_code_of(body);
+    if (s.outcome != Outcome::ok) s.status = s.status ? s.status : 0;
+    stats_.add(s);
+    --in_flight_;
+  }
+
+  asio::awaitable<void> progress() {
+    asio::steady_timer timer(io_);
+    uint64_t last = 0;
+    while (Clock::now() < end_ || in_flight_ > 0) {
+      timer.expires_after(std::chrono::seconds(1));
+      co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+      uint64_t done = stats_.requests;
+      std::fprintf(stderr, "\r\033[K%s %.0f  %5.0f req/s  in flight %d  ok %llu  errors %llu  p50 %.1f ms  p99 %.1f ms",
+                   spec_.open ? "rate" : "concurrency", spec_.load, static_cast<double>(done - last), in_flight_,
+                   static_cast<unsigned long long>(stats_.ok), static_cast<unsigned long long>(stats_.requests - stats_.ok),
+                   static_cast<double>(stats_.latency.percentile(50)) / 1000,
+                   static_cast<double>(stats_.latency.percentile(99)) / 1000);
+      std::fflush(stderr);
+      last = done;
+    }
+  }
+
+  const Request& req_;
+  const RunSpec& spec_;
+  asio::io_context io_{1};
+  CurlMulti multi_;
+  std::mt19937_64 rng_;
+  RunStats stats_;
+  TimePoint start_{}, end_{};
+  int in_flight_ = 0;
+};
+
+}  // namespace
+
+RunStats run(const Request& request, const RunSpec& spec) { return Runner(request, spec).go(); }
+
+}  // namespace ballast::load
