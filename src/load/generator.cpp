@@ -4,6 +4,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -45,9 +46,11 @@ class Runner {
     start_ = Clock::now();
     end_ = start_ + spec_.duration;
     if (spec_.open) {
+      producers_ = 1;
       asio::co_spawn(io_, arrivals(), asio::detached);
     } else {
-      for (int i = 0; i < static_cast<int>(spec_.load); ++i) asio::co_spawn(io_, worker(), asio::detached);
+      producers_ = static_cast<int>(spec_.load);
+      for (int i = 0; i < producers_; ++i) asio::co_spawn(io_, worker(), asio::detached);
     }
     if (spec_.progress) asio::co_spawn(io_, progress(), asio::detached);
     io_.run();
@@ -62,6 +65,14 @@ class Runner {
       TimePoint now = Clock::now();
       co_await one(now);
     }
+    --producers_;
+    finish_if_done();
+  }
+
+  // The run is over when nothing more will be sent and nothing is in flight. The loop is stopped
+  // then, rather than left to run down: curl may keep a timer for its connection cache.
+  void finish_if_done() {
+    if (producers_ == 0 && in_flight_ == 0) io_.stop();
   }
 
   // Poisson arrivals: exponential gaps at the rate. A request is due at its arrival time, whether
@@ -75,14 +86,30 @@ class Runner {
         timer.expires_at(due);
         co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
       }
-      // Everything due by now goes out at once, each timed from its own due time.
+      // What is due by now goes out, each timed from its own due time, in batches so that the
+      // requests already out keep moving while the generator catches up.
       TimePoint now = Clock::now();
-      while (due <= now && due < end_) {
-        asio::co_spawn(io_, one(due), asio::detached);
+      for (int batch = 0; due <= now && due < end_ && batch < kBatch; ++batch) {
+        if (in_flight_ >= kMaxInFlight) {
+          // More than the generator can hold open: the request counts as failed, not as never due.
+          Sample s;
+          s.outcome = Outcome::not_sent;
+          s.second = std::chrono::duration<double>(due - start_).count();
+          stats_.add(s);
+        } else {
+          asio::co_spawn(io_, one(due), asio::detached);
+        }
         due += std::chrono::duration_cast<Duration>(std::chrono::duration<double>(gap(rng_)));
       }
+      if (due <= Clock::now()) co_await asio::post(io_, asio::use_awaitable);
     }
+    --producers_;
+    finish_if_done();
   }
+
+  static constexpr int kBatch = 256;
+  // Open requests the generator keeps at most (each holds a connection and a descriptor).
+  static constexpr int kMaxInFlight = 8192;
 
   asio::awaitable<void> one(TimePoint due) {
     ++in_flight_;
@@ -146,6 +173,7 @@ class Runner {
     if (s.outcome != Outcome::ok) s.status = s.status ? s.status : 0;
     stats_.add(s);
     --in_flight_;
+    finish_if_done();
   }
 
   asio::awaitable<void> progress() {
@@ -173,6 +201,7 @@ class Runner {
   RunStats stats_;
   TimePoint start_{}, end_{};
   int in_flight_ = 0;
+  int producers_ = 0;  // workers (closed loop) or the arrivals (open loop) still sending
 };
 
 }  // namespace

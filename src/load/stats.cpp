@@ -13,6 +13,7 @@ std::string_view outcome_name(Outcome o) {
     case Outcome::server_error: return "server_error";
     case Outcome::truncated: return "truncated";
     case Outcome::other: return "other";
+    case Outcome::not_sent: return "not_sent";
   }
   return "other";
 }

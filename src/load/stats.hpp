@@ -14,7 +14,16 @@ namespace ballast::load {
 
 // How a request ended, for counting. Statuses and ballast's own error codes are kept apart in
 // `RunStats::by_status` and `by_code`.
-enum class Outcome { ok, client_timeout, connect_refused, rate_limited, server_error, truncated, other };
+enum class Outcome {
+  ok,
+  client_timeout,
+  connect_refused,
+  rate_limited,
+  server_error,
+  truncated,
+  other,
+  not_sent,  // open loop: due while the generator already held its most open requests
+};
 
 std::string_view outcome_name(Outcome o);
 
