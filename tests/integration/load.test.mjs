@@ -1,0 +1,168 @@
+// ballast load against real simulators on 127.0.0.1: the sweep finds the knee of a capacity-8
+// simulator and recommends it; an open-loop run sees the delay a pause really caused, where a
+// closed-loop run barely sends during it; failures are counted by class and by ballast's code; the
+// JSON follows its documented schema and the HTML stands alone.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { spawn } from 'node:child_process';
+import { BIN, startSim, startServe, runBallast, tempDir } from './lib/harness.mjs';
+
+const running = [];
+after(async () => {
+  for (const p of running.reverse()) await p.stop();
+});
+async function sim(flags) {
+  const s = await startSim(flags);
+  running.push(s);
+  return s;
+}
+
+async function load(args) {
+  const dir = tempDir();
+  const json = path.join(dir, 'load.json');
+  const html = path.join(dir, 'load.html');
+  const r = await runBallast(['load', '--json', json, '--html', html, ...args], { timeoutMs: 120_000 });
+  return { ...r, report: fs.existsSync(json) ? JSON.parse(fs.readFileSync(json, 'utf8')) : null, html };
+}
+
+// The documented schema (docs/load.md), checked key by key and type by type.
+const percentilesShape = { p50: 'number', p90: 'number', p99: 'number', max: 'number', mean: 'number' };
+const runShape = {
+  mode: 'string', load: 'number', duration_s: 'number', requests: 'number', ok: 'number', error_rate: 'number',
+  throughput_rps: 'number', tokens_per_s: 'number', latency_ms: percentilesShape, ttft_ms: [percentilesShape, null],
+  itl_ms: [percentilesShape, null], errors: 'object', statuses: 'object', codes: 'object', within_slo: 'boolean',
+  breach: 'string', timeline: 'array',
+};
+const reportShape = {
+  schema: 'string', target: 'string', model: 'string', stream: 'boolean', sweep: 'boolean',
+  slo: { ttft_ms: 'number', latency_ms: 'number', max_error_rate: 'number' }, runs: 'array',
+  knee: [{ load: 'number', capped: 'boolean' }, null], recommendation: 'any',
+};
+function checkShape(value, shape, where) {
+  if (shape === 'any') return;
+  if (Array.isArray(shape)) {
+    const errors = [];
+    for (const s of shape) {
+      if (s === null && value === null) return;
+      if (s === null) continue;
+      try { checkShape(value, s, where); return; } catch (e) { errors.push(e.message); }
+    }
+    assert.fail(`${where}: ${errors.join('; ') || 'not null'}`);
+  }
+  if (typeof shape === 'string') {
+    if (shape === 'array') assert.ok(Array.isArray(value), `${where} is an array`);
+    else assert.equal(typeof value, shape, `${where} is a ${shape}`);
+    return;
+  }
+  assert.equal(typeof value, 'object', `${where} is an object`);
+  assert.deepEqual(Object.keys(value).sort(), Object.keys(shape).sort(), `${where} has exactly its keys`);
+  for (const [k, s] of Object.entries(shape)) checkShape(value[k], s, `${where}.${k}`);
+}
+function checkReport(report) {
+  checkShape(report, reportShape, 'report');
+  assert.equal(report.schema, 'ballast.load/1');
+  report.runs.forEach((r, i) => {
+    checkShape(r, runShape, `runs[${i}]`);
+    r.timeline.forEach((t, j) => checkShape(t, { second: 'number', sent: 'number', ok: 'number', errors: 'number',
+      p50_ms: 'number', p99_ms: 'number', max_ms: 'number' }, `runs[${i}].timeline[${j}]`));
+  });
+}
+
+test('the sweep finds the knee of a capacity-8 simulator (±25%) and recommends it', async () => {
+  const s = await sim(['--capacity', '8', '--ttft', '50', '--itl', '5', '--tokens', '10']);
+  const r = await load(['--target', s.base, '--model', 'sim', '--sweep', '--duration', '1.5', '--slo-latency', '150']);
+  assert.equal(r.code, 0, r.stderr);
+  checkReport(r.report);
+  const knee = r.report.knee.load;
+  assert.ok(knee >= 6 && knee <= 10, `knee at ${knee}`);
+  assert.equal(r.report.recommendation.max_in_flight, knee);
+  assert.match(r.report.recommendation.snippets.ballast, new RegExp(`max_in_flight: ${knee}`));
+  assert.match(r.report.recommendation.snippets.langchain, new RegExp(`"max_concurrency": ${knee}`));
+  assert.match(r.report.recommendation.snippets.asyncio, new RegExp(`Semaphore\\(${knee}\\)`));
+  assert.match(r.stdout, new RegExp(`knee: concurrency ${knee}`));
+  // Beyond the knee the runs broke the SLO, at and below it they did not.
+  for (const run of r.report.runs) assert.equal(run.within_slo, run.load <= knee, `load ${run.load}`);
+  // No progress line when stderr is not a terminal.
+  assert.doesNotMatch(r.stderr, /in flight/);
+  // The HTML stands alone: plots inline, nothing fetched.
+  const html = fs.readFileSync(r.html, 'utf8');
+  assert.ok((html.match(/<svg /g) || []).length >= 4, 'four plots');
+  assert.doesNotMatch(html.replace(/xmlns="http:\/\/www\.w3\.org\/2000\/svg"/g, ''), /(src|href)=|https?:\/\/(?!127\.0\.0\.1)/);
+});
+
+// Pauses the simulator (SIGSTOP) from 2 s to 4 s into a 6 s run: the kernel still takes connections
+// and requests; nothing answers until SIGCONT.
+async function pausedRun(s, args) {
+  const dir = tempDir();
+  const json = path.join(dir, 'load.json');
+  const proc = spawn(BIN, ['load', '--target', s.base, '--model', 'sim', '--duration', '6', '--json', json, ...args],
+    { stdio: ['ignore', 'pipe', 'pipe'] });
+  const exited = new Promise((resolve) => proc.on('exit', resolve));
+  await new Promise((r) => setTimeout(r, 2000));
+  s.proc.kill('SIGSTOP');
+  await new Promise((r) => setTimeout(r, 2000));
+  s.proc.kill('SIGCONT');
+  await exited;
+  return JSON.parse(fs.readFileSync(json, 'utf8'));
+}
+
+test('open loop: requests due during a 2 s pause report the delay they really saw; closed loop barely sends then', async () => {
+  const s = await sim(['--ttft', '5', '--tokens', '4']);
+  const open = await pausedRun(s, ['--rate', '100']);
+  checkReport(open);
+  const run = open.runs[0];
+  assert.equal(run.ok, run.requests, 'every request was answered in the end');
+  assert.ok(run.requests >= 500, `${run.requests} requests over 6 s at 100/s`);
+  // A third of the requests were due during the pause and waited up to 2 s: p99 shows it.
+  assert.ok(run.latency_ms.p99 >= 1500, `open-loop p99 ${run.latency_ms.p99} ms`);
+  assert.ok(run.latency_ms.max >= 1800 && run.latency_ms.max <= 2600, `max ${run.latency_ms.max} ms`);
+  // And so does the timeline: the seconds of the pause, by when requests were due.
+  const paused = run.timeline.filter((t) => t.second >= 2 && t.second < 4);
+  assert.ok(paused.every((t) => t.sent >= 60), `sent during the pause: ${paused.map((t) => t.sent)}`);
+  assert.ok(paused.some((t) => t.max_ms >= 1500), `max latency during the pause: ${paused.map((t) => t.max_ms)}`);
+  assert.ok(run.timeline[0].p99_ms < 100 && run.timeline.at(-1).p99_ms < 100, 'before and after the pause: fast');
+
+  const closed = await pausedRun(s, ['--concurrency', '4']);
+  const c = closed.runs[0];
+  const duringPause = c.timeline.filter((t) => t.second >= 2 && t.second < 4).reduce((n, t) => n + t.sent, 0);
+  const before = c.timeline[1].sent;
+  assert.ok(duringPause <= 8, `closed loop sent ${duringPause} requests during the pause (${before} in the second before)`);
+  assert.ok(before > 50 * duringPause, 'almost nothing, against what it sent before');
+});
+
+test('failures are counted by class, with ballast\'s own codes when the target is ballast', async () => {
+  const s = await sim(['--ttft', '200', '--tokens', '2']);
+  const gw = await startServe({ models: [{ name: 'sim', endpoints: [{ base_url: s.base, max_in_flight: 1, queue: 0 }] }] });
+  running.push(gw);
+  const r = await load(['--target', gw.base, '--model', 'sim', '--concurrency', '4', '--duration', '1']);
+  assert.equal(r.code, 1, 'the run broke the default SLO (1% errors)');
+  const run = r.report.runs[0];
+  assert.ok(run.codes.queue_full > 0, JSON.stringify(run.codes));
+  assert.equal(run.statuses['503'], run.codes.queue_full);
+  assert.equal(run.errors.server_error, run.codes.queue_full);
+  assert.ok(run.ok >= 3);
+
+  const dead = await load(['--target', 'http://127.0.0.1:1/v1', '--model', 'sim', '--concurrency', '2', '--duration', '0.5']);
+  assert.ok(dead.report.runs[0].errors.connect_refused > 0);
+  assert.equal(dead.report.runs[0].ok, 0);
+
+  const slow = await sim(['--fault', 'slow-first-token=3000', '--tokens', '2']);
+  const timeouts = await load(['--target', slow.base, '--model', 'sim', '--stream', '--concurrency', '2', '--duration', '0.5', '--timeout', '0.5']);
+  assert.ok(timeouts.report.runs[0].errors.client_timeout >= 2);
+
+  const cut = await sim(['--fault', 'cut-after=2', '--tokens', '5']);
+  const truncated = await load(['--target', cut.base, '--model', 'sim', '--stream', '--concurrency', '2', '--duration', '0.5']);
+  assert.ok(truncated.report.runs[0].errors.truncated > 0);
+});
+
+test('streams: time to first token, inter-token latency and tokens per second', async () => {
+  const s = await sim(['--ttft', '100', '--itl', '10', '--tokens', '10']);
+  const r = await load(['--target', s.base, '--model', 'sim', '--stream', '--concurrency', '2', '--duration', '1.5']);
+  assert.equal(r.code, 0, r.stderr);
+  const run = r.report.runs[0];
+  assert.ok(run.ttft_ms.p50 >= 95 && run.ttft_ms.p50 <= 130, `ttft p50 ${run.ttft_ms.p50}`);
+  assert.ok(run.itl_ms.p50 >= 8 && run.itl_ms.p50 <= 20, `itl p50 ${run.itl_ms.p50}`);
+  assert.ok(run.tokens_per_s > 50, `tokens/s ${run.tokens_per_s}`);
+});
