@@ -66,42 +66,57 @@ int main(int argc, char** argv) {
       "OPENAI_* or AZURE_OPENAI_* name)");
   doctor_cmd->add_option("--config,-c", doctor.config_file, "check every endpoint of this config")
       ->check(CLI::ExistingFile);
-  doctor_cmd->add_option("--base-url", doctor.base_url, "the endpoint's base URL, e.g. http://127.0.0.1:8000/v1");
+  doctor_cmd->add_option("--base-url", doctor.base_url,
+                         "the endpoint's base URL, e.g. http://127.0.0.1:8000/v1");
   doctor_cmd->add_option("--provider", doctor.provider, "openai or azure")
       ->check(CLI::IsMember({"openai", "azure"}));
-  doctor_cmd->add_option("--api-key-env", doctor.api_key_env,
-                         "the environment variable holding the key (default OPENAI_API_KEY or AZURE_OPENAI_API_KEY)");
-  doctor_cmd->add_option("--model", doctor.model, "the model to look for and ask (default: the first listed)");
+  doctor_cmd->add_option(
+      "--api-key-env", doctor.api_key_env,
+      "the environment variable holding the key (default OPENAI_API_KEY or AZURE_OPENAI_API_KEY)");
+  doctor_cmd->add_option("--model", doctor.model,
+                         "the model to look for and ask (default: the first listed)");
   doctor_cmd->add_option("--deployment", doctor.deployment, "Azure: the deployment name");
   doctor_cmd->add_option("--api-version", doctor.api_version, "Azure: the api-version");
-  doctor_cmd->add_option("--timeout", doctor.timeout_s, "seconds the first token may take (default: the config's, or 30)")
+  doctor_cmd
+      ->add_option("--timeout", doctor.timeout_s,
+                   "seconds the first token may take (default: the config's, or 30)")
       ->check(CLI::PositiveNumber);
   doctor_cmd->add_option("--connect-timeout", doctor.connect_timeout_s, "seconds each connect may take")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
-  doctor_cmd->add_option("--probe-concurrency", doctor.probe_concurrency,
-                         "also ramp up to N concurrent requests and show where latency climbs")
+  doctor_cmd
+      ->add_option("--probe-concurrency", doctor.probe_concurrency,
+                   "also ramp up to N concurrent requests and show where latency climbs")
       ->check(CLI::Range(1, 256));
   doctor_cmd->add_flag("--json", doctor.json, "print the findings as JSON");
   doctor_cmd->get_option("--config")->excludes(doctor_cmd->get_option("--base-url"));
 
   ballast::LoadArgs load;
-  auto* load_cmd = app.add_subcommand("load", "find where an endpoint starts to time out: closed or open loop, or a sweep");
-  load_cmd->add_option("--target", load.target, "the base URL, as a client's base_url (e.g. http://127.0.0.1:4000/v1)")
+  auto* load_cmd = app.add_subcommand(
+      "load", "find where an endpoint starts to time out: closed or open loop, or a sweep");
+  load_cmd
+      ->add_option("--target", load.target,
+                   "the base URL, as a client's base_url (e.g. http://127.0.0.1:4000/v1)")
       ->required();
   load_cmd->add_option("--model", load.model, "the model to ask for")->required();
   load_cmd->add_option("--api-key-env", load.api_key_env, "the environment variable holding the key to send");
-  auto* conc = load_cmd->add_option("--concurrency", load.concurrency, "closed loop: N requests in flight at all times")
-                   ->check(CLI::Range(1, 100000));
-  auto* rate = load_cmd->add_option("--rate", load.rate, "open loop: Poisson arrivals at R requests per second")
-                   ->check(CLI::PositiveNumber);
+  auto* conc =
+      load_cmd
+          ->add_option("--concurrency", load.concurrency, "closed loop: N requests in flight at all times")
+          ->check(CLI::Range(1, 100000));
+  auto* rate =
+      load_cmd->add_option("--rate", load.rate, "open loop: Poisson arrivals at R requests per second")
+          ->check(CLI::PositiveNumber);
   conc->excludes(rate);
-  load_cmd->add_flag("--sweep", load.sweep, "raise the load until the SLO breaks, bisect, and report the knee");
+  load_cmd->add_flag("--sweep", load.sweep,
+                     "raise the load until the SLO breaks, bisect, and report the knee");
   load_cmd->add_option("--duration", load.duration_s, "seconds per run (default 10; 5 per step of a sweep)")
       ->check(CLI::PositiveNumber);
-  load_cmd->add_flag("--stream", load.stream, "stream the answers (measures time to first token and between tokens)");
+  load_cmd->add_flag("--stream", load.stream,
+                     "stream the answers (measures time to first token and between tokens)");
   load_cmd->add_option("--max-tokens", load.max_tokens, "max_tokens of each request")->capture_default_str();
-  load_cmd->add_option("--prompt-tokens", load.prompt_tokens, "about this many tokens of prompt")->capture_default_str();
+  load_cmd->add_option("--prompt-tokens", load.prompt_tokens, "about this many tokens of prompt")
+      ->capture_default_str();
   load_cmd->add_option("--timeout", load.timeout_s, "the client's timeout, seconds")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();

@@ -22,12 +22,15 @@ std::string env(const char* name) {
   return v ? v : "";
 }
 
-Millis seconds(double s) { return Millis(static_cast<int64_t>(std::llround(s * 1000))); }
+Millis seconds(double s) {
+  return Millis(static_cast<int64_t>(std::llround(s * 1000)));
+}
 
 // The endpoint named by flags, filling what they leave out from the provider variables.
 doctor::Target from_flags(const DoctorArgs& a) {
   doctor::Target t;
-  bool azure = a.provider == "azure" || (a.provider.empty() && a.base_url.empty() && !env("AZURE_OPENAI_ENDPOINT").empty());
+  bool azure = a.provider == "azure" ||
+               (a.provider.empty() && a.base_url.empty() && !env("AZURE_OPENAI_ENDPOINT").empty());
   t.provider = azure ? config::Provider::azure : config::Provider::openai;
   if (azure) {
     std::string url = a.base_url.empty() ? env("AZURE_OPENAI_ENDPOINT") : a.base_url;
@@ -133,7 +136,8 @@ int run_doctor(const DoctorArgs& args) {
     if (!args.model.empty()) t.model = args.model;
     reports.push_back(doctor::diagnose(t, options));
     healthy = healthy && reports.back().cause == doctor::Cause::ok;
-    if (!args.json) std::fputs((doctor::render_text(reports.back()) + (&t == &targets.back() ? "" : "\n")).c_str(), stdout);
+    if (!args.json)
+      std::fputs((doctor::render_text(reports.back()) + (&t == &targets.back() ? "" : "\n")).c_str(), stdout);
     std::fflush(stdout);
   }
   if (args.json) std::puts(doctor::render_json(reports).c_str());

@@ -22,9 +22,9 @@ namespace {
 
 // About `tokens` tokens of ordinary words (a token is ~4 characters of English), from `seed`.
 std::string prompt(int tokens, uint64_t seed) {
-  static constexpr const char* kWords[] = {"the",    "model",  "answers", "a",     "question", "about", "load",
-                                           "under",  "steady", "traffic", "while", "clients",  "wait",  "for",
-                                           "tokens", "and",    "time",    "outs",  "matter",   "most"};
+  static constexpr const char* kWords[] = {
+      "the",   "model",   "answers", "a",   "question", "about", "load", "under", "steady", "traffic",
+      "while", "clients", "wait",    "for", "tokens",   "and",   "time", "outs",  "matter", "most"};
   std::mt19937_64 rng(seed);
   std::string out;
   for (int i = 0; i < tokens; ++i) {
@@ -81,7 +81,10 @@ int run_load(const LoadArgs& a) {
   spec.open = open;
   spec.seed = a.seed;
   spec.progress = progress;
-  spec.duration = Millis(static_cast<int64_t>(std::llround((a.duration_s > 0 ? a.duration_s : a.sweep ? 5 : 10) * 1000)));
+  spec.duration = Millis(static_cast<int64_t>(std::llround((a.duration_s > 0 ? a.duration_s
+                                                            : a.sweep        ? 5
+                                                                             : 10) *
+                                                           1000)));
 
   auto one = [&](double load_value) {
     spec.load = load_value;

@@ -85,9 +85,9 @@ struct FixContext {
   const Target* target = nullptr;
   Address address;
   bool in_container = false;
-  std::string proxy_url;     // the proxy in use, empty when direct
-  std::string proxy_source;  // HTTPS_PROXY, http_proxy, proxy: in the config …
-  int status = 0;            // an HTTP status, when one came
+  std::string proxy_url;         // the proxy in use, empty when direct
+  std::string proxy_source;      // HTTPS_PROXY, http_proxy, proxy: in the config …
+  int status = 0;                // an HTTP status, when one came
   std::string upstream_message;  // the server's error message, when it sent one
   std::vector<std::string> listed_models;
   double first_token_ms = 0;  // observed, for first_token_timeout

@@ -30,7 +30,9 @@ namespace ballast::doctor {
 
 namespace {
 
-double ms_since(TimePoint t) { return to_ms(Clock::now() - t); }
+double ms_since(TimePoint t) {
+  return to_ms(Clock::now() - t);
+}
 
 std::string strip_brackets(const std::string& host) {
   if (host.size() > 2 && host.front() == '[' && host.back() == ']') return host.substr(1, host.size() - 2);
@@ -69,8 +71,10 @@ Resolution resolve(const std::string& host, int port, Millis bound) {
         sockaddr_storage ss{};
         std::memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
         char buf[INET6_ADDRSTRLEN] = {};
-        const void* raw = ai->ai_family == AF_INET6 ? static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(ai->ai_addr)->sin6_addr)
-                                                    : static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(ai->ai_addr)->sin_addr);
+        const void* raw =
+            ai->ai_family == AF_INET6
+                ? static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(ai->ai_addr)->sin6_addr)
+                : static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(ai->ai_addr)->sin_addr);
         ::inet_ntop(ai->ai_family, raw, buf, sizeof buf);
         std::string text = ai->ai_family == AF_INET6 ? fmt::format("[{}]", buf) : std::string(buf);
         if (std::find(r.text.begin(), r.text.end(), text) != r.text.end()) continue;
@@ -125,8 +129,8 @@ struct Attempt {
 
 // Connects to every address at once and waits for all of them together, at most `bound`: a
 // silent IPv6 address costs no more time than a refusing IPv4 one.
-std::vector<Attempt> connect_all(const std::vector<sockaddr_storage>& addrs, const std::vector<socklen_t>& lens,
-                                 Millis bound) {
+std::vector<Attempt> connect_all(const std::vector<sockaddr_storage>& addrs,
+                                 const std::vector<socklen_t>& lens, Millis bound) {
   std::vector<Attempt> out(addrs.size());
   std::vector<pollfd> polls;
   std::vector<size_t> which;
@@ -166,9 +170,9 @@ std::vector<Attempt> connect_all(const std::vector<sockaddr_storage>& addrs, con
         a.result = ConnectResult::connected;
       } else {
         a.error = std::strerror(err);
-        a.result = err == ECONNREFUSED                                               ? ConnectResult::refused
+        a.result = err == ECONNREFUSED                                             ? ConnectResult::refused
                    : err == ETIMEDOUT || err == EHOSTUNREACH || err == ENETUNREACH ? ConnectResult::no_answer
-                                                                                    : ConnectResult::other;
+                                                                                   : ConnectResult::other;
         a.fd.reset();
       }
       polls[k].fd = -1;  // poll ignores it from now on
@@ -212,14 +216,16 @@ int proxy_connect(int fd, const std::string& hostport, TimePoint until, std::str
   }
   status_line = got.substr(0, got.find("\r\n"));
   int status = 0;
-  if (status_line.starts_with("HTTP/") && status_line.size() >= 12) status = std::atoi(status_line.c_str() + 9);
+  if (status_line.starts_with("HTTP/") && status_line.size() >= 12)
+    status = std::atoi(status_line.c_str() + 9);
   return status;
 }
 
 // True when the other side answers a plain HTTP request with an HTTP response.
 bool speaks_plain_http(int fd, TimePoint until) {
   static constexpr std::string_view kRequest = "GET / HTTP/1.0\r\n\r\n";
-  if (::send(fd, kRequest.data(), kRequest.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(kRequest.size())) return false;
+  if (::send(fd, kRequest.data(), kRequest.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(kRequest.size()))
+    return false;
   char buf[8];
   size_t got = 0;
   while (got < 5 && wait_fd(fd, POLLIN, until)) {
@@ -238,7 +244,8 @@ struct TlsResult {
   std::string detail;
 };
 
-TlsResult tls_handshake(int fd, const std::string& host, const std::string& ca_bundle, bool verify, TimePoint until) {
+TlsResult tls_handshake(int fd, const std::string& host, const std::string& ca_bundle, bool verify,
+                        TimePoint until) {
   TlsResult r;
   std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> ctx(SSL_CTX_new(TLS_client_method()), SSL_CTX_free);
   if (!ca_bundle.empty())
@@ -248,7 +255,8 @@ TlsResult tls_handshake(int fd, const std::string& host, const std::string& ca_b
   SSL_CTX_set_verify(ctx.get(), verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, nullptr);
   std::unique_ptr<SSL, decltype(&SSL_free)> ssl(SSL_new(ctx.get()), SSL_free);
   std::string name = strip_brackets(host);
-  bool is_ip = name.find_first_not_of("0123456789.") == std::string::npos || name.find(':') != std::string::npos;
+  bool is_ip =
+      name.find_first_not_of("0123456789.") == std::string::npos || name.find(':') != std::string::npos;
   if (!is_ip) SSL_set_tlsext_host_name(ssl.get(), name.c_str());
   if (verify) {
     if (is_ip)
@@ -336,7 +344,8 @@ size_t on_body(char* data, size_t size, size_t n, void* self) {
     t->scanner.feed(std::string_view(data, len));
     while (auto ev = t->scanner.next()) {
       if (ev->malformed) t->r->malformed = true;
-      if ((ev->has_content || ev->terminal) && !t->r->first_token_ms) t->r->first_token_ms = ms_since(t->start);
+      if ((ev->has_content || ev->terminal) && !t->r->first_token_ms)
+        t->r->first_token_ms = ms_since(t->start);
       if (ev->terminal) t->r->done = true;
     }
   }
@@ -378,13 +387,15 @@ HttpResult http(const HttpRequest& req) {
   char err[CURL_ERROR_SIZE] = {};
   curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, err);
   // Headers arrive before the body callback: the status decides how the body is read.
-  curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, +[](char* d, size_t s, size_t n, void* self) -> size_t {
-    auto* tr = static_cast<Transfer*>(self);
-    std::string_view line(d, s * n);
-    if (line.starts_with("HTTP/") && line.size() > 12) tr->r->status = std::atoi(std::string(line.substr(9, 3)).c_str());
-    if (!tr->r->first_byte_ms) tr->r->first_byte_ms = ms_since(tr->start);
-    return s * n;
-  });
+  curl_easy_setopt(
+      easy, CURLOPT_HEADERFUNCTION, +[](char* d, size_t s, size_t n, void* self) -> size_t {
+        auto* tr = static_cast<Transfer*>(self);
+        std::string_view line(d, s * n);
+        if (line.starts_with("HTTP/") && line.size() > 12)
+          tr->r->status = std::atoi(std::string(line.substr(9, 3)).c_str());
+        if (!tr->r->first_byte_ms) tr->r->first_byte_ms = ms_since(tr->start);
+        return s * n;
+      });
   curl_easy_setopt(easy, CURLOPT_HEADERDATA, &t);
   r.code = curl_easy_perform(easy);
   r.total_ms = ms_since(t.start);
@@ -488,7 +499,8 @@ bool Diagnosis::network() {
     if (from_variable && is_loopback_host(a.host))
       proxy_detail += fmt::format("; {} goes through the proxy: NO_PROXY does not list it", a.host);
   } else if (!proxy_.bypassed_by.empty()) {
-    proxy_detail = fmt::format("direct: NO_PROXY entry '{}' bypasses the proxy for {}", proxy_.bypassed_by, a.host);
+    proxy_detail =
+        fmt::format("direct: NO_PROXY entry '{}' bypasses the proxy for {}", proxy_.bypassed_by, a.host);
   } else {
     proxy_detail = "direct: no proxy variables apply";
   }
@@ -546,7 +558,8 @@ bool Diagnosis::network() {
       return hop("connect", began, false, outcomes, Cause::proxy_failure,
                  any_refused ? fmt::format("refuses connections (nothing listens on {}:{})", host, port)
                              : fmt::format("does not answer on {}:{}", host, port));
-    return hop("connect", began, false, outcomes, any_refused || !any_silent ? Cause::connect_refused : Cause::connect_timeout);
+    return hop("connect", began, false, outcomes,
+               any_refused || !any_silent ? Cause::connect_refused : Cause::connect_timeout);
   }
   hop("connect", began, true, outcomes);
 
@@ -569,18 +582,24 @@ bool Diagnosis::network() {
     if (!tls.ok && !tls.plain_http && !via_proxy && tls.detail.find("certificate") == std::string::npos) {
       // Some servers just close on a ClientHello: ask in plain HTTP on a fresh connection.
       Fd plain;
-      if (connect_to(res.addrs[connected], res.lens[connected], t_.connect_timeout, plain) == ConnectResult::connected)
+      if (connect_to(res.addrs[connected], res.lens[connected], t_.connect_timeout, plain) ==
+          ConnectResult::connected)
         tls.plain_http = speaks_plain_http(plain.fd, until);
       if (tls.plain_http) tls.detail += "; the port answers plain HTTP";
     }
-    if (!tls.ok) return hop("tls", began, false, tls.detail, tls.plain_http ? Cause::scheme_mismatch : Cause::tls_failure);
+    if (!tls.ok)
+      return hop("tls", began, false, tls.detail,
+                 tls.plain_http ? Cause::scheme_mismatch : Cause::tls_failure);
     return hop("tls", began, true, tls.detail);
   }
   if (!via_proxy) {
     // http://: make sure the port does not speak TLS (a common mix-up), by offering a handshake.
     began = Clock::now();
     TlsResult tls = tls_handshake(fd.fd, a.host, "", false, until);
-    if (tls.ok) return hop("tls", began, false, fmt::format("{}:{} completed a TLS handshake ({})", a.host, a.port, tls.detail), Cause::scheme_mismatch);
+    if (tls.ok)
+      return hop("tls", began, false,
+                 fmt::format("{}:{} completed a TLS handshake ({})", a.host, a.port, tls.detail),
+                 Cause::scheme_mismatch);
     hop("tls", began, true, "plain HTTP: the port does not speak TLS");
   }
   return true;
@@ -625,19 +644,23 @@ bool Diagnosis::models() {
   // A proxy's own refusal (407, or a 403 or 5xx that is not the API's JSON) is the proxy's failure.
   if (!proxy_.url.empty() && ctx_.upstream_message.empty() &&
       (r.status == 407 || r.status == 403 || r.status >= 500)) {
-    std::string why = r.status == 407  ? "asks for proxy credentials (HTTP 407)"
-                      : r.status == 403 ? fmt::format("refused to forward to {} (HTTP 403)", ctx_.address.host)
-                                        : fmt::format("could not reach {} (HTTP {})", ctx_.address.host, r.status);
-    return hop("models", began, false, fmt::format("{} → the proxy {}", what, why), Cause::proxy_failure, why);
+    std::string why = r.status == 407 ? "asks for proxy credentials (HTTP 407)"
+                      : r.status == 403
+                          ? fmt::format("refused to forward to {} (HTTP 403)", ctx_.address.host)
+                          : fmt::format("could not reach {} (HTTP {})", ctx_.address.host, r.status);
+    return hop("models", began, false, fmt::format("{} → the proxy {}", what, why), Cause::proxy_failure,
+               why);
   }
   if (r.status == 401 || r.status == 403)
     return hop("models", began, false, fmt::format("{} → HTTP {}", what, r.status), Cause::unauthorized);
   if (r.status == 404) {
     if (t_.provider == config::Provider::azure)
-      return hop("models", began, false, fmt::format("{} → HTTP 404 {}", what, ctx_.upstream_message), Cause::azure_api_version);
+      return hop("models", began, false, fmt::format("{} → HTTP 404 {}", what, ctx_.upstream_message),
+                 Cause::azure_api_version);
     return hop("models", began, false, fmt::format("{} → HTTP 404", what), Cause::wrong_path);
   }
-  if (r.status == 429) return hop("models", began, false, fmt::format("{} → HTTP 429", what), Cause::rate_limited);
+  if (r.status == 429)
+    return hop("models", began, false, fmt::format("{} → HTTP 429", what), Cause::rate_limited);
   if (r.status < 200 || r.status >= 300)
     return hop("models", began, false, fmt::format("{} → HTTP {}", what, r.status), Cause::upstream_status);
   ctx_.listed_models = listed_models(r.body);
@@ -645,7 +668,8 @@ bool Diagnosis::models() {
   std::string detail = fmt::format("HTTP {}, {} model(s)", r.status, ctx_.listed_models.size());
   if (!model_.empty() && !ctx_.listed_models.empty() &&
       std::find(ctx_.listed_models.begin(), ctx_.listed_models.end(), model_) == ctx_.listed_models.end()) {
-    return hop("models", began, false, fmt::format("{}; '{}' is not among them", detail, model_), Cause::unknown_model);
+    return hop("models", began, false, fmt::format("{}; '{}' is not among them", detail, model_),
+               Cause::unknown_model);
   }
   if (model_.empty() && !ctx_.listed_models.empty()) {
     model_ = ctx_.listed_models.front();
@@ -694,19 +718,21 @@ bool Diagnosis::chat() {
   if (r.status == 401 || r.status == 403)
     return hop("chat", began, false, fmt::format("HTTP {}", r.status), Cause::unauthorized);
   if (r.status == 404) {
-    Cause c = code == "DeploymentNotFound"                         ? Cause::azure_deployment_not_found
-              : t_.provider == config::Provider::azure              ? Cause::azure_api_version
+    Cause c = code == "DeploymentNotFound"             ? Cause::azure_deployment_not_found
+              : t_.provider == config::Provider::azure ? Cause::azure_api_version
               : code == "model_not_found" || !ctx_.upstream_message.empty() ? Cause::unknown_model
-                                                                    : Cause::wrong_path;
+                                                                            : Cause::wrong_path;
     if (c == Cause::unknown_model && t_.model.empty()) const_cast<Target&>(t_).model = model;
     return hop("chat", began, false, fmt::format("HTTP 404 {}", ctx_.upstream_message), c);
   }
-  if (r.status == 429) return hop("chat", began, false, fmt::format("HTTP 429 {}", ctx_.upstream_message), Cause::rate_limited);
+  if (r.status == 429)
+    return hop("chat", began, false, fmt::format("HTTP 429 {}", ctx_.upstream_message), Cause::rate_limited);
   if (r.status < 200 || r.status >= 300)
-    return hop("chat", began, false, fmt::format("HTTP {} {}", r.status, ctx_.upstream_message), Cause::upstream_status);
+    return hop("chat", began, false, fmt::format("HTTP {} {}", r.status, ctx_.upstream_message),
+               Cause::upstream_status);
   if (r.malformed)
-    return hop("chat", began, false, fmt::format("an event that is not JSON ({})", timing()), Cause::stream_broken,
-               "carried an event that is not JSON");
+    return hop("chat", began, false, fmt::format("an event that is not JSON ({})", timing()),
+               Cause::stream_broken, "carried an event that is not JSON");
   if (!r.done) {
     std::string why = r.code != CURLE_OK ? r.error : "it ended without [DONE]";
     return hop("chat", began, false, fmt::format("cut: {} ({})", why, timing()), Cause::stream_broken,
@@ -714,7 +740,8 @@ bool Diagnosis::chat() {
   }
   if (r.first_token_ms && *r.first_token_ms > static_cast<double>(t_.first_token_timeout.count())) {
     ctx_.first_token_ms = *r.first_token_ms;
-    return hop("chat", began, false, fmt::format("'{}' streamed, but {}", model, timing()), Cause::first_token_timeout);
+    return hop("chat", began, false, fmt::format("'{}' streamed, but {}", model, timing()),
+               Cause::first_token_timeout);
   }
   return hop("chat", began, true, fmt::format("'{}' streamed: {}", model, timing()));
 }
@@ -724,7 +751,9 @@ void Diagnosis::concurrency() {
   std::string model = model_.empty() ? t_.deployment : model_;
   HttpRequest base = request("POST", "/chat/completions");
   base.headers.push_back("Content-Type: application/json");
-  base.body = fmt::format(R"({{"model":"{}","messages":[{{"role":"user","content":"Reply with the word OK."}}],"max_tokens":8,"stream":true}})", model);
+  base.body = fmt::format(
+      R"({{"model":"{}","messages":[{{"role":"user","content":"Reply with the word OK."}}],"max_tokens":8,"stream":true}})",
+      model);
   base.first_token = t_.first_token_timeout;
   base.total = t_.first_token_timeout + Millis(30'000);
   std::string detail;
@@ -734,13 +763,16 @@ void Diagnosis::concurrency() {
   for (int c = 1;; c = std::min(c * 2, o_.probe_concurrency)) {
     std::vector<HttpResult> results(static_cast<size_t>(c));
     std::vector<std::thread> threads;
-    for (int i = 0; i < c; ++i) threads.emplace_back([&, i] { results[static_cast<size_t>(i)] = http(base); });
+    for (int i = 0; i < c; ++i)
+      threads.emplace_back([&, i] { results[static_cast<size_t>(i)] = http(base); });
     for (auto& th : threads) th.join();
     std::vector<double> ttft;
     int errors = 0;
     for (const auto& r : results) {
-      if (r.status == 200 && r.first_token_ms) ttft.push_back(*r.first_token_ms);
-      else ++errors;
+      if (r.status == 200 && r.first_token_ms)
+        ttft.push_back(*r.first_token_ms);
+      else
+        ++errors;
     }
     std::sort(ttft.begin(), ttft.end());
     double median = ttft.empty() ? 0 : ttft[ttft.size() / 2];
@@ -752,7 +784,8 @@ void Diagnosis::concurrency() {
     if (c >= o_.probe_concurrency) break;
   }
   detail = "median first token by concurrency: " + detail;
-  detail += climbs ? fmt::format("; latency climbs at {} concurrent requests: set max_in_flight below {}", *climbs, *climbs)
+  detail += climbs ? fmt::format("; latency climbs at {} concurrent requests: set max_in_flight below {}",
+                                 *climbs, *climbs)
                    : "; no climb up to " + std::to_string(o_.probe_concurrency);
   report_.hops.push_back({"concurrency", true, to_ms(began - start_), ms_since(began), detail});
 }

@@ -55,7 +55,11 @@ std::string render_json(const std::vector<Report>& reports) {
   w.field("fix", first_bad ? first_bad->fix : (reports.empty() ? "" : reports.front().fix));
   w.key("endpoints").begin_array();
   for (const auto& r : reports) {
-    w.begin_object().field("name", r.name).field("url", r.url).field("cause", cause_name(r.cause)).field("fix", r.fix);
+    w.begin_object()
+        .field("name", r.name)
+        .field("url", r.url)
+        .field("cause", cause_name(r.cause))
+        .field("fix", r.fix);
     w.key("hops").begin_array();
     for (const auto& h : r.hops) {
       w.begin_object().field("hop", h.hop).field("ok", h.ok).field("ms", std::round(h.ms * 10) / 10);

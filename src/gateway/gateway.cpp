@@ -46,7 +46,8 @@ std::string Gateway::next_request_id() {
 bool running_in_container() {
   // The guess below can be wrong (a CI runner in a container, a VM with a docker cgroup): the
   // variable settles it.
-  if (const char* forced = std::getenv("BALLAST_CONTAINER"); forced && *forced) return std::string_view(forced) != "0";
+  if (const char* forced = std::getenv("BALLAST_CONTAINER"); forced && *forced)
+    return std::string_view(forced) != "0";
   struct stat st {};
   if (::stat("/.dockerenv", &st) == 0 || ::stat("/run/.containerenv", &st) == 0) return true;
   if (std::getenv("KUBERNETES_SERVICE_HOST")) return true;

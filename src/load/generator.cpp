@@ -183,11 +183,14 @@ class Runner {
       timer.expires_after(std::chrono::seconds(1));
       co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
       uint64_t done = stats_.requests;
-      std::fprintf(stderr, "\r\033[K%s %.0f  %5.0f req/s  in flight %d  ok %llu  errors %llu  p50 %.1f ms  p99 %.1f ms",
-                   spec_.open ? "rate" : "concurrency", spec_.load, static_cast<double>(done - last), in_flight_,
-                   static_cast<unsigned long long>(stats_.ok), static_cast<unsigned long long>(stats_.requests - stats_.ok),
-                   static_cast<double>(stats_.latency.percentile(50)) / 1000,
-                   static_cast<double>(stats_.latency.percentile(99)) / 1000);
+      std::fprintf(
+          stderr,
+          "\r\033[K%s %.0f  %5.0f req/s  in flight %d  ok %llu  errors %llu  p50 %.1f ms  p99 %.1f ms",
+          spec_.open ? "rate" : "concurrency", spec_.load, static_cast<double>(done - last), in_flight_,
+          static_cast<unsigned long long>(stats_.ok),
+          static_cast<unsigned long long>(stats_.requests - stats_.ok),
+          static_cast<double>(stats_.latency.percentile(50)) / 1000,
+          static_cast<double>(stats_.latency.percentile(99)) / 1000);
       std::fflush(stderr);
       last = done;
     }
@@ -206,6 +209,8 @@ class Runner {
 
 }  // namespace
 
-RunStats run(const Request& request, const RunSpec& spec) { return Runner(request, spec).go(); }
+RunStats run(const Request& request, const RunSpec& spec) {
+  return Runner(request, spec).go();
+}
 
 }  // namespace ballast::load

@@ -42,7 +42,8 @@ void Histogram::merge(const Histogram& o) {
 
 uint64_t Histogram::percentile(double p) const {
   if (count_ == 0) return 0;
-  auto rank = static_cast<uint64_t>(std::ceil(std::clamp(p, 0.0, 100.0) / 100.0 * static_cast<double>(count_)));
+  auto rank =
+      static_cast<uint64_t>(std::ceil(std::clamp(p, 0.0, 100.0) / 100.0 * static_cast<double>(count_)));
   rank = std::max<uint64_t>(rank, 1);
   uint64_t seen = 0;
   for (size_t i = 0; i < counts_.size(); ++i) {

@@ -12,7 +12,9 @@ namespace ballast::load {
 
 namespace {
 
-double ms(uint64_t us) { return static_cast<double>(us) / 1000; }
+double ms(uint64_t us) {
+  return static_cast<double>(us) / 1000;
+}
 
 std::string load_name(const RunStats& r) {
   return r.mode == "open" ? fmt::format("{:g} req/s", r.load) : fmt::format("concurrency {:g}", r.load);
@@ -56,9 +58,10 @@ Recommendation recommend(const Report& rep) {
   rec.max_in_flight = k->mode == "open" ? std::max(1, static_cast<int>(std::ceil(k->load * mean_latency_s)))
                                         : static_cast<int>(k->load);
   // Twice what the knee's slowest 1% saw: room for a bad moment, still far below the defaults.
-  rec.first_token = whole_seconds_at_least(2 * ms(k->ttft.count() ? k->ttft.percentile(99) : k->latency.percentile(99)),
-                                           Millis(1000));
-  rec.total = std::max(whole_seconds_at_least(2 * ms(k->latency.percentile(99)), Millis(1000)), rec.first_token);
+  rec.first_token = whole_seconds_at_least(
+      2 * ms(k->ttft.count() ? k->ttft.percentile(99) : k->latency.percentile(99)), Millis(1000));
+  rec.total =
+      std::max(whole_seconds_at_least(2 * ms(k->latency.percentile(99)), Millis(1000)), rec.first_token);
   const std::string ft = format_duration(rec.first_token), total = format_duration(rec.total);
   rec.ballast_yaml = fmt::format(
       "models:\n  - name: {}\n    endpoints:\n      - base_url: {}\n        max_in_flight: {}\n"
@@ -77,15 +80,18 @@ Recommendation recommend(const Report& rep) {
 
 std::string run_line(const RunStats& r, const std::string& breach) {
   std::string errors;
-  for (const auto& [name, n] : r.by_outcome) errors += fmt::format("{}{} {}", errors.empty() ? "" : ", ", name, n);
+  for (const auto& [name, n] : r.by_outcome)
+    errors += fmt::format("{}{} {}", errors.empty() ? "" : ", ", name, n);
   for (const auto& [code, n] : r.by_code) errors += fmt::format(", {} {}", code, n);
-  std::string ttft = r.ttft.count() ? fmt::format("  ttft p50 {:.0f} p99 {:.0f} ms", ms(r.ttft.percentile(50)),
-                                                  ms(r.ttft.percentile(99)))
+  std::string ttft = r.ttft.count() ? fmt::format("  ttft p50 {:.0f} p99 {:.0f} ms",
+                                                  ms(r.ttft.percentile(50)), ms(r.ttft.percentile(99)))
                                     : "";
-  return fmt::format("{:<16} {:>8.1f} req/s  ok {:>6}  err {:>5.1f}%  latency p50 {:.0f} p90 {:.0f} p99 {:.0f} max {:.0f} ms{}{}{}",
-                     load_name(r), r.throughput(), r.ok, r.error_rate() * 100, ms(r.latency.percentile(50)),
-                     ms(r.latency.percentile(90)), ms(r.latency.percentile(99)), ms(r.latency.max()), ttft,
-                     errors.empty() ? "" : "  [" + errors + "]", breach.empty() ? "" : "  ✗ " + breach);
+  return fmt::format(
+      "{:<16} {:>8.1f} req/s  ok {:>6}  err {:>5.1f}%  latency p50 {:.0f} p90 {:.0f} p99 {:.0f} max {:.0f} "
+      "ms{}{}{}",
+      load_name(r), r.throughput(), r.ok, r.error_rate() * 100, ms(r.latency.percentile(50)),
+      ms(r.latency.percentile(90)), ms(r.latency.percentile(99)), ms(r.latency.max()), ttft,
+      errors.empty() ? "" : "  [" + errors + "]", breach.empty() ? "" : "  ✗ " + breach);
 }
 
 std::string summary(const Report& rep) {
@@ -97,12 +103,13 @@ std::string summary(const Report& rep) {
     return out + "\n";
   }
   const RunStats* k = knee_run(rep);
-  out += fmt::format("knee: {}{} — the highest load within the SLO\n", k ? load_name(*k) : fmt::format("{:g}", *rep.knee),
+  out += fmt::format("knee: {}{} — the highest load within the SLO\n",
+                     k ? load_name(*k) : fmt::format("{:g}", *rep.knee),
                      rep.knee_capped ? " (the largest tried: the real knee is higher)" : "");
   Recommendation rec = recommend(rep);
   if (rec.max_in_flight > 0) {
-    out += fmt::format("\nin ballast:\n{}\nLangChain:\n{}\nasyncio + the OpenAI SDK:\n{}", rec.ballast_yaml, rec.langchain,
-                       rec.asyncio);
+    out += fmt::format("\nin ballast:\n{}\nLangChain:\n{}\nasyncio + the OpenAI SDK:\n{}", rec.ballast_yaml,
+                       rec.langchain, rec.asyncio);
   }
   return out;
 }
@@ -112,7 +119,9 @@ std::string to_json(const Report& rep) {
   w.begin_object().field("schema", "ballast.load/1").field("target", rep.target).field("model", rep.model);
   w.field("stream", rep.stream).field("sweep", rep.sweep);
   w.key("slo").begin_object();
-  w.field("ttft_ms", rep.slo.ttft_ms).field("latency_ms", rep.slo.latency_ms).field("max_error_rate", rep.slo.max_error_rate);
+  w.field("ttft_ms", rep.slo.ttft_ms)
+      .field("latency_ms", rep.slo.latency_ms)
+      .field("max_error_rate", rep.slo.max_error_rate);
   w.end_object();
   w.key("runs").begin_array();
   for (size_t i = 0; i < rep.runs.size(); ++i) {
@@ -178,11 +187,16 @@ struct Series {
 std::string escape(std::string_view s) {
   std::string out;
   for (char c : s) {
-    if (c == '<') out += "&lt;";
-    else if (c == '>') out += "&gt;";
-    else if (c == '&') out += "&amp;";
-    else if (c == '"') out += "&quot;";
-    else out += c;
+    if (c == '<')
+      out += "&lt;";
+    else if (c == '>')
+      out += "&gt;";
+    else if (c == '&')
+      out += "&amp;";
+    else if (c == '"')
+      out += "&quot;";
+    else
+      out += c;
   }
   return out;
 }
@@ -208,24 +222,27 @@ std::string chart(const std::string& title, const std::string& x_label, const st
       R"(<svg viewBox="0 0 {} {}" width="{}" height="{}" xmlns="http://www.w3.org/2000/svg" font-family="sans-serif" font-size="11">)",
       W, H, W, H);
   svg += fmt::format(R"(<text x="{}" y="18" font-size="13" font-weight="bold">{}</text>)", L, escape(title));
-  svg += fmt::format(R"(<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="#888"/><line x1="{}" y1="{}" x2="{}" y2="{}" stroke="#888"/>)",
-                     L, H - B, W - R, H - B, L, T, L, H - B);
+  svg += fmt::format(
+      R"(<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="#888"/><line x1="{}" y1="{}" x2="{}" y2="{}" stroke="#888"/>)",
+      L, H - B, W - R, H - B, L, T, L, H - B);
   for (int i = 0; i <= 4; ++i) {
     double yv = ymax * i / 4, xv = xmin + (xmax - xmin) * i / 4;
-    svg += fmt::format(R"(<text x="{}" y="{}" text-anchor="end">{:.4g}</text><line x1="{}" y1="{}" x2="{}" y2="{}" stroke="#eee"/>)",
-                       L - 4, Y(yv) + 4, yv, L, Y(yv), W - R, Y(yv));
+    svg += fmt::format(
+        R"(<text x="{}" y="{}" text-anchor="end">{:.4g}</text><line x1="{}" y1="{}" x2="{}" y2="{}" stroke="#eee"/>)",
+        L - 4, Y(yv) + 4, yv, L, Y(yv), W - R, Y(yv));
     svg += fmt::format(R"(<text x="{}" y="{}" text-anchor="middle">{:.4g}</text>)", X(xv), H - B + 15, xv);
   }
-  svg += fmt::format(R"(<text x="{}" y="{}" text-anchor="middle">{}</text>)", (L + W - R) / 2, H - 8, escape(x_label));
-  svg += fmt::format(R"x(<text x="12" y="{}" transform="rotate(-90 12 {})" text-anchor="middle">{}</text>)x", (T + H - B) / 2,
-                     (T + H - B) / 2, escape(y_label));
+  svg += fmt::format(R"(<text x="{}" y="{}" text-anchor="middle">{}</text>)", (L + W - R) / 2, H - 8,
+                     escape(x_label));
+  svg += fmt::format(R"x(<text x="12" y="{}" transform="rotate(-90 12 {})" text-anchor="middle">{}</text>)x",
+                     (T + H - B) / 2, (T + H - B) / 2, escape(y_label));
   double legend_x = L + 10;
   for (const auto& s : series) {
     if (bars) {
       double w = std::max(1.0, (W - L - R) / std::max<double>(1, static_cast<double>(s.points.size())) * 0.8);
       for (auto [x, y] : s.points)
-        svg += fmt::format(R"(<rect x="{}" y="{}" width="{}" height="{}" fill="{}"/>)", X(x) - w / 2, Y(y), w, H - B - Y(y),
-                           s.color);
+        svg += fmt::format(R"(<rect x="{}" y="{}" width="{}" height="{}" fill="{}"/>)", X(x) - w / 2, Y(y), w,
+                           H - B - Y(y), s.color);
     } else {
       std::string pts;
       for (auto [x, y] : s.points) pts += fmt::format("{:.1f},{:.1f} ", X(x), Y(y));
@@ -234,8 +251,9 @@ std::string chart(const std::string& title, const std::string& x_label, const st
       for (auto [x, y] : s.points)
         svg += fmt::format(R"(<circle cx="{:.1f}" cy="{:.1f}" r="2.5" fill="{}"/>)", X(x), Y(y), s.color);
     }
-    svg += fmt::format(R"(<rect x="{}" y="{}" width="10" height="10" fill="{}"/><text x="{}" y="{}">{}</text>)", legend_x,
-                       T - 2, s.color, legend_x + 14, T + 7, escape(s.name));
+    svg +=
+        fmt::format(R"(<rect x="{}" y="{}" width="10" height="10" fill="{}"/><text x="{}" y="{}">{}</text>)",
+                    legend_x, T - 2, s.color, legend_x + 14, T + 7, escape(s.name));
     legend_x += 20 + 7 * static_cast<double>(s.name.size());
   }
   return svg + "</svg>";
@@ -258,26 +276,30 @@ figure{margin:1.5em 0}</style></head><body>)";
   html += fmt::format("<h1>ballast load: {} ({})</h1>", escape(rep.target), escape(rep.model));
   html += fmt::format("<p>SLO: p99 first token ≤ {} ms, p99 latency ≤ {} ms, errors ≤ {:.1f}%.</p>",
                       rep.slo.ttft_ms > 0 ? fmt::format("{:g}", rep.slo.ttft_ms) : "–",
-                      rep.slo.latency_ms > 0 ? fmt::format("{:g}", rep.slo.latency_ms) : "–", rep.slo.max_error_rate * 100);
+                      rep.slo.latency_ms > 0 ? fmt::format("{:g}", rep.slo.latency_ms) : "–",
+                      rep.slo.max_error_rate * 100);
   if (rep.sweep) {
     if (rep.knee)
-      html += fmt::format("<p><b>Knee: {:g} {}</b>{}.</p>", *rep.knee, open ? "requests/s" : "concurrent requests",
+      html += fmt::format("<p><b>Knee: {:g} {}</b>{}.</p>", *rep.knee,
+                          open ? "requests/s" : "concurrent requests",
                           rep.knee_capped ? " (the largest tried)" : "");
     else
       html += "<p class=bad><b>No knee: the first load already broke the SLO.</b></p>";
   }
-  html += "<table><tr><th>load</th><th>req/s</th><th>ok</th><th>errors</th><th>p50</th><th>p90</th><th>p99</th>"
-          "<th>ttft p99</th><th>SLO</th></tr>";
+  html +=
+      "<table><tr><th>load</th><th>req/s</th><th>ok</th><th>errors</th><th>p50</th><th>p90</th><th>p99</th>"
+      "<th>ttft p99</th><th>SLO</th></tr>";
   for (size_t i = 0; i < rep.runs.size(); ++i) {
     const RunStats& r = rep.runs[i];
     const std::string& breach = i < rep.breaches.size() ? rep.breaches[i] : "";
     html += fmt::format(
-        "<tr><td>{}</td><td>{:.1f}</td><td>{}</td><td>{:.1f}%</td><td>{:.0f} ms</td><td>{:.0f} ms</td><td>{:.0f} ms</td>"
+        "<tr><td>{}</td><td>{:.1f}</td><td>{}</td><td>{:.1f}%</td><td>{:.0f} ms</td><td>{:.0f} "
+        "ms</td><td>{:.0f} ms</td>"
         "<td>{}</td><td{}>{}</td></tr>",
         escape(load_name(r)), r.throughput(), r.ok, r.error_rate() * 100, ms(r.latency.percentile(50)),
         ms(r.latency.percentile(90)), ms(r.latency.percentile(99)),
-        r.ttft.count() ? fmt::format("{:.0f} ms", ms(r.ttft.percentile(99))) : "–", breach.empty() ? "" : " class=bad",
-        breach.empty() ? "✓" : escape(breach));
+        r.ttft.count() ? fmt::format("{:.0f} ms", ms(r.ttft.percentile(99))) : "–",
+        breach.empty() ? "" : " class=bad", breach.empty() ? "✓" : escape(breach));
   }
   html += "</table>";
 
@@ -290,7 +312,8 @@ figure{margin:1.5em 0}</style></head><body>)";
       p99.points.emplace_back(r->load, ms(r->latency.percentile(99)));
       err.points.emplace_back(r->load, r->error_rate() * 100);
     }
-    html += "<figure>" + chart("Latency percentiles against load", x_label, "ms", {p50, p90, p99}) + "</figure>";
+    html +=
+        "<figure>" + chart("Latency percentiles against load", x_label, "ms", {p50, p90, p99}) + "</figure>";
     html += "<figure>" + chart("Error rate against load", x_label, "% of requests", {err}) + "</figure>";
   }
   // One run in detail: the knee's, or the last.
@@ -300,11 +323,14 @@ figure{margin:1.5em 0}</style></head><body>)";
   if (detail) {
     const Histogram& dist = detail->ttft.count() ? detail->ttft : detail->latency;
     Series bars{detail->ttft.count() ? "first token" : "latency", "#4a90d9", {}};
-    dist.for_each_bucket([&](uint64_t upper, uint64_t n) { bars.points.emplace_back(ms(upper), static_cast<double>(n)); });
+    dist.for_each_bucket(
+        [&](uint64_t upper, uint64_t n) { bars.points.emplace_back(ms(upper), static_cast<double>(n)); });
     html += "<figure>" +
-            chart(fmt::format("{} distribution at {}", bars.name, load_name(*detail)), "ms", "requests", {bars}, true) +
+            chart(fmt::format("{} distribution at {}", bars.name, load_name(*detail)), "ms", "requests",
+                  {bars}, true) +
             "</figure>";
-    Series tp50{"p50 latency", "#4a90d9", {}}, tp99{"p99 latency", "#d0021b", {}}, sent{"sent /s ÷ 10", "#7b7b7b", {}, true};
+    Series tp50{"p50 latency", "#4a90d9", {}}, tp99{"p99 latency", "#d0021b", {}},
+        sent{"sent /s ÷ 10", "#7b7b7b", {}, true};
     for (size_t s = 0; s < detail->timeline.size(); ++s) {
       const Second& sec = detail->timeline[s];
       tp50.points.emplace_back(static_cast<double>(s), ms(sec.latency.percentile(50)));
@@ -312,14 +338,15 @@ figure{margin:1.5em 0}</style></head><body>)";
       sent.points.emplace_back(static_cast<double>(s), static_cast<double>(sec.sent) / 10);
     }
     html += "<figure>" +
-            chart(fmt::format("Timeline at {} (requests by the second they were due)", load_name(*detail)), "second",
-                  "ms", {tp50, tp99, sent}) +
+            chart(fmt::format("Timeline at {} (requests by the second they were due)", load_name(*detail)),
+                  "second", "ms", {tp50, tp99, sent}) +
             "</figure>";
   }
   Recommendation rec = recommend(rep);
   if (rec.max_in_flight > 0) {
-    html += "<h2>Limits to set</h2><p>ballast:</p><pre>" + escape(rec.ballast_yaml) + "</pre><p>LangChain:</p><pre>" +
-            escape(rec.langchain) + "</pre><p>asyncio and the OpenAI SDK:</p><pre>" + escape(rec.asyncio) + "</pre>";
+    html += "<h2>Limits to set</h2><p>ballast:</p><pre>" + escape(rec.ballast_yaml) +
+            "</pre><p>LangChain:</p><pre>" + escape(rec.langchain) +
+            "</pre><p>asyncio and the OpenAI SDK:</p><pre>" + escape(rec.asyncio) + "</pre>";
   }
   return html + "</body></html>\n";
 }

@@ -6,14 +6,22 @@ namespace ballast::load {
 
 std::string_view outcome_name(Outcome o) {
   switch (o) {
-    case Outcome::ok: return "ok";
-    case Outcome::client_timeout: return "client_timeout";
-    case Outcome::connect_refused: return "connect_refused";
-    case Outcome::rate_limited: return "rate_limited";
-    case Outcome::server_error: return "server_error";
-    case Outcome::truncated: return "truncated";
-    case Outcome::other: return "other";
-    case Outcome::not_sent: return "not_sent";
+    case Outcome::ok:
+      return "ok";
+    case Outcome::client_timeout:
+      return "client_timeout";
+    case Outcome::connect_refused:
+      return "connect_refused";
+    case Outcome::rate_limited:
+      return "rate_limited";
+    case Outcome::server_error:
+      return "server_error";
+    case Outcome::truncated:
+      return "truncated";
+    case Outcome::other:
+      return "other";
+    case Outcome::not_sent:
+      return "not_sent";
   }
   return "other";
 }

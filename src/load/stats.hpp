@@ -46,8 +46,8 @@ struct Second {
 };
 
 struct RunStats {
-  std::string mode;    // "closed" or "open"
-  double load = 0;     // concurrency, or requests per second
+  std::string mode;  // "closed" or "open"
+  double load = 0;   // concurrency, or requests per second
   double duration_s = 0;
   uint64_t requests = 0, ok = 0;
   std::map<std::string, uint64_t> by_outcome;  // outcome name → count (failures only)
@@ -58,7 +58,9 @@ struct RunStats {
   std::vector<Second> timeline;  // one per second of the run
 
   void add(const Sample& s);
-  double error_rate() const { return requests ? static_cast<double>(requests - ok) / static_cast<double>(requests) : 0; }
+  double error_rate() const {
+    return requests ? static_cast<double>(requests - ok) / static_cast<double>(requests) : 0;
+  }
   double throughput() const { return duration_s > 0 ? static_cast<double>(requests) / duration_s : 0; }
   double tokens_per_s() const { return duration_s > 0 ? static_cast<double>(tokens) / duration_s : 0; }
 };

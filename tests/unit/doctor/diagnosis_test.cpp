@@ -17,8 +17,9 @@ Target openai(std::string url, std::string key = "sk-proj-abcdefghijklmnop") {
 }
 
 TEST(DoctorConfig, PlaceholderKeys) {
-  for (const char* k : {"sk-xxxx", "sk-xxxxxxxxxxxxxxxxxxxxxxxx", "your-api-key", "<OPENAI_API_KEY>", "changeme", "sk-...",
-                        "${OPENAI_API_KEY}", "sk-", "sk-proj-abc", "REPLACE_ME_with_key", "dummy"}) {
+  for (const char* k :
+       {"sk-xxxx", "sk-xxxxxxxxxxxxxxxxxxxxxxxx", "your-api-key", "<OPENAI_API_KEY>", "changeme", "sk-...",
+        "${OPENAI_API_KEY}", "sk-", "sk-proj-abc", "REPLACE_ME_with_key", "dummy"}) {
     EXPECT_TRUE(is_placeholder_key(k)) << k;
   }
   for (const char* k : {"sk-proj-4f8Jd93kLq0Zp", "sk-abcdefghijklmnop", "a1b2c3d4e5f6a7b8c9d0"}) {
@@ -41,7 +42,8 @@ TEST(DoctorConfig, LocalServersNeedNoKeyButRemoteOnesDo) {
   ConfigCheck remote = check_config(openai("https://api.openai.com/v1", ""));
   EXPECT_EQ(remote.cause, Cause::missing_api_key);
   EXPECT_EQ(remote.detail, "no API key in OPENAI_API_KEY");
-  EXPECT_EQ(check_config(openai("https://api.openai.com/v1", "${OPENAI_API_KEY}")).cause, Cause::missing_api_key);
+  EXPECT_EQ(check_config(openai("https://api.openai.com/v1", "${OPENAI_API_KEY}")).cause,
+            Cause::missing_api_key);
   EXPECT_EQ(check_config(openai("https://api.openai.com/v1", "sk-xxxx")).cause, Cause::placeholder_api_key);
 }
 
@@ -83,7 +85,8 @@ TEST(DoctorFix, NamesTheHostPortAndWhatToChange) {
   c.proxy_source = "HTTP_PROXY";
   c.detail = "refuses connections";
   std::string proxy = fix_for(Cause::proxy_failure, c);
-  EXPECT_NE(proxy.find("HTTP_PROXY sends traffic for 127.0.0.1 to the proxy http://proxy.corp:3128"), std::string::npos);
+  EXPECT_NE(proxy.find("HTTP_PROXY sends traffic for 127.0.0.1 to the proxy http://proxy.corp:3128"),
+            std::string::npos);
   EXPECT_NE(proxy.find("NO_PROXY=127.0.0.1,localhost"), std::string::npos);
 }
 
@@ -97,18 +100,20 @@ TEST(DoctorFix, PathsModelsAndTimeouts) {
   t.first_token_timeout = Millis(10'000);
   t.timeout_source = "timeouts.first_token";
   c.first_token_ms = 12'340;
-  EXPECT_EQ(fix_for(Cause::first_token_timeout, c),
-            "the first token took 12.3s, more than timeouts.first_token (10s): raise timeouts.first_token and the "
-            "client's own timeout to at least 25s");
+  EXPECT_EQ(
+      fix_for(Cause::first_token_timeout, c),
+      "the first token took 12.3s, more than timeouts.first_token (10s): raise timeouts.first_token and the "
+      "client's own timeout to at least 25s");
 }
 
 TEST(DoctorReport, JsonShapeAndOverallCause) {
   Report a{"a", "http://a/v1", Cause::ok, "nothing to fix", {{"config", true, 0, 0.04, "ok"}}};
   Report b{"b", "http://b/v1", Cause::dns_failure, "b does not resolve", {{"dns", false, 0.1, 2.26, "no"}}};
-  EXPECT_EQ(render_json({a, b}),
-            R"({"cause":"dns_failure","fix":"b does not resolve","endpoints":[)"
-            R"({"name":"a","url":"http://a/v1","cause":"ok","fix":"nothing to fix","hops":[{"hop":"config","ok":true,"ms":0,"detail":"ok"}]},)"
-            R"({"name":"b","url":"http://b/v1","cause":"dns_failure","fix":"b does not resolve","hops":[{"hop":"dns","ok":false,"ms":2.3,"detail":"no"}]}]})");
+  EXPECT_EQ(
+      render_json({a, b}),
+      R"({"cause":"dns_failure","fix":"b does not resolve","endpoints":[)"
+      R"({"name":"a","url":"http://a/v1","cause":"ok","fix":"nothing to fix","hops":[{"hop":"config","ok":true,"ms":0,"detail":"ok"}]},)"
+      R"({"name":"b","url":"http://b/v1","cause":"dns_failure","fix":"b does not resolve","hops":[{"hop":"dns","ok":false,"ms":2.3,"detail":"no"}]}]})");
   EXPECT_EQ(render_json({a}).substr(0, 40), R"({"cause":"ok","fix":"nothing to fix","en)");
   std::string text = render_text(b);
   EXPECT_NE(text.find("✗ dns"), std::string::npos);
