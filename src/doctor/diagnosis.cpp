@@ -197,7 +197,7 @@ std::string fix_for(Cause cause, const FixContext& c) {
     return std::string(t.provider == config::Provider::azure ? "AZURE_OPENAI_API_KEY" : "OPENAI_API_KEY");
   };
   const bool container_loopback = c.in_container && is_loopback_host(a.host);
-  const std::string container_fix = fmt::format(
+  std::string container_fix = fmt::format(
       "nothing answers on {} inside this container, where {} is the container itself: if the model server "
       "runs on "
       "the host, use host.docker.internal:{} (Docker Desktop, or run with "

@@ -208,7 +208,7 @@ int proxy_connect(int fd, const std::string& hostport, TimePoint until, std::str
   if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size())) return 0;
   std::string got;
   char buf[1024];
-  while (got.find("\r\n\r\n") == std::string::npos && got.size() < 16 * 1024) {
+  while (got.find("\r\n\r\n") == std::string::npos && got.size() < size_t{16} * 1024) {
     if (!wait_fd(fd, POLLIN, until)) return 0;
     ssize_t n = ::recv(fd, buf, sizeof buf, 0);
     if (n <= 0) break;
@@ -339,7 +339,8 @@ size_t on_body(char* data, size_t size, size_t n, void* self) {
   auto* t = static_cast<Transfer*>(self);
   size_t len = size * n;
   if (!t->r->first_byte_ms) t->r->first_byte_ms = ms_since(t->start);
-  if (t->r->body.size() < 64 * 1024) t->r->body.append(data, std::min(len, 64 * 1024 - t->r->body.size()));
+  constexpr size_t kKeep = size_t{64} * 1024;  // enough for any error body
+  if (t->r->body.size() < kKeep) t->r->body.append(data, std::min(len, kKeep - t->r->body.size()));
   if (t->stream && t->r->status == 200) {
     t->scanner.feed(std::string_view(data, len));
     while (auto ev = t->scanner.next()) {
@@ -763,6 +764,7 @@ void Diagnosis::concurrency() {
   for (int c = 1;; c = std::min(c * 2, o_.probe_concurrency)) {
     std::vector<HttpResult> results(static_cast<size_t>(c));
     std::vector<std::thread> threads;
+    threads.reserve(static_cast<size_t>(c));
     for (int i = 0; i < c; ++i)
       threads.emplace_back([&, i] { results[static_cast<size_t>(i)] = http(base); });
     for (auto& th : threads) th.join();

@@ -9,7 +9,7 @@ namespace ballast::load {
 size_t Histogram::index_of(uint64_t v) {
   if (v < kLinear) return static_cast<size_t>(v);
   // v has `width` significant bits; its top 7 (64..127) pick the sub-bucket within its power.
-  int width = std::bit_width(v);
+  int width = static_cast<int>(std::bit_width(v));
   int shift = width - 7;
   size_t power = static_cast<size_t>(shift - 1);
   size_t sub = static_cast<size_t>(v >> shift) - kSub;
