@@ -49,6 +49,7 @@ struct AttemptResult {
   Headers headers;
   std::string body;
   std::string message;  // the failure described, when there is one
+  bool deliver = false;  // a whole successful answer, in headers and body, still to be sent
 };
 
 namespace {
@@ -381,6 +382,18 @@ asio::awaitable<void> Gateway::proxy(Exchange& x, const config::Model& model, st
     co_return;
   }
 
+  if (last.deliver) {
+    x.record.status = last.outcome.status;
+    x.record.bytes_out = last.body.size();
+    if (!co_await x.down.respond(last.outcome.status, forwardable(std::move(last.headers), x.id),
+                                 std::move(last.body))) {
+      x.record.code = ErrorCode::client_disconnected;
+      x.record.status = http_status(ErrorCode::client_disconnected);
+    }
+    finish(x);
+    co_return;
+  }
+
   // A failure that no byte of has reached the client yet is answered here, whole.
   const Outcome& o = last.outcome;
   Verdict verdict = classify(o);
@@ -555,15 +568,15 @@ asio::awaitable<AttemptResult> Gateway::attempt(Exchange& x, const config::Model
     r.message = describe_failure(verdict.code, o, ctx);
   }
 
-  // Relay: a successful buffered answer goes out whole; a begun stream gets its honest end.
-  if (mode == Mode::buffer && verdict.code == ErrorCode::ok && !o.client_gone) {
-    if (!x.record.usage) x.record.usage = read_usage(r.body);
-    o.response_started = true;
-    x.record.bytes_out = r.body.size();
-    if (!co_await x.down.respond(o.status, forwardable(t.take_headers(), x.id), std::move(r.body)))
-      o.client_gone = true;
-  } else if (mode == Mode::buffer) {
+  // A successful buffered answer is handed back whole: the attempt loop reports it (freeing the
+  // endpoint's slot, correcting the token estimate) before it goes out. A begun stream gets its
+  // honest end here.
+  if (mode == Mode::buffer) {
     r.headers = t.take_headers();
+    if (verdict.code == ErrorCode::ok && !o.client_gone) {
+      if (!x.record.usage) x.record.usage = read_usage(r.body);
+      r.deliver = true;
+    }
   }
   if (o.response_started && mode == Mode::stream && !o.client_gone) {
     if (verdict.code != ErrorCode::ok) {

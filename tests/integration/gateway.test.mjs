@@ -123,13 +123,16 @@ test('an upstream that rejects the endpoint\'s key: its 401 passes through, neve
   assert.equal(r.headers.get('x-ballast-attempts'), '1');
 });
 
-test('a dead upstream port: 502 connect_refused in well under a second, naming hop, endpoint and fix', async () => {
+test('a dead upstream port: 502 connect_refused after its retries, in under a second, naming hop, endpoint and fix', async () => {
   const r = await chat(gw.base, { model: 'dead' });
   assert.equal(r.status, 502);
   assert.equal(r.json.error.code, 'connect_refused');
   assert.match(r.json.error.message, /connect to 127.0.0.1:1 refused \(nothing listening\)/);
   assert.match(r.json.error.message, /is the model server running, and is the port right\?/);
-  assert.ok(r.ms < 500, `took ${r.ms} ms`);
+  // Three attempts, with full-jitter backoffs of at most 250 and 500 ms between them.
+  assert.equal(r.headers.get('x-ballast-attempts'), '3');
+  assert.equal(r.headers.get('x-should-retry'), 'false');
+  assert.ok(r.ms < 1000, `took ${r.ms} ms`);
 });
 
 test('an unknown model: 404 unknown_model naming the configured ones', async () => {
