@@ -6,7 +6,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { spawn } from 'node:child_process';
+import { spawn, execFile } from 'node:child_process';
 import { BIN, startSim, startServe, runBallast, tempDir } from './lib/harness.mjs';
 
 const running = [];
@@ -157,6 +157,17 @@ test('failures are counted by class, with ballast\'s own codes when the target i
   const cut = await sim(['--fault', 'cut-after=2', '--tokens', '5']);
   const truncated = await load(['--target', cut.base, '--model', 'sim', '--stream', '--concurrency', '2', '--duration', '0.5']);
   assert.ok(truncated.report.runs[0].errors.truncated > 0);
+});
+
+test('on a terminal, a live progress line: rate, in flight, ok, errors, p50 and p99 so far', async () => {
+  const s = await sim(['--ttft', '5', '--tokens', '4']);
+  // script(1) (util-linux, always on Debian) gives the run a terminal.
+  const command = `${BIN} load --target ${s.base} --model sim --concurrency 2 --duration 2.5`;
+  const out = await new Promise((resolve) => {
+    execFile('script', ['-qec', command, '/dev/null'], { encoding: 'utf8', timeout: 30_000 }, (err, stdout) => resolve(stdout));
+  });
+  assert.match(out, /\r\x1b\[Kconcurrency 2 +\d+ req\/s  in flight 2  ok \d+  errors 0  p50 [\d.]+ ms  p99 [\d.]+ ms/);
+  assert.match(out, /concurrency 2 +[\d.]+ req\/s  ok +\d+/, 'then the run\'s line');
 });
 
 test('streams: time to first token, inter-token latency and tokens per second', async () => {
