@@ -1,5 +1,6 @@
 // A request's whole journey through the gateway, top to bottom:
-//   admit → route → plan the deadline → attempt loop (send, classify, decide) → relay → log.
+//   admit → route → plan the deadline → attempt loop (pick an endpoint, wait for a slot, send,
+//   classify, report, decide) → relay → log.
 // Policies are called from here; mechanism lives in downstream/ and upstream/.
 #include <boost/asio/this_coro.hpp>
 

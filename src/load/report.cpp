@@ -213,6 +213,11 @@ std::string chart(const std::string& title, const std::string& x_label, const st
       ymax = std::max(ymax, y);
     }
   if (xmin > xmax) xmin = 0, xmax = 1;
+  if (bars) {
+    // A distribution starts at zero and leaves room for its last bar.
+    xmin = 0;
+    xmax *= 1.1;
+  }
   if (xmax == xmin) xmax = xmin + 1;
   if (ymax <= 0) ymax = 1;
   ymax *= 1.1;
@@ -239,7 +244,7 @@ std::string chart(const std::string& title, const std::string& x_label, const st
   double legend_x = L + 10;
   for (const auto& s : series) {
     if (bars) {
-      double w = std::max(1.0, (W - L - R) / std::max<double>(1, static_cast<double>(s.points.size())) * 0.8);
+      const double w = std::max(2.0, (W - L - R) / 80);
       for (auto [x, y] : s.points)
         svg += fmt::format(R"(<rect x="{}" y="{}" width="{}" height="{}" fill="{}"/>)", X(x) - w / 2, Y(y), w,
                            H - B - Y(y), s.color);
