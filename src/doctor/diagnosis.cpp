@@ -101,27 +101,6 @@ bool valid_api_version(std::string_view v) {
                      [](char c) { return std::islower(static_cast<unsigned char>(c)); });
 }
 
-bool is_loopback_host(std::string_view host) {
-  return host == "localhost" || host == "::1" || host == "[::1]" || host.starts_with("127.") ||
-         host.ends_with(".localhost");
-}
-
-bool is_local_host(std::string_view host) {
-  if (is_loopback_host(host) || host == "host.docker.internal") return true;
-  if (host.starts_with("10.") || host.starts_with("192.168.")) return true;
-  if (host.starts_with("172.")) {
-    int second = 0;
-    for (char c : host.substr(4)) {
-      if (!std::isdigit(static_cast<unsigned char>(c))) break;
-      second = second * 10 + (c - '0');
-    }
-    return second >= 16 && second <= 31;
-  }
-  // A single-label name (a compose service, a Kubernetes service) is an internal host too.
-  return !host.empty() && host.find('.') == std::string_view::npos &&
-         host.find(':') == std::string_view::npos;
-}
-
 ConfigCheck check_config(const Target& t) {
   ConfigCheck out;
   const bool azure_deployments = t.provider == config::Provider::azure && t.base_url.empty();

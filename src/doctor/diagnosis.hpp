@@ -76,9 +76,6 @@ ConfigCheck check_config(const Target& target);
 bool is_placeholder_key(std::string_view key);
 // 2024-10-21, 2025-01-01-preview
 bool valid_api_version(std::string_view v);
-// 127.0.0.0/8, ::1, localhost, 10/8, 172.16/12, 192.168/16, host.docker.internal
-bool is_local_host(std::string_view host);
-bool is_loopback_host(std::string_view host);
 
 // What the fix needs to know to name the exact variable, host, port, path or setting.
 struct FixContext {

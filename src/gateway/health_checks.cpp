@@ -15,29 +15,11 @@ namespace ballast {
 
 namespace asio = boost::asio;
 
-namespace {
-
-bool private_host(std::string_view host) {
-  if (host == "localhost" || host == "::1" || host == "host.docker.internal") return true;
-  if (host.starts_with("127.") || host.starts_with("10.") || host.starts_with("192.168.")) return true;
-  if (host.starts_with("172.")) {
-    int second = 0;
-    for (char c : host.substr(4)) {
-      if (c < '0' || c > '9') break;
-      second = second * 10 + (c - '0');
-    }
-    return second >= 16 && second <= 31;
-  }
-  return false;
-}
-
-}  // namespace
-
 bool health_checks_enabled(const config::Endpoint& ep) {
   if (ep.health_check.enabled) return *ep.health_check.enabled;
   if (ep.provider == config::Provider::sim) return true;
   auto url = parse_url(ep.base_url.empty() ? ep.endpoint : ep.base_url);
-  return url && private_host(url->host);
+  return url && is_local_host(url->host);
 }
 
 HealthChecks::HealthChecks(const config::Config& config, Upstreams& upstreams, GetEnv getenv)

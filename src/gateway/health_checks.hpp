@@ -17,7 +17,7 @@
 namespace ballast {
 
 // Whether `endpoint` gets active checks: as configured, else yes for the built-in simulator and
-// servers on loopback or private addresses, no for the rest (paid providers).
+// local servers (is_local_host), no for the rest (paid providers).
 bool health_checks_enabled(const config::Endpoint& endpoint);
 
 class HealthChecks {

@@ -3,14 +3,11 @@
 #include <fmt/format.h>
 
 #include "policy/duration.hpp"
+#include "policy/url.hpp"
 
 namespace ballast {
 
 namespace {
-
-bool is_loopback_host(std::string_view host) {
-  return host == "localhost" || host == "::1" || host == "[::1]" || host.starts_with("127.");
-}
 
 std::string bound_text(Millis bound, std::string_view key) {
   return fmt::format("{} (timeouts.{})", format_duration(bound), key);

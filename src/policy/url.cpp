@@ -62,4 +62,23 @@ std::optional<Url> parse_url(std::string_view text, std::string* error) {
   return u;
 }
 
+bool is_loopback_host(std::string_view host) {
+  return host == "localhost" || host == "::1" || host == "[::1]" || host.starts_with("127.") ||
+         host.ends_with(".localhost");
+}
+
+bool is_local_host(std::string_view host) {
+  if (is_loopback_host(host) || host == "host.docker.internal") return true;
+  if (host.starts_with("10.") || host.starts_with("192.168.")) return true;
+  if (host.starts_with("172.")) {
+    int second = 0;
+    for (char c : host.substr(4)) {
+      if (!std::isdigit(static_cast<unsigned char>(c))) break;
+      second = second * 10 + (c - '0');
+    }
+    return second >= 16 && second <= 31;
+  }
+  return !host.empty() && host.find('.') == std::string_view::npos && host.find(':') == std::string_view::npos;
+}
+
 }  // namespace ballast

@@ -21,4 +21,11 @@ struct Url {
 // Accepts http:// and https:// URLs only. Returns nothing, with `error` set, otherwise.
 std::optional<Url> parse_url(std::string_view text, std::string* error = nullptr);
 
+// localhost, 127.0.0.0/8, ::1 (with or without brackets), *.localhost.
+bool is_loopback_host(std::string_view host);
+// A host on this machine or its network, where a local model server lives: loopback, 10/8,
+// 172.16/12, 192.168/16, host.docker.internal, or a single-label name (a compose or Kubernetes
+// service).
+bool is_local_host(std::string_view host);
+
 }  // namespace ballast

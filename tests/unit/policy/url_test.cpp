@@ -71,3 +71,20 @@ TEST(UpstreamTarget, NoKeyNoCredential) {
 
 }  // namespace
 }  // namespace ballast
+
+namespace ballast {
+namespace {
+
+TEST(Url, LocalAndLoopbackHosts) {
+  for (const char* h : {"localhost", "127.0.0.1", "127.1.2.3", "::1", "[::1]", "app.localhost"})
+    EXPECT_TRUE(is_loopback_host(h)) << h;
+  for (const char* h : {"10.0.0.8", "172.16.0.1", "172.31.255.1", "192.168.1.20", "host.docker.internal", "vllm"})
+    EXPECT_TRUE(is_local_host(h)) << h;
+  for (const char* h : {"api.openai.com", "172.32.0.1", "8.8.8.8", "res.openai.azure.com"}) {
+    EXPECT_FALSE(is_local_host(h)) << h;
+    EXPECT_FALSE(is_loopback_host(h)) << h;
+  }
+}
+
+}  // namespace
+}  // namespace ballast
