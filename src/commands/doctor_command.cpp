@@ -31,25 +31,25 @@ doctor::Target from_flags(const DoctorArgs& a) {
   doctor::Target t;
   bool azure = a.provider == "azure" ||
                (a.provider.empty() && a.base_url.empty() && !env("AZURE_OPENAI_ENDPOINT").empty());
-  t.provider = azure ? config::Provider::azure : config::Provider::openai;
+  t.ep.provider = azure ? config::Provider::azure : config::Provider::openai;
   if (azure) {
     std::string url = a.base_url.empty() ? env("AZURE_OPENAI_ENDPOINT") : a.base_url;
     // {endpoint}/openai/v1 is the v1 form; anything else is the resource endpoint.
     if (url.find("/openai/v1") != std::string::npos)
-      t.base_url = url;
+      t.ep.base_url = url;
     else
-      t.endpoint = url;
-    t.deployment = a.deployment.empty() ? env("AZURE_OPENAI_DEPLOYMENT") : a.deployment;
-    t.api_version = a.api_version.empty() ? env("OPENAI_API_VERSION") : a.api_version;
+      t.ep.endpoint = url;
+    t.ep.deployment = a.deployment.empty() ? env("AZURE_OPENAI_DEPLOYMENT") : a.deployment;
+    t.ep.api_version = a.api_version.empty() ? env("OPENAI_API_VERSION") : a.api_version;
     t.key_source = a.api_key_env.empty() ? "AZURE_OPENAI_API_KEY" : a.api_key_env;
     t.name = "azure";
   } else {
-    t.base_url = a.base_url.empty() ? env("OPENAI_BASE_URL") : a.base_url;
-    if (t.base_url.empty() && a.base_url.empty()) t.base_url = "https://api.openai.com/v1";
+    t.ep.base_url = a.base_url.empty() ? env("OPENAI_BASE_URL") : a.base_url;
+    if (t.ep.base_url.empty() && a.base_url.empty()) t.ep.base_url = "https://api.openai.com/v1";
     t.key_source = a.api_key_env.empty() ? "OPENAI_API_KEY" : a.api_key_env;
     t.name = "openai";
   }
-  t.api_key = env(t.key_source.c_str());
+  t.ep.api_key = env(t.key_source.c_str());
   t.model = a.model.empty() ? env("OPENAI_MODEL") : a.model;
   return t;
 }
@@ -73,18 +73,11 @@ std::vector<doctor::Target> from_config(const config::Config& c) {
       if (ep.provider == config::Provider::sim) continue;  // inside ballast: nothing to diagnose
       doctor::Target t;
       t.name = fmt::format("{} / {}", m.name, ep.name);
-      t.provider = ep.provider;
-      t.base_url = ep.base_url;
-      t.endpoint = ep.endpoint;
-      t.deployment = ep.deployment;
-      t.api_version = ep.api_version;
-      t.api_key = ep.api_key;
+      t.ep = ep;
       t.key_source = fmt::format("api_key: of {} (line {})", c.source, ep.line);
       if (ep.api_key.starts_with("${") && ep.api_key.ends_with("}"))
         t.key_source = ep.api_key.substr(2, ep.api_key.size() - 3);
       t.model = m.name == "*" ? "" : m.name;
-      t.proxy = ep.proxy;
-      t.ca_bundle = ep.ca_bundle;
       t.first_token_timeout = config::effective_bounds(c, m, ep).first_token;
       t.timeout_source = "timeouts.first_token";
       out.push_back(std::move(t));

@@ -103,8 +103,8 @@ bool valid_api_version(std::string_view v) {
 
 ConfigCheck check_config(const Target& t) {
   ConfigCheck out;
-  const bool azure_deployments = t.provider == config::Provider::azure && t.base_url.empty();
-  std::string url = azure_deployments ? trim_slashes(t.endpoint) : trim_slashes(t.base_url);
+  const bool azure_deployments = t.ep.provider == config::Provider::azure && t.ep.base_url.empty();
+  std::string url = azure_deployments ? trim_slashes(t.ep.endpoint) : trim_slashes(t.ep.base_url);
   std::string name = azure_deployments ? "the Azure endpoint" : "the base URL";
   if (url.empty()) {
     out.cause = Cause::bad_base_url;
@@ -121,49 +121,51 @@ ConfigCheck check_config(const Target& t) {
   }
   out.address = {url, parsed->scheme, parsed->host, parsed->path, parsed->port};
   if (azure_deployments) {
-    if (t.deployment.empty()) {
+    if (t.ep.deployment.empty()) {
       out.cause = Cause::azure_deployment_not_found;
       out.detail = "no Azure deployment name (--deployment, AZURE_OPENAI_DEPLOYMENT or deployment:)";
       return out;
     }
-    out.address.url = url + "/openai/deployments/" + t.deployment;
+    out.address.url = url + "/openai/deployments/" + t.ep.deployment;
   }
-  if (t.provider == config::Provider::azure && !t.api_version.empty() && !valid_api_version(t.api_version)) {
+  if (t.ep.provider == config::Provider::azure && !t.ep.api_version.empty() &&
+      !valid_api_version(t.ep.api_version)) {
     out.cause = Cause::azure_api_version;
     out.detail =
-        fmt::format("api-version '{}' is not of the form 2024-10-21 or 2025-01-01-preview", t.api_version);
+        fmt::format("api-version '{}' is not of the form 2024-10-21 or 2025-01-01-preview", t.ep.api_version);
     return out;
   }
-  if (azure_deployments && t.api_version.empty()) {
+  if (azure_deployments && t.ep.api_version.empty()) {
     out.cause = Cause::azure_api_version;
     out.detail = "no api-version (--api-version, OPENAI_API_VERSION or api_version:)";
     return out;
   }
   std::string key_note;
-  if (t.api_key.starts_with("${") && t.api_key.ends_with("}")) {
+  if (t.ep.api_key.starts_with("${") && t.ep.api_key.ends_with("}")) {
     out.cause = Cause::missing_api_key;
-    out.detail = fmt::format("{} is not set", t.api_key.substr(2, t.api_key.size() - 3));
+    out.detail = fmt::format("{} is not set", t.ep.api_key.substr(2, t.ep.api_key.size() - 3));
     return out;
   }
-  if (t.api_key.empty()) {
-    if (t.provider == config::Provider::azure || !is_local_host(parsed->host)) {
+  if (t.ep.api_key.empty()) {
+    if (t.ep.provider == config::Provider::azure || !is_local_host(parsed->host)) {
       out.cause = Cause::missing_api_key;
       out.detail = fmt::format("no API key{}", t.key_source.empty() ? "" : " in " + t.key_source);
       return out;
     }
     key_note = "no key (a local server usually needs none)";
-  } else if (is_placeholder_key(t.api_key)) {
+  } else if (is_placeholder_key(t.ep.api_key)) {
     out.cause = Cause::placeholder_api_key;
     out.detail = fmt::format("the key{} looks like a placeholder: '{}'",
                              t.key_source.empty() ? "" : " from " + t.key_source,
-                             t.api_key.size() > 16 ? t.api_key.substr(0, 12) + "…" : t.api_key);
+                             t.ep.api_key.size() > 16 ? t.ep.api_key.substr(0, 12) + "…" : t.ep.api_key);
     return out;
   } else {
-    key_note = fmt::format("key{} …{}", t.key_source.empty() ? "" : " from " + t.key_source,
-                           t.api_key.substr(t.api_key.size() - std::min<size_t>(4, t.api_key.size())));
+    key_note =
+        fmt::format("key{} …{}", t.key_source.empty() ? "" : " from " + t.key_source,
+                    t.ep.api_key.substr(t.ep.api_key.size() - std::min<size_t>(4, t.ep.api_key.size())));
   }
-  out.detail = fmt::format("{} {}, {}", config::provider_name(t.provider), out.address.url, key_note);
-  if (t.provider == config::Provider::azure) out.detail += ", api-version " + t.api_version;
+  out.detail = fmt::format("{} {}, {}", config::provider_name(t.ep.provider), out.address.url, key_note);
+  if (t.ep.provider == config::Provider::azure) out.detail += ", api-version " + t.ep.api_version;
   return out;
 }
 
@@ -173,7 +175,7 @@ std::string fix_for(Cause cause, const FixContext& c) {
   const std::string hostport = fmt::format("{}:{}", a.host, a.port);
   auto key_var = [&] {
     if (!t.key_source.empty()) return t.key_source;
-    return std::string(t.provider == config::Provider::azure ? "AZURE_OPENAI_API_KEY" : "OPENAI_API_KEY");
+    return std::string(t.ep.provider == config::Provider::azure ? "AZURE_OPENAI_API_KEY" : "OPENAI_API_KEY");
   };
   const bool container_loopback = c.in_container && is_loopback_host(a.host);
   std::string container_fix = fmt::format(
@@ -252,16 +254,16 @@ std::string fix_for(Cause cause, const FixContext& c) {
         return fmt::format("{} speaks plain HTTP, not TLS: write the base URL with http://", hostport);
       return fmt::format("{} speaks TLS: write the base URL with https://", hostport);
     case Cause::unauthorized:
-      if (t.api_key.empty())
+      if (t.ep.api_key.empty())
         return fmt::format("the server requires a key (HTTP {}) and none was sent: export {}=…", c.status,
                            key_var());
       return fmt::format(
           "the server rejected the key from {} (HTTP {}{}): check it is current, not revoked, and "
           "belongs to this {}",
           key_var(), c.status, c.upstream_message.empty() ? "" : ": " + c.upstream_message,
-          t.provider == config::Provider::azure ? "Azure resource" : "server or organisation");
+          t.ep.provider == config::Provider::azure ? "Azure resource" : "server or organisation");
     case Cause::wrong_path:
-      if (!a.path.ends_with("/v1") && t.provider != config::Provider::azure)
+      if (!a.path.ends_with("/v1") && t.ep.provider != config::Provider::azure)
         return fmt::format("GET {}/models answered 404: the base URL lacks /v1; use {}/v1", a.url, a.url);
       return fmt::format(
           "GET {}/models answered 404: the base URL's path is not the API's; check the path the "
@@ -273,22 +275,22 @@ std::string fix_for(Cause cause, const FixContext& c) {
         listed += (i ? ", " : "") + c.listed_models[i];
       if (c.listed_models.size() > 8) listed += ", …";
       return fmt::format(
-          "model '{}' is not served here{}: use one of the listed names, or load it on the server", t.model,
+          "model '{}' is not served here{}: use one of the listed names, or load it on the server", c.model,
           listed.empty() ? "" : " (it lists " + listed + ")");
     }
     case Cause::azure_deployment_not_found:
-      if (t.deployment.empty())
+      if (t.ep.deployment.empty())
         return "set the deployment: --deployment, AZURE_OPENAI_DEPLOYMENT or deployment:";
       return fmt::format(
           "deployment '{}' does not exist on {}: use the deployment's name as shown in Azure AI "
           "Foundry (AZURE_OPENAI_DEPLOYMENT or deployment:), not the model's",
-          t.deployment, t.endpoint);
+          t.ep.deployment, t.ep.endpoint);
     case Cause::azure_api_version:
       return fmt::format(
           "api-version '{}' is {} on {}: use a current GA version such as 2024-10-21 "
           "(OPENAI_API_VERSION or api_version:)",
-          t.api_version, valid_api_version(t.api_version) ? "not supported" : "malformed",
-          t.endpoint.empty() ? a.url : t.endpoint);
+          t.ep.api_version, valid_api_version(t.ep.api_version) ? "not supported" : "malformed",
+          t.ep.endpoint.empty() ? a.url : t.ep.endpoint);
     case Cause::rate_limited:
       return fmt::format(
           "the server answered 429{}: the key's rate limit or quota is spent; wait, raise the "

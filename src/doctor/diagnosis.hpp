@@ -39,16 +39,11 @@ std::string_view cause_name(Cause cause);
 // One endpoint to diagnose, however it was given (flags, a config file, the environment).
 struct Target {
   std::string name;
-  config::Provider provider = config::Provider::openai;
-  std::string base_url;     // openai, or azure's /openai/v1 form
-  std::string endpoint;     // azure: https://RESOURCE.openai.azure.com
-  std::string deployment;   // azure
-  std::string api_version;  // azure
-  std::string api_key;
+  // Where and how it is reached: provider, base_url (or Azure's endpoint, deployment and
+  // api_version), api_key, proxy and ca_bundle, as the gateway would use them.
+  config::Endpoint ep;
   std::string key_source;  // where the key comes from, for the fix: "OPENAI_API_KEY", "config line 7"
   std::string model;       // to look for in /models and to ask for a completion; empty: the first listed
-  std::string proxy;       // the endpoint's own proxy:, overriding the variables
-  std::string ca_bundle;
   Millis connect_timeout{3'000};
   Millis first_token_timeout{30'000};  // --timeout, or the config's timeouts.first_token
   std::string timeout_source = "--timeout";
@@ -86,6 +81,7 @@ struct FixContext {
   std::string proxy_source;      // HTTPS_PROXY, http_proxy, proxy: in the config …
   int status = 0;                // an HTTP status, when one came
   std::string upstream_message;  // the server's error message, when it sent one
+  std::string model;             // the model asked for: the target's, or the first listed
   std::vector<std::string> listed_models;
   double first_token_ms = 0;  // observed, for first_token_timeout
   std::string detail;         // the failing hop's own words

@@ -439,6 +439,7 @@ class Diagnosis {
   Diagnosis(const Target& t, const ProbeOptions& o) : t_(t), o_(o), start_(Clock::now()) {
     report_.name = t.name;
     ctx_.target = &t_;
+    ctx_.model = t.model;
     ctx_.in_container = o.in_container;
   }
 
@@ -469,14 +470,14 @@ class Diagnosis {
   Report report_;
   FixContext ctx_;
   ProxyChoice proxy_;
-  std::string model_;
 };
 
 Report Diagnosis::run() {
   TimePoint began = Clock::now();
   ConfigCheck cfg = check_config(t_);
   ctx_.address = cfg.address;
-  report_.url = cfg.address.url.empty() ? (t_.base_url.empty() ? t_.endpoint : t_.base_url) : cfg.address.url;
+  report_.url =
+      cfg.address.url.empty() ? (t_.ep.base_url.empty() ? t_.ep.endpoint : t_.ep.base_url) : cfg.address.url;
   if (!hop("config", began, cfg.cause == Cause::ok, cfg.detail, cfg.cause)) return report_;
   if (network() && models() && chat()) {
     if (o_.probe_concurrency > 0) concurrency();
@@ -489,7 +490,7 @@ Report Diagnosis::run() {
 bool Diagnosis::network() {
   const Address& a = ctx_.address;
   TimePoint began = Clock::now();
-  proxy_ = choose_proxy(a.scheme, a.host, t_.proxy, o_.getenv);
+  proxy_ = choose_proxy(a.scheme, a.host, t_.ep.proxy, o_.getenv);
   ctx_.proxy_url = proxy_.url;
   ctx_.proxy_source = proxy_.source;
   std::string proxy_detail;
@@ -579,7 +580,7 @@ bool Diagnosis::network() {
   }
   if (a.scheme == "https") {
     began = Clock::now();
-    TlsResult tls = tls_handshake(fd.fd, a.host, t_.ca_bundle, true, until);
+    TlsResult tls = tls_handshake(fd.fd, a.host, t_.ep.ca_bundle, true, until);
     if (!tls.ok && !tls.plain_http && !via_proxy && tls.detail.find("certificate") == std::string::npos) {
       // Some servers just close on a ClientHello: ask in plain HTTP on a fresh connection.
       Fd plain;
@@ -607,27 +608,20 @@ bool Diagnosis::network() {
 }
 
 HttpRequest Diagnosis::request(const std::string& method, const std::string& api_path) const {
-  config::Endpoint ep;
-  ep.provider = t_.provider;
-  ep.base_url = t_.base_url;
-  ep.endpoint = t_.endpoint;
-  ep.deployment = t_.deployment;
-  ep.api_version = t_.api_version;
-  ep.api_key = t_.api_key;
-  UpstreamTarget target = upstream_target(ep, api_path, "");
+  UpstreamTarget target = upstream_target(t_.ep, api_path, "");
   HttpRequest r;
   r.method = method;
   r.url = target.url;
   if (!target.credential.empty()) r.headers.push_back(target.credential);
   r.proxy = proxy_.url;
-  r.ca_bundle = t_.ca_bundle;
+  r.ca_bundle = t_.ep.ca_bundle;
   r.connect = t_.connect_timeout;
   return r;
 }
 
 bool Diagnosis::models() {
   TimePoint began = Clock::now();
-  if (t_.provider == config::Provider::azure && t_.base_url.empty()) {
+  if (t_.ep.provider == config::Provider::azure && t_.ep.base_url.empty()) {
     hop("models", began, true, "skipped: Azure lists deployments only through its management API");
     return true;
   }
@@ -655,7 +649,7 @@ bool Diagnosis::models() {
   if (r.status == 401 || r.status == 403)
     return hop("models", began, false, fmt::format("{} → HTTP {}", what, r.status), Cause::unauthorized);
   if (r.status == 404) {
-    if (t_.provider == config::Provider::azure)
+    if (t_.ep.provider == config::Provider::azure)
       return hop("models", began, false, fmt::format("{} → HTTP 404 {}", what, ctx_.upstream_message),
                  Cause::azure_api_version);
     return hop("models", began, false, fmt::format("{} → HTTP 404", what), Cause::wrong_path);
@@ -665,25 +659,26 @@ bool Diagnosis::models() {
   if (r.status < 200 || r.status >= 300)
     return hop("models", began, false, fmt::format("{} → HTTP {}", what, r.status), Cause::upstream_status);
   ctx_.listed_models = listed_models(r.body);
-  model_ = t_.model;
   std::string detail = fmt::format("HTTP {}, {} model(s)", r.status, ctx_.listed_models.size());
-  if (!model_.empty() && !ctx_.listed_models.empty() &&
-      std::find(ctx_.listed_models.begin(), ctx_.listed_models.end(), model_) == ctx_.listed_models.end()) {
-    return hop("models", began, false, fmt::format("{}; '{}' is not among them", detail, model_),
+  if (!ctx_.model.empty() && !ctx_.listed_models.empty() &&
+      std::find(ctx_.listed_models.begin(), ctx_.listed_models.end(), ctx_.model) ==
+          ctx_.listed_models.end()) {
+    return hop("models", began, false, fmt::format("{}; '{}' is not among them", detail, ctx_.model),
                Cause::unknown_model);
   }
-  if (model_.empty() && !ctx_.listed_models.empty()) {
-    model_ = ctx_.listed_models.front();
-    detail += fmt::format("; trying '{}'", model_);
-  } else if (!model_.empty()) {
-    detail += fmt::format(", '{}' listed", model_);
+  if (ctx_.model.empty() && !ctx_.listed_models.empty()) {
+    ctx_.model = ctx_.listed_models.front();
+    detail += fmt::format("; trying '{}'", ctx_.model);
+  } else if (!ctx_.model.empty()) {
+    detail += fmt::format(", '{}' listed", ctx_.model);
   }
   return hop("models", began, true, detail);
 }
 
 bool Diagnosis::chat() {
   TimePoint began = Clock::now();
-  std::string model = model_.empty() ? t_.deployment : model_;
+  if (ctx_.model.empty()) ctx_.model = t_.ep.deployment;
+  const std::string model = ctx_.model;
   if (model.empty()) {
     hop("chat", began, true, "skipped: no model to ask (give --model)");
     return true;
@@ -719,11 +714,10 @@ bool Diagnosis::chat() {
   if (r.status == 401 || r.status == 403)
     return hop("chat", began, false, fmt::format("HTTP {}", r.status), Cause::unauthorized);
   if (r.status == 404) {
-    Cause c = code == "DeploymentNotFound"             ? Cause::azure_deployment_not_found
-              : t_.provider == config::Provider::azure ? Cause::azure_api_version
+    Cause c = code == "DeploymentNotFound"                ? Cause::azure_deployment_not_found
+              : t_.ep.provider == config::Provider::azure ? Cause::azure_api_version
               : code == "model_not_found" || !ctx_.upstream_message.empty() ? Cause::unknown_model
                                                                             : Cause::wrong_path;
-    if (c == Cause::unknown_model && t_.model.empty()) const_cast<Target&>(t_).model = model;
     return hop("chat", began, false, fmt::format("HTTP 404 {}", ctx_.upstream_message), c);
   }
   if (r.status == 429)
@@ -749,7 +743,7 @@ bool Diagnosis::chat() {
 
 void Diagnosis::concurrency() {
   TimePoint began = Clock::now();
-  std::string model = model_.empty() ? t_.deployment : model_;
+  std::string model = ctx_.model.empty() ? t_.ep.deployment : ctx_.model;
   HttpRequest base = request("POST", "/chat/completions");
   base.headers.push_back("Content-Type: application/json");
   base.body = fmt::format(

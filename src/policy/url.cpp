@@ -78,7 +78,8 @@ bool is_local_host(std::string_view host) {
     }
     return second >= 16 && second <= 31;
   }
-  return !host.empty() && host.find('.') == std::string_view::npos && host.find(':') == std::string_view::npos;
+  return !host.empty() && host.find('.') == std::string_view::npos &&
+         host.find(':') == std::string_view::npos;
 }
 
 }  // namespace ballast

@@ -10,8 +10,8 @@ namespace {
 Target openai(std::string url, std::string key = "sk-proj-abcdefghijklmnop") {
   Target t;
   t.name = "t";
-  t.base_url = std::move(url);
-  t.api_key = std::move(key);
+  t.ep.base_url = std::move(url);
+  t.ep.api_key = std::move(key);
   t.key_source = "OPENAI_API_KEY";
   return t;
 }
@@ -53,17 +53,17 @@ TEST(DoctorConfig, UrlsAndAzureFields) {
   EXPECT_NE(bad.detail.find("'localhost:8000/v1'"), std::string::npos);
   EXPECT_EQ(check_config(openai("")).cause, Cause::bad_base_url);
   Target az;
-  az.provider = config::Provider::azure;
-  az.endpoint = "https://res.openai.azure.com/";
-  az.api_key = "a1b2c3d4e5f6a7b8c9d0";
-  az.api_version = "2024-10-21";
+  az.ep.provider = config::Provider::azure;
+  az.ep.endpoint = "https://res.openai.azure.com/";
+  az.ep.api_key = "a1b2c3d4e5f6a7b8c9d0";
+  az.ep.api_version = "2024-10-21";
   EXPECT_EQ(check_config(az).cause, Cause::azure_deployment_not_found);
-  az.deployment = "prod";
+  az.ep.deployment = "prod";
   ConfigCheck ok = check_config(az);
   EXPECT_EQ(ok.cause, Cause::ok);
   EXPECT_EQ(ok.address.url, "https://res.openai.azure.com/openai/deployments/prod");
   EXPECT_EQ(ok.address.port, 443);
-  az.api_version = "latest";
+  az.ep.api_version = "latest";
   EXPECT_EQ(check_config(az).cause, Cause::azure_api_version);
 }
 
@@ -94,7 +94,7 @@ TEST(DoctorFix, PathsModelsAndTimeouts) {
   Target t = openai("http://127.0.0.1:8000");
   FixContext c = context(t);
   EXPECT_NE(fix_for(Cause::wrong_path, c).find("lacks /v1; use http://127.0.0.1:8000/v1"), std::string::npos);
-  t.model = "gpt-4o";
+  c.model = "gpt-4o";
   c.listed_models = {"llama-3.1-8b", "qwen2.5"};
   EXPECT_NE(fix_for(Cause::unknown_model, c).find("(it lists llama-3.1-8b, qwen2.5)"), std::string::npos);
   t.first_token_timeout = Millis(10'000);
