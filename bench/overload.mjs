@@ -15,8 +15,7 @@ import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import fs from 'node:fs';
 import path from 'node:path';
-import net from 'node:net';
-import { startSim, startServe, tempDir } from '../tests/integration/lib/harness.mjs';
+import { startSim, startServe, tempDir, freePort, waitForPort } from '../tests/integration/lib/harness.mjs';
 
 const require = createRequire(new URL('../tests/integration/package.json', import.meta.url));
 const OpenAI = require('openai');
@@ -29,27 +28,6 @@ const CLIENT_TIMEOUT = 10_000;
 // timeout by more than one answer's 0.9 s, since the SDK does not send its client-wide timeout.
 const QUEUE_TIMEOUT = '8s';
 const messages = [{ role: 'user', content: 'Summarise the plot of Hamlet in three sentences.' }];
-
-function freePort() {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-async function waitPort(port) {
-  for (let i = 0; i < 200; i++) {
-    const ok = await new Promise((resolve) => {
-      const c = net.connect(port, '127.0.0.1', () => { c.destroy(); resolve(true); });
-      c.on('error', () => resolve(false));
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`nothing listening on ${port}`);
-}
 
 async function startHaproxy(simPort) {
   const port = await freePort();
@@ -70,7 +48,7 @@ backend sim
   server sim 127.0.0.1:${simPort} maxconn ${CAPACITY}
 `);
   const proc = spawn('haproxy', ['-db', '-f', cfg], { stdio: ['ignore', 'ignore', 'pipe'] });
-  await waitPort(port);
+  await waitForPort(port);
   return { base: `http://127.0.0.1:${port}/v1`, stop: () => new Promise((r) => { proc.on('exit', r); proc.kill('SIGTERM'); }) };
 }
 

@@ -1,23 +1,10 @@
 // Admission and limits: max_in_flight with its fair, deadline-aware queue, the adaptive limit,
 // rpm/tpm per endpoint and per client key, priority tiers, ejection and readmission, /metrics.
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startSim, startServe, chat, eventually } from './lib/harness.mjs';
+import { chat, eventually, stopAfterAll } from './lib/harness.mjs';
 
-const running = [];
-async function sim(flags) {
-  const s = await startSim(flags);
-  running.push(s);
-  return s;
-}
-async function serve(config) {
-  const g = await startServe(config);
-  running.push(g);
-  return g;
-}
-after(async () => {
-  for (const p of running.reverse()) await p.stop();
-});
+const { sim, serve } = stopAfterAll();
 
 const one = (endpoint, extra = {}) => ({ models: [{ name: 'm', endpoints: [endpoint] }], ...extra });
 const metric = async (gw, name) => {

@@ -1,29 +1,15 @@
 // The chaos suite: every fault `ballast sim` can inject, and what a client using the OpenAI Node
 // SDK at its default settings (2 retries, 10 minute timeout) must see through ballast. Faults are
 // scripted per request (x-sim-fault) or per simulator, never left to chance.
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
-import { startSim, startServe, chat, eventually } from './lib/harness.mjs';
+import { chat, eventually, stopAfterAll } from './lib/harness.mjs';
 
 const BOUND = 1000; // ms: the first-byte, first-token and stream-idle bounds below
 const BACKOFF_BASE = 250; // ms: the first retry waits at most this (full jitter)
 const messages = [{ role: 'user', content: 'hi' }];
-const running = [];
-
-async function sim(flags) {
-  const s = await startSim(flags);
-  running.push(s);
-  return s;
-}
-async function serve(config) {
-  const g = await startServe(config);
-  running.push(g);
-  return g;
-}
-after(async () => {
-  for (const p of running.reverse()) await p.stop();
-});
+const { sim, serve } = stopAfterAll();
 
 // The SDK as an app would build it: only baseURL changes.
 const sdk = (gw, options = {}) => new OpenAI({ baseURL: gw.base, apiKey: 'sk-app', ...options });

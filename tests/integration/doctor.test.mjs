@@ -2,37 +2,24 @@
 // right flags and faults, a dead port, a listener whose accept queue is full, a dead proxy, a live
 // tinyproxy for the CONNECT path, a self-signed certificate. Each case asserts the cause, words of
 // the fix, and the exit status.
-import { test, before, after } from 'node:test';
+import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { startSim, runBallast, startTinyproxy, unansweredListener, selfSignedCert, tempDir } from './lib/harness.mjs';
+import { runBallast, startTinyproxy, unansweredListener, selfSignedCert, tempDir, freePort, stopAfterAll } from './lib/harness.mjs';
 
-const running = [];
+const { sim, keep } = stopAfterAll();
 let plain; // a healthy simulator on plain HTTP
 let tls; // the same over TLS, with a self-signed certificate
 let cert;
-let deadPort;
+let deadPort; // a port nothing listens on
 
 before(async () => {
-  plain = await startSim(['--ttft', '20', '--tokens', '3']);
+  plain = await sim(['--ttft', '20', '--tokens', '3']);
   cert = await selfSignedCert();
-  tls = await startSim(['--tokens', '3', '--tls-cert', cert.cert, '--tls-key', cert.key]);
-  running.push(plain, tls);
-  // A port nothing listens on: one the kernel just handed out and took back.
-  const probe = await startSim([]);
-  deadPort = Number(probe.address.split(':').pop());
-  await probe.stop();
+  tls = await sim(['--tokens', '3', '--tls-cert', cert.cert, '--tls-key', cert.key]);
+  deadPort = await freePort();
 });
-after(async () => {
-  for (const p of running.reverse()) await (p.stop?.() ?? p);
-});
-
-async function sim(flags) {
-  const s = await startSim(flags);
-  running.push(s);
-  return s;
-}
 
 // Not in a container unless a case says so: the guess would differ between machines.
 async function doctor(args, env = {}) {
@@ -81,7 +68,7 @@ test('localhost from inside a container → connect_refused, suggesting host.doc
 
 test('a connect with no answer → connect_timeout, within its own bound', async () => {
   const silent = await unansweredListener();
-  running.push(silent);
+  keep(silent);
   const r = await doctor(['--base-url', `http://127.0.0.1:${silent.port}/v1`, '--connect-timeout', '1']);
   assertCause(r, 'connect_timeout', /did not answer within 1s/, /firewall/);
   assert.ok(r.ms < 2500, `took ${r.ms.toFixed(0)} ms`);
@@ -103,7 +90,7 @@ test('a proxy that captures loopback traffic because NO_PROXY lacks the host →
 
 test('through a live proxy (tinyproxy): the CONNECT tunnel and TLS inside it are checked', async () => {
   const proxy = await startTinyproxy();
-  running.push(proxy);
+  keep(proxy);
   const dir = tempDir();
   const config = path.join(dir, 'ballast.yaml');
   fs.writeFileSync(config, JSON.stringify({
@@ -120,7 +107,7 @@ test('through a live proxy (tinyproxy): the CONNECT tunnel and TLS inside it are
   assertCause(http, 'proxy_failure', /could not reach 127\.0\.0\.1 \(HTTP 5\d\d\)/, /NO_PROXY=127\.0\.0\.1/);
   // A proxy that refuses the tunnel is named as the proxy's failure, not the server's.
   const strict = await startTinyproxy(['ConnectPort 443']);
-  running.push(strict);
+  keep(strict);
   const r2 = await doctor(['--base-url', tls.base], { HTTPS_PROXY: strict.url });
   assertCause(r2, 'proxy_failure', /answered CONNECT 127\.0\.0\.1:\d+ with 'HTTP\/1\.[01] 403/);
 });

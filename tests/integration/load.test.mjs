@@ -2,22 +2,14 @@
 // simulator and recommends it; an open-loop run sees the delay a pause really caused, where a
 // closed-loop run barely sends during it; failures are counted by class and by ballast's code; the
 // JSON follows its documented schema and the HTML stands alone.
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawn, execFile } from 'node:child_process';
-import { BIN, startSim, startServe, runBallast, tempDir } from './lib/harness.mjs';
+import { BIN, runBallast, tempDir, stopAfterAll } from './lib/harness.mjs';
 
-const running = [];
-after(async () => {
-  for (const p of running.reverse()) await p.stop();
-});
-async function sim(flags) {
-  const s = await startSim(flags);
-  running.push(s);
-  return s;
-}
+const { sim, serve } = stopAfterAll();
 
 async function load(args) {
   const dir = tempDir();
@@ -136,8 +128,7 @@ test('open loop: requests due during a 2 s pause report the delay they really sa
 
 test('failures are counted by class, with ballast\'s own codes when the target is ballast', async () => {
   const s = await sim(['--ttft', '200', '--tokens', '2']);
-  const gw = await startServe({ models: [{ name: 'sim', endpoints: [{ base_url: s.base, max_in_flight: 1, queue: 0 }] }] });
-  running.push(gw);
+  const gw = await serve({ models: [{ name: 'sim', endpoints: [{ base_url: s.base, max_in_flight: 1, queue: 0 }] }] });
   const r = await load(['--target', gw.base, '--model', 'sim', '--concurrency', '4', '--duration', '1']);
   assert.equal(r.code, 1, 'the run broke the default SLO (1% errors)');
   const run = r.report.runs[0];

@@ -2,6 +2,7 @@
 // reads the address each one logs, and stops them — only the processes this file started.
 import { spawn, execFile } from 'node:child_process';
 import { once } from 'node:events';
+import { after } from 'node:test';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -201,27 +202,52 @@ export function runBallast(args, { env = {}, timeoutMs = 60_000 } = {}) {
   });
 }
 
+// A port the kernel just handed out and took back: free, for a peer that cannot take port 0.
+export function freePort() {
+  return new Promise((resolve) => {
+    const srv = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+// Waits until something accepts connections on 127.0.0.1:port.
+export function waitForPort(port) {
+  return eventually(() => new Promise((resolve) => {
+    const c = net.connect(port, '127.0.0.1', () => { c.destroy(); resolve(true); });
+    c.on('error', () => resolve(false));
+  }), { everyMs: 50 });
+}
+
 // tinyproxy in the foreground on a free port: {url, port, stop()}. `extra` lines go into its config.
 export async function startTinyproxy(extra = []) {
   const dir = tempDir();
-  const port = await new Promise((resolve) => {
-    const srv = net.createServer().listen(0, '127.0.0.1', () => {
-      const p = srv.address().port;
-      srv.close(() => resolve(p));
-    });
-  });
+  const port = await freePort();
   const conf = path.join(dir, 'tinyproxy.conf');
   fs.writeFileSync(conf, [`Port ${port}`, 'Listen 127.0.0.1', 'Timeout 30', 'Allow 127.0.0.1', 'LogLevel Error', ...extra].join('\n') + '\n');
   const proc = spawn('tinyproxy', ['-d', '-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
   started.add(proc);
-  await eventually(() => new Promise((resolve) => {
-    const c = net.connect(port, '127.0.0.1', () => { c.destroy(); resolve(true); });
-    c.on('error', () => resolve(false));
-  }));
+  await waitForPort(port);
   return {
     port,
     url: `http://127.0.0.1:${port}`,
     stop() { proc.kill('SIGTERM'); started.delete(proc); },
+  };
+}
+
+// For a test file: starts simulators and gateways, and stops them, and anything handed to keep(),
+// when the file's tests are done.
+export function stopAfterAll() {
+  const running = [];
+  after(async () => {
+    for (const p of running.reverse()) await p.stop();
+  });
+  const keep = (p) => { running.push(p); return p; };
+  return {
+    keep,
+    sim: async (flags) => keep(await startSim(flags)),
+    serve: async (config, options) => keep(await startServe(config, options)),
   };
 }
 
