@@ -177,6 +177,25 @@ class Reader {
     return path.empty() ? std::string(key) : fmt::format("{}.{}", path, key);
   }
 
+  // map[key] into `slot` when the key is there; a bad value is reported and leaves `slot` alone.
+  void set(const YAML::Node& map, const std::string& path, const char* key, Millis& slot) {
+    if (map[key])
+      if (auto v = duration(map[key], join(path, key))) slot = *v;
+  }
+  void set(const YAML::Node& map, const std::string& path, const char* key, std::optional<Millis>& slot) {
+    if (map[key]) slot = duration(map[key], join(path, key));
+  }
+  void set(const YAML::Node& map, const std::string& path, const char* key, int& slot, int64_t min,
+           int64_t max) {
+    if (map[key])
+      if (auto v = integer(map[key], join(path, key), min, max)) slot = static_cast<int>(*v);
+  }
+  void set(const YAML::Node& map, const std::string& path, const char* key, double& slot, double min,
+           double max) {
+    if (map[key])
+      if (auto v = number(map[key], join(path, key), min, max)) slot = *v;
+  }
+
  private:
   std::string file_;
   const GetEnv& getenv_;
@@ -186,48 +205,32 @@ class Reader {
 void read_timeouts(Reader& r, const YAML::Node& n, const std::string& path, TimeoutOverrides& out) {
   if (!r.is_map(n, path)) return;
   r.only_keys(n, path, {"connect", "first_byte", "first_token", "stream_idle", "total", "queue"});
-  auto one = [&](const char* key, std::optional<Millis>& slot) {
-    if (n[key]) slot = r.duration(n[key], Reader::join(path, key));
-  };
-  one("connect", out.connect);
-  one("first_byte", out.first_byte);
-  one("first_token", out.first_token);
-  one("stream_idle", out.stream_idle);
-  one("total", out.total);
-  one("queue", out.queue);
+  for (auto [key, slot] :
+       {std::pair{"connect", &out.connect}, std::pair{"first_byte", &out.first_byte},
+        std::pair{"first_token", &out.first_token}, std::pair{"stream_idle", &out.stream_idle},
+        std::pair{"total", &out.total}, std::pair{"queue", &out.queue}}) {
+    r.set(n, path, key, *slot);
+  }
 }
 
 void read_retries(Reader& r, const YAML::Node& n, const std::string& path, RetryPolicy& p) {
   if (!r.is_map(n, path)) return;
   r.only_keys(n, path,
               {"max_attempts", "base", "cap", "retry_after_cap", "budget_ratio", "budget_min_per_s"});
-  auto key = [&](const char* k) { return Reader::join(path, k); };
-  if (n["max_attempts"])
-    if (auto v = r.integer(n["max_attempts"], key("max_attempts"), 1, 10))
-      p.max_attempts = static_cast<int>(*v);
-  if (n["base"])
-    if (auto d = r.duration(n["base"], key("base"))) p.base = *d;
-  if (n["cap"])
-    if (auto d = r.duration(n["cap"], key("cap"))) p.cap = *d;
-  if (n["retry_after_cap"])
-    if (auto d = r.duration(n["retry_after_cap"], key("retry_after_cap"))) p.retry_after_cap = *d;
-  if (n["budget_ratio"])
-    if (auto v = r.number(n["budget_ratio"], key("budget_ratio"), 0, 10)) p.budget_ratio = *v;
-  if (n["budget_min_per_s"])
-    if (auto v = r.number(n["budget_min_per_s"], key("budget_min_per_s"), 0, 1e6)) p.budget_min_per_s = *v;
+  r.set(n, path, "max_attempts", p.max_attempts, 1, 10);
+  r.set(n, path, "base", p.base);
+  r.set(n, path, "cap", p.cap);
+  r.set(n, path, "retry_after_cap", p.retry_after_cap);
+  r.set(n, path, "budget_ratio", p.budget_ratio, 0, 10);
+  r.set(n, path, "budget_min_per_s", p.budget_min_per_s, 0, 1e6);
 }
 
 void read_outlier(Reader& r, const YAML::Node& n, const std::string& path, OutlierPolicy& p) {
   if (!r.is_map(n, path)) return;
   r.only_keys(n, path, {"consecutive_failures", "base_ejection", "max_ejection"});
-  auto key = [&](const char* k) { return Reader::join(path, k); };
-  if (n["consecutive_failures"])
-    if (auto v = r.integer(n["consecutive_failures"], key("consecutive_failures"), 1, 1000))
-      p.consecutive_failures = static_cast<int>(*v);
-  if (n["base_ejection"])
-    if (auto d = r.duration(n["base_ejection"], key("base_ejection"))) p.base_ejection = *d;
-  if (n["max_ejection"])
-    if (auto d = r.duration(n["max_ejection"], key("max_ejection"))) p.max_ejection = *d;
+  r.set(n, path, "consecutive_failures", p.consecutive_failures, 1, 1000);
+  r.set(n, path, "base_ejection", p.base_ejection);
+  r.set(n, path, "max_ejection", p.max_ejection);
 }
 
 void read_health_check(Reader& r, const YAML::Node& n, const std::string& path, HealthCheck& h) {
@@ -246,8 +249,7 @@ void read_health_check(Reader& r, const YAML::Node& n, const std::string& path, 
         h.path = *v;
     }
   }
-  if (n["interval"])
-    if (auto d = r.duration(n["interval"], Reader::join(path, "interval"))) h.interval = *d;
+  r.set(n, path, "interval", h.interval);
   if (!h.enabled && (n["path"] || n["interval"])) h.enabled = true;
 }
 
@@ -288,10 +290,8 @@ void read_endpoint(Reader& r, const YAML::Node& n, const std::string& path, Endp
   str("ca_bundle", ep.ca_bundle);
   if (n["timeouts"]) read_timeouts(r, n["timeouts"], Reader::join(path, "timeouts"), ep.timeouts);
   auto key = [&](const char* k) { return Reader::join(path, k); };
-  if (n["weight"])
-    if (auto v = r.number(n["weight"], key("weight"), 0, 1e6)) ep.weight = *v;
-  if (n["priority"])
-    if (auto v = r.integer(n["priority"], key("priority"), 0, 100)) ep.priority = static_cast<int>(*v);
+  r.set(n, path, "weight", ep.weight, 0, 1e6);
+  r.set(n, path, "priority", ep.priority, 0, 100);
   if (const auto& m = n["max_in_flight"]) {
     int v = 0;
     const std::string text = m.IsScalar() ? m.Scalar() : "";
@@ -304,15 +304,11 @@ void read_endpoint(Reader& r, const YAML::Node& n, const std::string& path, Endp
       r.error(m, key("max_in_flight"),
               fmt::format("'{}' is not a whole number from 1 to 100000, or auto", text));
   }
-  if (n["queue"])
-    if (auto v = r.integer(n["queue"], key("queue"), 0, 1000000))
-      ep.admission.queue_size = static_cast<int>(*v);
+  r.set(n, path, "queue", ep.admission.queue_size, 0, 1000000);
   if (n["queue"] && !n["max_in_flight"])
     r.error(n["queue"], key("queue"), "only applies with max_in_flight: requests queue for its slots");
-  if (n["rpm"])
-    if (auto v = r.number(n["rpm"], key("rpm"), 0, 1e9)) ep.rpm = *v;
-  if (n["tpm"])
-    if (auto v = r.number(n["tpm"], key("tpm"), 0, 1e12)) ep.tpm = *v;
+  r.set(n, path, "rpm", ep.rpm, 0, 1e9);
+  r.set(n, path, "tpm", ep.tpm, 0, 1e12);
   if (n["health_check"]) read_health_check(r, n["health_check"], key("health_check"), ep.health_check);
 
   auto need = [&](const char* key, const std::string& value, const char* why) {
@@ -356,13 +352,9 @@ void read_endpoint(Reader& r, const YAML::Node& n, const std::string& path, Endp
     if (ep.provider != Provider::sim) r.error(s, sp, "is only for provider sim");
     if (r.is_map(s, sp)) {
       r.only_keys(s, sp, {"ttft", "itl", "tokens"});
-      if (s["ttft"])
-        if (auto d = r.duration(s["ttft"], Reader::join(sp, "ttft"))) ep.sim.ttft = *d;
-      if (s["itl"])
-        if (auto d = r.duration(s["itl"], Reader::join(sp, "itl"))) ep.sim.itl = *d;
-      if (s["tokens"])
-        if (auto v = r.integer(s["tokens"], Reader::join(sp, "tokens"), 1, 100000))
-          ep.sim.tokens = static_cast<int>(*v);
+      r.set(s, sp, "ttft", ep.sim.ttft);
+      r.set(s, sp, "itl", ep.sim.itl);
+      r.set(s, sp, "tokens", ep.sim.tokens, 1, 100000);
     }
   }
   if (ep.name.empty()) {
@@ -426,9 +418,7 @@ LoadResult load_yaml(std::string_view text, const std::string& name, const GetEn
   r.only_keys(root, "",
               {"listen", "workers", "models", "timeouts", "retries", "outlier", "keys", "limits",
                "shutdown_grace", "log"});
-  if (root["workers"]) {
-    if (auto v = r.integer(root["workers"], "workers", 0, 256)) c.workers = static_cast<int>(*v);
-  }
+  r.set(root, "", "workers", c.workers, 0, 256);
   if (root["listen"]) {
     if (auto v = r.string(root["listen"], "listen")) {
       if (valid_listen(*v))
@@ -456,9 +446,7 @@ LoadResult load_yaml(std::string_view text, const std::string& name, const GetEn
       }
     }
   }
-  if (root["shutdown_grace"]) {
-    if (auto d = r.duration(root["shutdown_grace"], "shutdown_grace")) c.shutdown_grace = *d;
-  }
+  r.set(root, "", "shutdown_grace", c.shutdown_grace);
   if (const auto& log = root["log"]) {
     if (r.is_map(log, "log")) {
       r.only_keys(log, "log", {"access", "level"});
@@ -507,10 +495,8 @@ LoadResult load_yaml(std::string_view text, const std::string& name, const GetEn
         else if (auto v = r.string(k["key"], path + ".key"))
           ck.key = *v;
         if (k["key"] && ck.key.empty()) r.error(k["key"], path + ".key", "must not be empty");
-        if (k["rpm"])
-          if (auto v = r.number(k["rpm"], path + ".rpm", 0, 1e9)) ck.rpm = *v;
-        if (k["tpm"])
-          if (auto v = r.number(k["tpm"], path + ".tpm", 0, 1e12)) ck.tpm = *v;
+        r.set(k, path, "rpm", ck.rpm, 0, 1e9);
+        r.set(k, path, "tpm", ck.tpm, 0, 1e12);
         if (const auto& ms = k["models"]) {
           if (!ms.IsSequence()) {
             r.error(ms, path + ".models", "must be a list of model names");
