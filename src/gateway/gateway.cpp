@@ -27,6 +27,8 @@ Gateway::Gateway(boost::asio::io_context& io, config::Config config, AccessLog& 
         f.host = url->host;
       }
       f.proxy = choose_proxy(f.scheme.empty() ? "http" : f.scheme, f.host, ep.proxy, getenv_);
+      f.endpoint_labels = Metrics::endpoint_labels(ep.name);
+      f.model_endpoint_labels = Metrics::model_endpoint_labels(model.name, ep.name);
       facts_.emplace(&ep, std::move(f));
     }
   }

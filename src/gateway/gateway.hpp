@@ -54,6 +54,8 @@ class Gateway {
     std::string scheme;
     std::string host;
     ProxyChoice proxy;
+    std::string endpoint_labels;        // for /metrics: endpoint="…"
+    std::string model_endpoint_labels;  // model="…",endpoint="…"
   };
   const EndpointFacts& facts(const config::Endpoint& endpoint) const { return facts_.at(&endpoint); }
   std::unordered_map<const config::Endpoint*, EndpointFacts> facts_;

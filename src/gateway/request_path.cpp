@@ -33,9 +33,10 @@ struct Exchange {
   std::string id;
   RequestDeadline deadline;
   AccessRecord record;
-  int key = -1;          // the client key's index under keys:, if keys are configured
-  std::string fair_key;  // whose turn it is in endpoint queues: the client key
-  double tokens = 0;     // estimated for tpm limits until usage says
+  int key = -1;                                // the client key's index under keys:, if keys are configured
+  std::string fair_key;                        // whose turn it is in endpoint queues: the client key
+  double tokens = 0;                           // estimated for tpm limits until usage says
+  const std::string* metric_labels = nullptr;  // model and endpoint, once an endpoint is picked
 
   Headers headers(std::string_view content_type = "application/json") const {
     return {{"content-type", std::string(content_type)}, {"x-ballast-request-id", id}};
@@ -49,7 +50,7 @@ struct AttemptResult {
   AttemptRecord record;
   Headers headers;
   std::string body;
-  std::string message;  // the failure described, when there is one
+  std::string message;   // the failure described, when there is one
   bool deliver = false;  // a whole successful answer, in headers and body, still to be sent
 };
 
@@ -316,6 +317,7 @@ asio::awaitable<void> Gateway::proxy(Exchange& x, const config::Model& model, st
     const config::Endpoint& endpoint = model.endpoints[ei];
     tried[ei] = true;
     x.record.endpoint = endpoint.name;
+    x.metric_labels = &facts(endpoint).model_endpoint_labels;
 
     Upstreams::Admit admit = co_await upstreams_.admit(mi, ei, x.fair_key, x.deadline.at, x.down, wake);
     x.record.queue_ms += to_ms(admit.waited);
@@ -333,7 +335,7 @@ asio::awaitable<void> Gateway::proxy(Exchange& x, const config::Model& model, st
     const TimePoint admitted_at = Clock::now();
     last = co_await attempt(x, model, endpoint, api_path, stream);
     x.record.attempts.push_back(last.record);
-    metrics_.attempt(endpoint.name, last.record.code, last.outcome.timings);
+    metrics_.attempt(facts(endpoint).endpoint_labels, last.record.code, last.outcome.timings);
     Verdict verdict = classify(last.outcome);
     const PhaseTimings& t = last.outcome.timings;
     std::optional<Duration> first_token;
@@ -629,7 +631,11 @@ asio::awaitable<void> Gateway::fail(Exchange& x, ErrorCode code, std::string mes
 void Gateway::finish(Exchange& x) {
   x.record.duration_ms = to_ms(Clock::now() - x.req.received);
   if (!x.record.model.empty()) {
-    metrics_.request(x.record.model, x.record.endpoint, x.record.code, x.record.duration_ms / 1000);
+    const double seconds = x.record.duration_ms / 1000;
+    if (x.metric_labels)
+      metrics_.request(*x.metric_labels, x.record.code, seconds);
+    else  // refused before an endpoint was picked: rare enough to make the labels here
+      metrics_.request(Metrics::model_endpoint_labels(x.record.model, ""), x.record.code, seconds);
     if (x.key >= 0 && x.record.usage)
       upstreams_.correct_key(static_cast<size_t>(x.key),
                              x.tokens - static_cast<double>(x.record.usage->total_tokens), Clock::now());

@@ -34,6 +34,7 @@ Upstreams::EndpointState::EndpointState(const config::Endpoint& ep, const config
                                         const config::Model& model, const OutlierPolicy& outlier,
                                         TimePoint now)
     : name(ep.name),
+      metric_labels(Metrics::endpoint_labels(ep.name)),
       weight(ep.weight),
       priority(ep.priority),
       queue_timeout(config::effective_queue_timeout(config, model, ep)),
@@ -128,7 +129,7 @@ asio::awaitable<Upstreams::Admit> Upstreams::admit(size_t model, size_t endpoint
     auto a = ep.admission.arrive(fair_key, arrived, start_by);
     switch (a.decision) {
       case Admission::Decision::admitted:
-        if (ep.admission.bounded()) metrics_.queue_wait(ep.name, 0);
+        if (ep.admission.bounded()) metrics_.queue_wait(ep.metric_labels, 0);
         co_return Admit{};
       case Admission::Decision::queue_full:
         co_return Admit{Admit::queue_full, a.retry_after, {}, true};
@@ -170,7 +171,7 @@ asio::awaitable<Upstreams::Admit> Upstreams::admit(size_t model, size_t endpoint
   }
   waiter->gone = true;
   down.stop_watching();
-  metrics_.queue_wait(ep.name, std::chrono::duration<double>(result.waited).count());
+  metrics_.queue_wait(ep.metric_labels, std::chrono::duration<double>(result.waited).count());
   co_return result;
 }
 

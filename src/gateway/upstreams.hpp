@@ -83,6 +83,7 @@ class Upstreams {
     EndpointState(const config::Endpoint& ep, const config::Config& config, const config::Model& model,
                   const OutlierPolicy& outlier, TimePoint now);
     std::string name;
+    std::string metric_labels;  // endpoint="…"
     double weight;
     int priority;
     Millis queue_timeout;

@@ -28,26 +28,33 @@ void Metrics::Histogram::observe(double seconds) {
   sum += seconds;
 }
 
-void Metrics::request(std::string_view model, std::string_view endpoint, ErrorCode code, double seconds) {
-  std::string model_endpoint = label("model", model) + "," + label("endpoint", endpoint);
-  std::string key = model_endpoint + "," + label("code", code_name(code));
-  std::lock_guard lock(mu_);
-  ++requests_[key];
-  request_seconds_[model_endpoint].observe(seconds);
+std::string Metrics::model_endpoint_labels(std::string_view model, std::string_view endpoint) {
+  return label("model", model) + "," + label("endpoint", endpoint);
 }
 
-void Metrics::attempt(std::string_view endpoint, ErrorCode code, const PhaseTimings& t) {
-  std::string ep = label("endpoint", endpoint);
-  std::string key = ep + "," + label("code", code_name(code));
+std::string Metrics::endpoint_labels(std::string_view endpoint) {
+  return label("endpoint", endpoint);
+}
+
+void Metrics::request(const std::string& model_endpoint, ErrorCode code, double seconds) {
   std::lock_guard lock(mu_);
-  ++attempts_[key];
-  auto phase = [&](std::string_view name, const std::optional<double>& ms) {
-    if (ms) phase_seconds_[ep + "," + label("phase", name)].observe(*ms / 1000);
-  };
-  phase("connect", t.connect_ms);
-  phase("first_byte", t.first_byte_ms);
-  phase("first_token", t.first_token_ms);
-  phase("total", t.total_ms);
+  ++at(requests_, model_endpoint)[static_cast<size_t>(code)];
+  at(request_seconds_, model_endpoint).observe(seconds);
+}
+
+void Metrics::attempt(const std::string& endpoint, ErrorCode code, const PhaseTimings& t) {
+  std::lock_guard lock(mu_);
+  ++at(attempts_, endpoint)[static_cast<size_t>(code)];
+  auto& phases = at(phase_seconds_, endpoint);
+  if (t.connect_ms) phases[connect].observe(*t.connect_ms / 1000);
+  if (t.first_byte_ms) phases[first_byte].observe(*t.first_byte_ms / 1000);
+  if (t.first_token_ms) phases[first_token].observe(*t.first_token_ms / 1000);
+  phases[total].observe(t.total_ms / 1000);
+}
+
+void Metrics::queue_wait(const std::string& endpoint, double seconds) {
+  std::lock_guard lock(mu_);
+  at(queue_wait_seconds_, endpoint).observe(seconds);
 }
 
 void Metrics::retry(std::string_view model, ErrorCode reason) {
@@ -62,12 +69,6 @@ void Metrics::retry_denied(std::string_view model, std::string_view why) {
   ++retries_denied_[key];
 }
 
-void Metrics::queue_wait(std::string_view endpoint, double seconds) {
-  std::string key = label("endpoint", endpoint);
-  std::lock_guard lock(mu_);
-  queue_wait_seconds_[key].observe(seconds);
-}
-
 void Metrics::ejection(std::string_view endpoint) {
   std::string key = label("endpoint", endpoint);
   std::lock_guard lock(mu_);
@@ -76,26 +77,46 @@ void Metrics::ejection(std::string_view endpoint) {
 
 namespace {
 
+void header(std::string& out, std::string_view name, std::string_view help, std::string_view type) {
+  fmt::format_to(std::back_inserter(out), "# HELP {} {}\n# TYPE {} {}\n", name, help, name, type);
+}
+
 void counters(std::string& out, std::string_view name, std::string_view help,
               const std::map<std::string, uint64_t>& values) {
-  fmt::format_to(std::back_inserter(out), "# HELP {} {}\n# TYPE {} counter\n", name, help, name);
+  header(out, name, help, "counter");
   for (const auto& [labels, v] : values)
     fmt::format_to(std::back_inserter(out), "{}{{{}}} {}\n", name, labels, v);
 }
 
+template <typename ByCode>
+void counters_by_code(std::string& out, std::string_view name, std::string_view help,
+                      const std::map<std::string, ByCode, std::less<>>& values) {
+  header(out, name, help, "counter");
+  for (const auto& [labels, counts] : values) {
+    for (size_t c = 0; c < counts.size(); ++c) {
+      if (counts[c] == 0) continue;
+      fmt::format_to(std::back_inserter(out), "{}{{{},{}}} {}\n", name, labels,
+                     label("code", code_name(static_cast<ErrorCode>(c))), counts[c]);
+    }
+  }
+}
+
+template <typename H>
+void histogram(std::string& out, std::string_view name, const std::string& labels, const H& h) {
+  for (size_t i = 0; i < Metrics::kBuckets.size(); ++i) {
+    fmt::format_to(std::back_inserter(out), "{}_bucket{{{},le=\"{}\"}} {}\n", name, labels,
+                   Metrics::kBuckets[i], h.counts[i]);
+  }
+  fmt::format_to(std::back_inserter(out), "{}_bucket{{{},le=\"+Inf\"}} {}\n", name, labels, h.count);
+  fmt::format_to(std::back_inserter(out), "{}_sum{{{}}} {}\n{}_count{{{}}} {}\n", name, labels, h.sum, name,
+                 labels, h.count);
+}
+
 template <typename H>
 void histograms(std::string& out, std::string_view name, std::string_view help,
-                const std::map<std::string, H>& values) {
-  fmt::format_to(std::back_inserter(out), "# HELP {} {}\n# TYPE {} histogram\n", name, help, name);
-  for (const auto& [labels, h] : values) {
-    for (size_t i = 0; i < Metrics::kBuckets.size(); ++i) {
-      fmt::format_to(std::back_inserter(out), "{}_bucket{{{},le=\"{}\"}} {}\n", name, labels,
-                     Metrics::kBuckets[i], h.counts[i]);
-    }
-    fmt::format_to(std::back_inserter(out), "{}_bucket{{{},le=\"+Inf\"}} {}\n", name, labels, h.count);
-    fmt::format_to(std::back_inserter(out), "{}_sum{{{}}} {}\n{}_count{{{}}} {}\n", name, labels, h.sum, name,
-                   labels, h.count);
-  }
+                const std::map<std::string, H, std::less<>>& values) {
+  header(out, name, help, "histogram");
+  for (const auto& [labels, h] : values) histogram(out, name, labels, h);
 }
 
 }  // namespace
@@ -103,17 +124,25 @@ void histograms(std::string& out, std::string_view name, std::string_view help,
 std::string Metrics::render() const {
   std::string out;
   std::lock_guard lock(mu_);
-  counters(out, "ballast_requests_total",
-           "Requests answered, by model, the endpoint that answered, and code.", requests_);
+  counters_by_code(out, "ballast_requests_total",
+                   "Requests answered, by model, the endpoint that answered, and code.", requests_);
   histograms(out, "ballast_request_duration_seconds", "Time from request to the end of the answer.",
              request_seconds_);
-  counters(out, "ballast_attempts_total", "Upstream attempts, by endpoint and outcome code.", attempts_);
+  counters_by_code(out, "ballast_attempts_total", "Upstream attempts, by endpoint and outcome code.",
+                   attempts_);
   counters(out, "ballast_retries_total", "Retries made, by what the attempt before failed with.", retries_);
   counters(out, "ballast_retries_denied_total",
            "Retries wanted but not made: budget, deadline, retry_after_cap or max_attempts.",
            retries_denied_);
-  histograms(out, "ballast_phase_seconds", "Upstream attempt phases, from the attempt's start.",
-             phase_seconds_);
+  header(out, "ballast_phase_seconds", "Upstream attempt phases, from the attempt's start.", "histogram");
+  static constexpr std::array<std::string_view, kPhases> kPhaseNames = {"connect", "first_byte",
+                                                                        "first_token", "total"};
+  for (const auto& [labels, phases] : phase_seconds_) {
+    for (size_t p = 0; p < phases.size(); ++p) {
+      if (phases[p].count)
+        histogram(out, "ballast_phase_seconds", labels + "," + label("phase", kPhaseNames[p]), phases[p]);
+    }
+  }
   histograms(out, "ballast_queue_wait_seconds",
              "Time requests waited for one of an endpoint's max_in_flight slots.", queue_wait_seconds_);
   counters(out, "ballast_ejections_total", "Endpoints ejected by outlier detection.", ejections_);

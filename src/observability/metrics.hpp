@@ -18,13 +18,18 @@ namespace ballast {
 
 class Metrics {
  public:
-  void request(std::string_view model, std::string_view endpoint, ErrorCode code, double seconds);
-  void attempt(std::string_view endpoint, ErrorCode code, const PhaseTimings& timings);
+  // The label sets of the per-request series, made once per endpoint by the caller and passed in on
+  // every request, so that counting one allocates nothing.
+  static std::string model_endpoint_labels(std::string_view model, std::string_view endpoint);
+  static std::string endpoint_labels(std::string_view endpoint);
+
+  void request(const std::string& model_endpoint, ErrorCode code, double seconds);
+  void attempt(const std::string& endpoint, ErrorCode code, const PhaseTimings& timings);
+  void queue_wait(const std::string& endpoint, double seconds);
   // A retry, by what the attempt before it failed with.
   void retry(std::string_view model, ErrorCode reason);
   // A retry that was wanted but not made, and why: budget, deadline, retry_after_cap, max_attempts.
   void retry_denied(std::string_view model, std::string_view why);
-  void queue_wait(std::string_view endpoint, double seconds);
   void ejection(std::string_view endpoint);
 
   // Everything above, as Prometheus text.
@@ -42,9 +47,22 @@ class Metrics {
     double sum = 0;
     void observe(double seconds);
   };
+  static constexpr size_t kCodes = static_cast<size_t>(ErrorCode::client_disconnected) + 1;
+  using ByCode = std::array<uint64_t, kCodes>;
+  enum Phase { connect, first_byte, first_token, total, kPhases };
+
+  // The entry for `labels`, made on first use only (std::less<> finds without a copy).
+  template <typename Map>
+  static typename Map::mapped_type& at(Map& map, const std::string& labels) {
+    auto it = map.find(labels);
+    return it != map.end() ? it->second : map.emplace(labels, typename Map::mapped_type{}).first->second;
+  }
+
   mutable std::mutex mu_;
-  std::map<std::string, uint64_t> requests_, attempts_, retries_, retries_denied_, ejections_;
-  std::map<std::string, Histogram> request_seconds_, phase_seconds_, queue_wait_seconds_;
+  std::map<std::string, ByCode, std::less<>> requests_, attempts_;
+  std::map<std::string, Histogram, std::less<>> request_seconds_, queue_wait_seconds_;
+  std::map<std::string, std::array<Histogram, kPhases>, std::less<>> phase_seconds_;
+  std::map<std::string, uint64_t> retries_, retries_denied_, ejections_;
 };
 
 // `name="value"` with the value escaped as Prometheus requires.

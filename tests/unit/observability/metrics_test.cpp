@@ -12,13 +12,15 @@ TEST(Metrics, LabelsAreEscaped) {
 
 TEST(Metrics, CountersAndHistogramsInPrometheusText) {
   Metrics m;
-  m.request("gpt", "ep", ErrorCode::ok, 0.3);
-  m.request("gpt", "ep", ErrorCode::ok, 2);
+  const std::string gpt_ep = Metrics::model_endpoint_labels("gpt", "ep");
+  const std::string ep = Metrics::endpoint_labels("ep");
+  m.request(gpt_ep, ErrorCode::ok, 0.3);
+  m.request(gpt_ep, ErrorCode::ok, 2);
   m.retry("gpt", ErrorCode::connect_refused);
   PhaseTimings t;
   t.first_byte_ms = 40;
   t.total_ms = 900;
-  m.attempt("ep", ErrorCode::ok, t);
+  m.attempt(ep, ErrorCode::ok, t);
   std::string text = m.render();
   EXPECT_NE(text.find("ballast_requests_total{model=\"gpt\",endpoint=\"ep\",code=\"ok\"} 2\n"),
             std::string::npos);
