@@ -47,6 +47,7 @@ struct Exchange {
 // kept here so the attempt loop can still choose between answering with it and trying again.
 struct AttemptResult {
   Outcome outcome;
+  Verdict verdict;  // what the outcome means, decided once by classify()
   AttemptRecord record;
   Headers headers;
   std::string body;
@@ -336,7 +337,7 @@ asio::awaitable<void> Gateway::proxy(Exchange& x, const config::Model& model, st
     last = co_await attempt(x, model, endpoint, api_path, stream);
     x.record.attempts.push_back(last.record);
     metrics_.attempt(facts(endpoint).endpoint_labels, last.record.code, last.outcome.timings);
-    Verdict verdict = classify(last.outcome);
+    const Verdict& verdict = last.verdict;
     const PhaseTimings& t = last.outcome.timings;
     std::optional<Duration> first_token;
     if (auto ms = t.first_token_ms ? t.first_token_ms : t.first_byte_ms)
@@ -399,7 +400,7 @@ asio::awaitable<void> Gateway::proxy(Exchange& x, const config::Model& model, st
 
   // A failure that no byte of has reached the client yet is answered here, whole.
   const Outcome& o = last.outcome;
-  Verdict verdict = classify(o);
+  const Verdict& verdict = last.verdict;
   x.record.code = verdict.code;
   x.record.message = last.message;
   if (!o.response_started && !o.client_gone) {
@@ -563,7 +564,8 @@ asio::awaitable<AttemptResult> Gateway::attempt(Exchange& x, const config::Model
   t.cancel();
   x.down.stop_watching();
 
-  Verdict verdict = classify(o);
+  r.verdict = classify(o);
+  const Verdict& verdict = r.verdict;
   r.record = {endpoint.name, o.status, verdict.code, o.reused_connection, o.timings};
   if (verdict.code != ErrorCode::ok) {
     FailureContext ctx{endpoint.name, facts.host,  proxy.url,    proxy.source,
