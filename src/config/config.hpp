@@ -43,6 +43,7 @@ struct SimOptions {
 struct Endpoint {
   std::string name;  // for logs and messages; defaults to host:port
   Provider provider = Provider::openai;
+  std::string model;  // the model name its upstream knows; empty: the name the client sent
   std::string base_url;     // openai; azure's /openai/v1 form; sim: filled in when it starts
   std::string endpoint;     // azure: https://RESOURCE.openai.azure.com
   std::string deployment;   // azure
@@ -66,6 +67,9 @@ struct Model {
   std::vector<Endpoint> endpoints;
   TimeoutOverrides timeouts;
   RetryPolicy retries;  // the global one, with this model's overrides
+  // Upstream error codes (error.code of a 4xx body, e.g. context_length_exceeded) that send the
+  // request once to the next tier instead of failing it.
+  std::vector<std::string> fallback_on;
 };
 
 struct ClientKey {

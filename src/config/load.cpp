@@ -216,19 +216,42 @@ void read_timeouts(Reader& r, const YAML::Node& n, const std::string& path, Time
 void read_retries(Reader& r, const YAML::Node& n, const std::string& path, RetryPolicy& p) {
   if (!r.is_map(n, path)) return;
   r.only_keys(n, path,
-              {"max_attempts", "base", "cap", "retry_after_cap", "budget_ratio", "budget_min_per_s"});
+              {"max_attempts", "base", "cap", "retry_after_cap", "max_same_wait", "budget_ratio",
+               "budget_min_per_s"});
   r.set(n, path, "max_attempts", p.max_attempts, 1, 10);
   r.set(n, path, "base", p.base);
   r.set(n, path, "cap", p.cap);
   r.set(n, path, "retry_after_cap", p.retry_after_cap);
+  r.set(n, path, "max_same_wait", p.max_same_wait);
   r.set(n, path, "budget_ratio", p.budget_ratio, 0, 10);
   r.set(n, path, "budget_min_per_s", p.budget_min_per_s, 0, 1e6);
 }
 
 void read_outlier(Reader& r, const YAML::Node& n, const std::string& path, OutlierPolicy& p) {
   if (!r.is_map(n, path)) return;
-  r.only_keys(n, path, {"consecutive_failures", "base_ejection", "max_ejection"});
+  r.only_keys(n, path,
+              {"consecutive_failures", "min_requests", "window", "failure_rate", "base_ejection", "max_ejection"});
   r.set(n, path, "consecutive_failures", p.consecutive_failures, 1, 1000);
+  r.set(n, path, "min_requests", p.min_requests, 1, 1000000);
+  r.set(n, path, "window", p.window);
+  if (n["window"] && p.window < Millis(10))
+    r.error(n["window"], Reader::join(path, "window"), "must be at least 10ms");
+  if (n["failure_rate"]) {
+    // 50% or 0.5: operators write both.
+    auto key = Reader::join(path, "failure_rate");
+    if (auto text = r.string(n["failure_rate"], key)) {
+      std::string t = *text;
+      bool percent = !t.empty() && t.back() == '%';
+      if (percent) t.pop_back();
+      double v = 0;
+      auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
+      if (percent) v /= 100;
+      if (ec != std::errc() || end != t.data() + t.size() || !(v > 0 && v <= 1))
+        r.error(n["failure_rate"], key, fmt::format("'{}' is not a share above 0 and at most 1 (e.g. 0.5 or 50%)", *text));
+      else
+        p.failure_rate = v;
+    }
+  }
   r.set(n, path, "base_ejection", p.base_ejection);
   r.set(n, path, "max_ejection", p.max_ejection);
 }
@@ -262,7 +285,7 @@ void read_endpoint(Reader& r, const YAML::Node& n, const std::string& path, Endp
   if (!r.is_map(n, path)) return;
   ep.line = n.Mark().line + 1;
   r.only_keys(n, path,
-              {"name", "provider", "base_url", "endpoint", "deployment", "api_version", "api_key", "proxy",
+              {"name", "provider", "model", "base_url", "endpoint", "deployment", "api_version", "api_key", "proxy",
                "ca_bundle", "timeouts", "sim", "weight", "priority", "max_in_flight", "queue", "rpm", "tpm",
                "health_check"});
   auto str = [&](const char* key, std::string& slot) {
@@ -281,6 +304,8 @@ void read_endpoint(Reader& r, const YAML::Node& n, const std::string& path, Endp
     r.error(n["provider"], Reader::join(path, "provider"),
             fmt::format("'{}' is not one of openai, azure, sim", provider));
   str("name", ep.name);
+  str("model", ep.model);
+  if (n["model"] && ep.model.empty()) r.error(n["model"], Reader::join(path, "model"), "must not be empty");
   str("base_url", ep.base_url);
   str("endpoint", ep.endpoint);
   str("deployment", ep.deployment);
@@ -368,7 +393,7 @@ void read_endpoint(Reader& r, const YAML::Node& n, const std::string& path, Endp
 // `m.retries` arrives holding the global policy; the model's own block overrides it key by key.
 void read_model(Reader& r, const YAML::Node& n, const std::string& path, Model& m) {
   if (!r.is_map(n, path)) return;
-  r.only_keys(n, path, {"name", "endpoints", "timeouts", "retries"});
+  r.only_keys(n, path, {"name", "endpoints", "timeouts", "retries", "fallback_on"});
   if (n["retries"]) read_retries(r, n["retries"], Reader::join(path, "retries"), m.retries);
   if (!n["name"])
     r.error(n, Reader::join(path, "name"), "is required: the model name clients send");
@@ -376,6 +401,18 @@ void read_model(Reader& r, const YAML::Node& n, const std::string& path, Model& 
     m.name = *v;
   if (n["name"] && m.name.empty()) r.error(n["name"], Reader::join(path, "name"), "must not be empty");
   if (n["timeouts"]) read_timeouts(r, n["timeouts"], Reader::join(path, "timeouts"), m.timeouts);
+  if (const auto& f = n["fallback_on"]) {
+    const std::string key = Reader::join(path, "fallback_on");
+    if (!f.IsSequence()) {
+      r.error(f, key, "must be a list of upstream error codes, e.g. [context_length_exceeded]");
+    } else {
+      for (size_t i = 0; i < f.size(); ++i) {
+        auto code = r.string(f[i], fmt::format("{}[{}]", key, i));
+        if (code && code->empty()) r.error(f[i], fmt::format("{}[{}]", key, i), "must not be empty");
+        if (code && !code->empty()) m.fallback_on.push_back(*code);
+      }
+    }
+  }
   const auto& eps = n["endpoints"];
   if (!eps || !eps.IsSequence() || eps.size() == 0) {
     r.error(eps ? eps : n, Reader::join(path, "endpoints"), "must list at least one endpoint");
@@ -385,6 +422,17 @@ void read_model(Reader& r, const YAML::Node& n, const std::string& path, Model& 
     Endpoint ep;
     read_endpoint(r, eps[i], fmt::format("{}.endpoints[{}]", path, i), ep);
     m.endpoints.push_back(std::move(ep));
+  }
+  if (!m.fallback_on.empty()) {
+    // fallback_on sends to the next tier: without one it would silently do nothing.
+    int lowest = m.endpoints.front().priority;
+    bool next_tier = false;
+    for (const auto& ep : m.endpoints) lowest = std::min(lowest, ep.priority);
+    for (const auto& ep : m.endpoints) next_tier = next_tier || ep.priority > lowest;
+    if (!next_tier)
+      r.error(n["fallback_on"], Reader::join(path, "fallback_on"),
+              "sends a request to the next tier, but every endpoint of this model has the same priority: "
+              "give the fallback endpoint a higher priority (e.g. priority: 1)");
   }
 }
 

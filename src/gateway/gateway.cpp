@@ -28,7 +28,8 @@ Gateway::Gateway(boost::asio::io_context& io, config::Config config, AccessLog& 
       }
       f.proxy = choose_proxy(f.scheme.empty() ? "http" : f.scheme, f.host, ep.proxy, getenv_);
       f.endpoint_labels = Metrics::endpoint_labels(ep.name);
-      f.model_endpoint_labels = Metrics::model_endpoint_labels(model.name, ep.name);
+      f.model_endpoint_labels =
+          Metrics::model_endpoint_labels(model.name, ep.name, ep.model.empty() ? model.name : ep.model);
       facts_.emplace(&ep, std::move(f));
     }
   }

@@ -9,13 +9,16 @@
 #include <fmt/format.h>
 
 #include "common/json_writer.hpp"
+#include "observability/endpoint_status.hpp"
 
 #include "gateway/gateway.hpp"
 #include "policy/classify.hpp"
 #include "policy/deadline.hpp"
 #include "policy/duration.hpp"
+#include "policy/endpoint_pool.hpp"
 #include "policy/failure_message.hpp"
 #include "policy/header_filter.hpp"
+#include "policy/json_members.hpp"
 #include "policy/request_fields.hpp"
 #include "policy/retry.hpp"
 #include "policy/sse_scanner.hpp"
@@ -37,9 +40,22 @@ struct Exchange {
   std::string fair_key;                        // whose turn it is in endpoint queues: the client key
   double tokens = 0;                           // estimated for tpm limits until usage says
   const std::string* metric_labels = nullptr;  // model and endpoint, once an endpoint is picked
+  const config::Endpoint* endpoint = nullptr;  // the last attempt's, once one is picked
+  std::string_view upstream_model;             // the model that endpoint's upstream was asked for
 
+  // Ours, on every answer: the request id and, once an endpoint was picked, which one and the
+  // model it was asked for.
+  void add_own(Headers& headers) const {
+    headers.emplace_back("x-ballast-request-id", id);
+    if (endpoint) {
+      headers.emplace_back("x-ballast-endpoint", endpoint->name);
+      headers.emplace_back("x-ballast-model", std::string(upstream_model));
+    }
+  }
   Headers headers(std::string_view content_type = "application/json") const {
-    return {{"content-type", std::string(content_type)}, {"x-ballast-request-id", id}};
+    Headers h{{"content-type", std::string(content_type)}};
+    add_own(h);
+    return h;
   }
 };
 
@@ -117,9 +133,9 @@ bool is_event_stream(const Headers& headers) {
 }
 
 // The upstream's response headers that cross to the client (moved: they are used once), and ours.
-Headers forwardable(Headers upstream, const std::string& id) {
+Headers forwardable(Headers upstream, const Exchange& x) {
   std::erase_if(upstream, [](const auto& h) { return !forward_response_header(h.first); });
-  upstream.emplace_back("x-ballast-request-id", id);
+  x.add_own(upstream);
   return upstream;
 }
 
@@ -153,6 +169,14 @@ std::string describe_refusal(ErrorCode code, const config::Endpoint& endpoint,
       format_duration(admit.retry_after));
 }
 
+// The upstream refused this request in a way another model may not (fallback_on: an error code such
+// as context_length_exceeded in its 4xx body).
+bool falls_back(const config::Model& model, const AttemptResult& r) {
+  if (model.fallback_on.empty() || r.outcome.status < 400 || r.outcome.status >= 500) return false;
+  std::string code = upstream_error_code(r.body);
+  return !code.empty() && std::find(model.fallback_on.begin(), model.fallback_on.end(), code) != model.fallback_on.end();
+}
+
 // A non-streamed answer larger than this is refused rather than held in memory.
 constexpr size_t kMaxBufferedResponse = size_t{128} * 1024 * 1024;
 
@@ -172,12 +196,12 @@ asio::awaitable<void> Gateway::handle(Request& req, Downstream& down) {
   }
   if (req.path == "/metrics") {
     std::string text = metrics_.render();
-    upstreams_.render_gauges(text, Clock::now());
+    render_endpoint_gauges(text, upstreams_.view(Clock::now()));
     co_await down.respond(200, x.headers("text/plain; version=0.0.4"), std::move(text));
     co_return;
   }
   if (req.path == "/ballast/status") {
-    co_await down.respond(200, x.headers(), upstreams_.status_json(Clock::now()));
+    co_await down.respond(200, x.headers(), endpoint_status_json(upstreams_.view(Clock::now())));
     co_return;
   }
   if (req.too_large) {
@@ -275,6 +299,9 @@ asio::awaitable<void> Gateway::handle(Request& req, Downstream& down) {
   x.tokens = estimate_tokens(req.body.size(), fields.fields.max_tokens);
   if (key && (key->rpm > 0 || key->tpm > 0)) {
     if (auto wait = upstreams_.charge_key(static_cast<size_t>(x.key), x.tokens, Clock::now())) {
+      *wait = bound_retry_after(*wait, config_.queue_timeout, plan_deadline(req.received, config_.timeouts.total,
+                                                                             client_timeout(req)).at -
+                                                                   Clock::now());
       co_return co_await refuse(x, ErrorCode::rate_limited,
                                 fmt::format("this client key is over its limit (keys[{}]: rpm {}, tpm {}): "
                                             "retry after {}, or raise the key's limits",
@@ -294,30 +321,50 @@ asio::awaitable<void> Gateway::proxy(Exchange& x, const config::Model& model, st
   if (client) x.record.client_timeout_ms = to_ms(*client);
   x.deadline = plan_deadline(x.req.received, total, client);
   const size_t mi = model_index(model);
-  const RetryPolicy& policy = model.retries;
   upstreams_.record_request(mi, is_client_retry(x.req), Clock::now());
 
-  // The attempt loop: pick an endpoint, wait for a slot, send, classify, report, decide.
+  // The attempt loop: choose an endpoint, wait for a slot, send, classify, report, decide.
   Wakeup wake(co_await asio::this_coro::executor);
   AttemptResult last;
-  std::vector<bool> tried(model.endpoints.size());
+  std::vector<AttemptFact> history;   // every failed attempt so far, for the failover decision
   ErrorCode refusal = ErrorCode::ok;  // ballast's own answer, when it could not make an attempt
   std::string refusal_message;
   std::optional<Millis> retry_after;  // for the client, when waiting helps
   bool budget_spent = false;
   bool client_left = false;
-  for (int n = 1;; ++n) {
-    Upstreams::Pick pick = upstreams_.pick(mi, tried, x.tokens, Clock::now());
-    if (pick.endpoint < 0) {
-      refusal = pick.refusal;
-      refusal_message = pick.why;
-      retry_after = pick.retry_after;
+  for (;;) {
+    EndpointPool::Choice choice =
+        upstreams_.choose(mi, history, x.tokens, x.deadline.at - Clock::now(), Clock::now());
+    if (choice.endpoint < 0) {
+      if (history.empty()) {
+        refusal = choice.refusal;
+        refusal_message = std::move(choice.why);
+        retry_after = choice.retry_after;
+      } else {
+        // Another attempt was wanted but is not made: the last failure is the answer.
+        metrics_.retry_denied(model.name, choice.denied);
+        budget_spent = choice.denied == "budget";
+        if (history.back().hint && choice.denied == "deadline") retry_after = history.back().hint;
+      }
       break;
     }
-    const size_t ei = static_cast<size_t>(pick.endpoint);
+    if (!history.empty()) {
+      metrics_.retry(model.name, last.verdict.code);
+      TimePoint paused = Clock::now();
+      bool stayed = co_await pause(x, wake, choice.wait);
+      x.record.backoff_ms += to_ms(Clock::now() - paused);
+      if (!stayed) {
+        upstreams_.finish_unsent(mi, static_cast<size_t>(choice.endpoint));
+        client_left = true;
+        break;
+      }
+    }
+    const size_t ei = static_cast<size_t>(choice.endpoint);
     const config::Endpoint& endpoint = model.endpoints[ei];
-    tried[ei] = true;
+    x.endpoint = &endpoint;
+    x.upstream_model = endpoint.model.empty() ? std::string_view(x.record.model) : endpoint.model;
     x.record.endpoint = endpoint.name;
+    x.record.upstream_model = x.upstream_model;
     x.metric_labels = &facts(endpoint).model_endpoint_labels;
 
     Upstreams::Admit admit = co_await upstreams_.admit(mi, ei, x.fair_key, x.deadline.at, x.down, wake);
@@ -349,30 +396,16 @@ asio::awaitable<void> Gateway::proxy(Exchange& x, const config::Model& model, st
             : x.tokens;
     upstreams_.finish(mi, ei, admitted_at, verdict, first_token, tokens_delta, Clock::now());
 
-    // Decide: done, or another attempt — if it may help, is allowed, and fits before the deadline.
-    if (verdict.code == ErrorCode::ok || !verdict.retryable) break;
-    auto hint = retry_hint(last.headers, std::chrono::system_clock::now());
-    bool elsewhere = std::find(tried.begin(), tried.end(), false) != tried.end();
-    RetryChoice next = next_retry(policy, n, hint, elsewhere, x.deadline.at - Clock::now(),
-                                  std::uniform_real_distribution<double>(0, 1)(rng_));
-    if (!next.retry) {
-      metrics_.retry_denied(model.name, next.denied);
-      if (hint && next.denied == "deadline") retry_after = *hint;
-      break;
-    }
-    if (!upstreams_.try_spend_retry(mi, Clock::now())) {
-      metrics_.retry_denied(model.name, "budget");
-      budget_spent = true;
-      break;
-    }
-    metrics_.retry(model.name, verdict.code);
-    TimePoint paused = Clock::now();
-    bool stayed = co_await pause(x, wake, next.wait);
-    x.record.backoff_ms += to_ms(Clock::now() - paused);
-    if (!stayed) {
-      client_left = true;
-      break;
-    }
+    // Decide: done, or another attempt (failover decides where) if it may help.
+    if (verdict.code == ErrorCode::ok) break;
+    AttemptFact fact;
+    fact.endpoint = ei;
+    fact.retryable = verdict.retryable;
+    fact.silent = verdict.silent;
+    fact.fallback = !last.outcome.response_started && falls_back(model, last);
+    fact.hint = retry_hint(last.headers, std::chrono::system_clock::now());
+    if (!fact.retryable && !fact.fallback) break;
+    history.push_back(fact);
   }
 
   // No attempt could be made: ballast's own refusal, with when to come back.
@@ -389,7 +422,7 @@ asio::awaitable<void> Gateway::proxy(Exchange& x, const config::Model& model, st
   if (last.deliver) {
     x.record.status = last.outcome.status;
     x.record.bytes_out = last.body.size();
-    if (!co_await x.down.respond(last.outcome.status, forwardable(std::move(last.headers), x.id),
+    if (!co_await x.down.respond(last.outcome.status, forwardable(std::move(last.headers), x),
                                  std::move(last.body))) {
       x.record.code = ErrorCode::client_disconnected;
       x.record.status = http_status(ErrorCode::client_disconnected);
@@ -410,7 +443,7 @@ asio::awaitable<void> Gateway::proxy(Exchange& x, const config::Model& model, st
     if (verdict.code == ErrorCode::upstream_status) {
       // The upstream's own answer, passed through: the SDKs know how to read it.
       status = o.status;
-      headers = forwardable(std::move(last.headers), x.id);
+      headers = forwardable(std::move(last.headers), x);
       body = std::move(last.body);
     } else {
       status = http_status(verdict.code);
@@ -447,7 +480,8 @@ asio::awaitable<AttemptResult> Gateway::attempt(Exchange& x, const config::Model
   UpstreamRequest request;
   request.method = x.req.method;
   request.url = target.url;
-  request.body = x.req.body;
+  // The body as the client sent it, but for the model its upstream knows, where the endpoint names one.
+  request.body = endpoint.model.empty() || x.req.body.empty() ? x.req.body : with_model(x.req.body, endpoint.model);
   for (const auto& [k, v] : x.req.headers) {
     if (!forward_request_header(k)) continue;
     std::string& line = request.headers.emplace_back();
@@ -511,7 +545,7 @@ asio::awaitable<AttemptResult> Gateway::attempt(Exchange& x, const config::Model
           // The first token: now the response begins, and from here on nothing is retried.
           o.response_started = true;
           phase = AttemptPhase::relaying;
-          if (!co_await x.down.begin_stream(t.status(), forwardable(t.take_headers(), x.id))) {
+          if (!co_await x.down.begin_stream(t.status(), forwardable(t.take_headers(), x))) {
             o.client_gone = true;
             break;
           }
@@ -566,7 +600,7 @@ asio::awaitable<AttemptResult> Gateway::attempt(Exchange& x, const config::Model
 
   r.verdict = classify(o);
   const Verdict& verdict = r.verdict;
-  r.record = {endpoint.name, o.status, verdict.code, o.reused_connection, o.timings};
+  r.record = {endpoint.name, std::string(x.upstream_model), o.status, verdict.code, o.reused_connection, o.timings};
   if (verdict.code != ErrorCode::ok) {
     FailureContext ctx{endpoint.name, facts.host,  proxy.url,    proxy.source,
                        &bounds,       &x.deadline, in_container_};
@@ -637,7 +671,7 @@ void Gateway::finish(Exchange& x) {
     if (x.metric_labels)
       metrics_.request(*x.metric_labels, x.record.code, seconds);
     else  // refused before an endpoint was picked: rare enough to make the labels here
-      metrics_.request(Metrics::model_endpoint_labels(x.record.model, ""), x.record.code, seconds);
+      metrics_.request(Metrics::model_endpoint_labels(x.record.model, "", ""), x.record.code, seconds);
     if (x.key >= 0 && x.record.usage)
       upstreams_.correct_key(static_cast<size_t>(x.key),
                              x.tokens - static_cast<double>(x.record.usage->total_tokens), Clock::now());

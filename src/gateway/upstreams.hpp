@@ -1,8 +1,8 @@
-// What every worker shares about the configured upstreams: each endpoint's admission (slots and
-// fair queue), health, and rate limits; each model's retry budget; each client key's rate limits.
-// One lock per model guards its endpoints, so a request's pick, admission and report are each one
-// short critical section. A queued request waits on its own worker's loop and is woken from
-// whichever worker frees a slot.
+// What every worker shares about the configured upstreams: one EndpointPool per model (slots and
+// fair queues, health, rate limits, retry budget, failover; all decided in policy/endpoint_pool)
+// and each client key's rate limits. What lives here is the locking and the waiting: one lock per
+// model, held for one short decision at a time, and the queued requests, each waiting on its own
+// worker's loop and woken from whichever worker frees a slot.
 #pragma once
 
 #include <boost/asio/any_io_executor.hpp>
@@ -10,7 +10,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <random>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -20,10 +20,7 @@
 #include "downstream/http_types.hpp"
 #include "observability/metrics.hpp"
 #include "policy/admission.hpp"
-#include "policy/balancer.hpp"
-#include "policy/classify.hpp"
-#include "policy/outlier.hpp"
-#include "policy/retry.hpp"
+#include "policy/endpoint_pool.hpp"
 
 namespace ballast {
 
@@ -33,14 +30,10 @@ class Upstreams {
   Upstreams(const Upstreams&) = delete;
   Upstreams& operator=(const Upstreams&) = delete;
 
-  // The endpoint for the next attempt, its rate limits charged; or why there is none.
-  struct Pick {
-    int endpoint = -1;
-    ErrorCode refusal = ErrorCode::ok;  // rate_limited or all_endpoints_down
-    Millis retry_after{0};
-    std::string why;
-  };
-  Pick pick(size_t model, const std::vector<bool>& tried, double tokens, TimePoint now);
+  // The endpoint for a request's first attempt (`history` empty) or its next one, its rate limits
+  // charged; or why there is none.
+  EndpointPool::Choice choose(size_t model, std::span<const AttemptFact> history, double tokens,
+                              Duration time_left, TimePoint now);
 
   // A slot of the endpoint's max_in_flight, waiting in its queue if need be.
   struct Admit {
@@ -57,13 +50,12 @@ class Upstreams {
   void finish(size_t model, size_t endpoint, TimePoint admitted_at, const Verdict& verdict,
               std::optional<Duration> first_token, double tokens_delta, TimePoint now);
 
-  // The picked endpoint was not sent to after all (refused a slot, or the client left): its
+  // The chosen endpoint was not sent to after all (refused a slot, or the client left): its
   // half-open probe, if this was it, is free again.
   void finish_unsent(size_t model, size_t endpoint);
 
-  // The retry budget of a model. A request the client itself is retrying counts as a retry.
+  // The retry budget's base: a request the client itself is retrying counts as a retry.
   void record_request(size_t model, bool client_retry, TimePoint now);
-  bool try_spend_retry(size_t model, TimePoint now);
 
   // A client key's own rpm/tpm: nothing when within them, else how long until they allow it.
   std::optional<Millis> charge_key(size_t key, double tokens, TimePoint now);
@@ -72,45 +64,26 @@ class Upstreams {
   // An active health check's result.
   void check_result(size_t model, size_t endpoint, bool ok, const std::string& detail, TimePoint now);
 
-  // Gauges for /metrics: in flight, queue depth, limits, health, rate-limit levels.
-  void render_gauges(std::string& out, TimePoint now);
-  // /ballast/status: every endpoint with its health and limits, as JSON.
-  std::string status_json(TimePoint now);
+  // Every model's endpoints as they stand, for /metrics and /ballast/status.
+  std::vector<ModelView> view(TimePoint now);
 
  private:
   struct Waiter;
-  struct EndpointState {
-    EndpointState(const config::Endpoint& ep, const config::Config& config, const config::Model& model,
-                  const OutlierPolicy& outlier, TimePoint now);
-    std::string name;
-    std::string metric_labels;  // endpoint="…"
-    double weight;
-    int priority;
-    Millis queue_timeout;
-    Admission admission;
-    OutlierState health;
-    TokenBucket rpm, tpm;
-    std::unordered_map<uint64_t, std::shared_ptr<Waiter>> waiters;
-  };
   struct ModelState {
-    ModelState(const config::Model& model, const config::Config& config, const OutlierPolicy& outlier,
-               TimePoint now);
-    std::string name;
+    ModelState(const config::Model& model, const config::Config& config, TimePoint now);
     std::mutex mu;
-    RetryBudget budget;
-    std::vector<EndpointState> endpoints;
-    std::mt19937_64 rng;
+    EndpointPool pool;
+    std::vector<std::string> metric_labels;  // endpoint="…", per endpoint
+    std::vector<std::unordered_map<uint64_t, std::shared_ptr<Waiter>>> waiters;  // per endpoint
   };
   struct KeyState {
     std::mutex mu;
     TokenBucket rpm, tpm;
   };
-  void wake(EndpointState& ep, const Admission::Changes& changes);
-  void report_health(ModelState& m, EndpointState& ep, Verdict::Health health, TimePoint now,
-                     const std::string& detail);
+  void wake(ModelState& m, size_t endpoint, const Admission::Changes& changes);
+  void log_health(ModelState& m, size_t endpoint, HealthEvent event, const std::string& detail);
 
   Metrics& metrics_;
-  OutlierPolicy outlier_;
   std::vector<std::unique_ptr<ModelState>> models_;
   std::vector<std::unique_ptr<KeyState>> keys_;
 };

@@ -41,7 +41,8 @@ std::string format_access_line(const AccessRecord& r, std::string_view timestamp
   w.field("queue_ms", r.queue_ms).field("backoff_ms", r.backoff_ms).field("retry_after_ms", r.retry_after_ms);
   w.key("attempts").begin_array();
   for (const auto& a : r.attempts) {
-    w.begin_object().field("endpoint", a.endpoint).field("status", a.status).field("code", code_name(a.code));
+    w.begin_object().field("endpoint", a.endpoint).field("model", a.model);
+    w.field("status", a.status).field("code", code_name(a.code));
     w.field("reused_connection", a.reused_connection);
     write_timings(w, a.timings);
     w.end_object();

@@ -16,6 +16,7 @@ namespace ballast {
 
 struct AttemptRecord {
   std::string endpoint;
+  std::string model;  // the model its upstream was asked for
   int status = 0;
   ErrorCode code = ErrorCode::ok;
   bool reused_connection = false;
@@ -28,7 +29,8 @@ struct AccessRecord {
   std::string path;
   std::string peer;
   std::string model;
-  std::string endpoint;  // where the response came from (the last attempt's)
+  std::string endpoint;        // where the response came from (the last attempt's)
+  std::string upstream_model;  // the model that endpoint was asked for (its model:, else `model`)
   bool stream = false;
   int status = 0;
   ErrorCode code = ErrorCode::ok;

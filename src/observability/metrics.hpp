@@ -20,7 +20,10 @@ class Metrics {
  public:
   // The label sets of the per-request series, made once per endpoint by the caller and passed in on
   // every request, so that counting one allocates nothing.
-  static std::string model_endpoint_labels(std::string_view model, std::string_view endpoint);
+  // `upstream_model`: the model the endpoint's upstream was asked for (its model:, else the
+  // client-facing name), so a fallback under another name shows as such.
+  static std::string model_endpoint_labels(std::string_view model, std::string_view endpoint,
+                                           std::string_view upstream_model);
   static std::string endpoint_labels(std::string_view endpoint);
 
   void request(const std::string& model_endpoint, ErrorCode code, double seconds);

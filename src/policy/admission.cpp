@@ -44,36 +44,54 @@ std::optional<Duration> Admission::estimated_wait(size_t position) const {
   return *mean_hold_ * static_cast<int64_t>(position + 1) / limit();
 }
 
-Millis Admission::come_back(TimePoint now, Duration estimate) {
+Millis Admission::come_back(TimePoint now, Duration estimate, TimePoint deadline) {
+  // Never more than the queue timeout, nor past the client's own deadline: a promise longer than
+  // the client would wait is a hang made by the gateway, and SDKs obey it.
+  const Duration bound = std::max<Duration>(Millis(1), std::min<Duration>(policy_.queue_timeout, deadline - now));
+  if (tickets_.empty() && in_flight_ < limit()) {
+    // Nothing waits and a slot is free (refused for its deadline or a rate limit): no backlog to
+    // space the promise behind, and the earlier promises are forgotten.
+    last_promise_ = now;
+    return ms_ceil(std::min(bound, mean_hold_.value_or(Millis(1000))));
+  }
   // Requests refused together must not come back together: each is promised a later time than the
-  // one refused before it, by one slot's time (the rate at which the queue drains).
-  Duration slot = mean_hold_ ? *mean_hold_ / limit() : Duration(0);
-  TimePoint at = std::max(now + std::max(estimate, slot), last_promise_ + slot);
+  // one refused before it, by one slot's time (the rate at which the queue drains). A run of
+  // refusals that would reach past the bound starts again from the earliest time: clients that
+  // ignore Retry-After and re-send at once can not push everyone's return further out.
+  const Duration slot = mean_hold_ ? *mean_hold_ / limit() : Duration(0);
+  const TimePoint earliest = now + std::min(bound, std::max({estimate, slot, Duration(0)}));
+  TimePoint at = std::max(earliest, last_promise_ + slot);
+  if (at > now + bound) at = earliest;
   last_promise_ = at;
   return ms_ceil(at - now);
 }
 
-Millis Admission::retry_after(TimePoint now) {
+Millis Admission::retry_after(TimePoint now, TimePoint deadline) {
   auto wait = estimated_wait(tickets_.size());
-  return wait ? come_back(now, *wait) : Millis(1000);
+  return come_back(now, wait.value_or(Millis(1000)), deadline);
 }
 
-Admission::Arrival Admission::arrive(const std::string& key, TimePoint now, TimePoint start_by) {
+TimePoint Admission::start_by(TimePoint now, TimePoint deadline) const {
+  return std::min(now + policy_.queue_timeout, deadline - mean_hold_.value_or(Duration(0)));
+}
+
+Admission::Arrival Admission::arrive(const std::string& key, TimePoint now, TimePoint deadline) {
   if (!bounded() || (in_flight_ < limit() && tickets_.empty())) {
     ++in_flight_;
     return {Decision::admitted};
   }
   if (static_cast<int>(tickets_.size()) >= policy_.queue_size) {
-    return {Decision::queue_full, 0, retry_after(now)};
+    return {Decision::queue_full, 0, retry_after(now, deadline)};
   }
+  const TimePoint latest = start_by(now, deadline);
   auto wait = estimated_wait(tickets_.size());
-  if (start_by <= now || (wait && now + *wait > start_by)) {
+  if (latest <= now || (wait && now + *wait > latest)) {
     // It would wait only to be refused: say so now, and when the queue will have room for it.
     return {Decision::too_late, 0,
-            come_back(now, come_back_after(wait.value_or(Duration(0)), start_by - now))};
+            come_back(now, come_back_after(wait.value_or(Duration(0)), latest - now), deadline)};
   }
-  uint64_t id = next_ticket_++;
-  tickets_.emplace(id, Ticket{key, now, start_by});
+uint64_t id = next_ticket_++;
+  tickets_.emplace(id, Ticket{key, now, latest, deadline});
   auto& mine = by_key_[key];
   if (mine.empty()) turn_.push_back(key);
   mine.push_back(id);
@@ -165,7 +183,8 @@ Admission::Changes Admission::settle(TimePoint now) {
       ++it;
       continue;
     }
-    out.refused.emplace_back(it->first, come_back(now, come_back_after(wait, t.start_by - t.arrived)));
+    out.refused.emplace_back(it->first,
+                             come_back(now, come_back_after(wait, t.start_by - t.arrived), t.deadline));
     uint64_t id = it->first;
     ++it;
     cancel(id);

@@ -24,6 +24,7 @@ struct AdmissionPolicy {
   int max_in_flight = 0;  // 0: unbounded (no queue either)
   bool adaptive = false;  // max_in_flight: auto
   int queue_size = 1000;  // waiting requests; more are refused with queue_full
+  Millis queue_timeout{30'000};  // the longest wait for a slot, and the longest Retry-After promised
   // The adaptive limit: where it starts, its range, how much one overload signal takes off, and how
   // far above its baseline time to first token may rise before that counts as overload.
   int initial_limit = 16;
@@ -46,9 +47,12 @@ class Admission {
     uint64_t ticket = 0;    // queued: what the waiter holds
     Millis retry_after{0};  // refused: when trying again could succeed
   };
-  // A request for this endpoint arrives. `start_by` is the latest it may start: its deadline less
-  // what it needs once started, capped by the queue timeout.
-  Arrival arrive(const std::string& key, TimePoint now, TimePoint start_by);
+  // A request for this endpoint arrives; its client gives up at `deadline`.
+  Arrival arrive(const std::string& key, TimePoint now, TimePoint deadline);
+
+  // The latest a request arriving `now` may start and still finish by `deadline`: an average
+  // slot's time before it, and never later than the queue timeout.
+  TimePoint start_by(TimePoint now, TimePoint deadline) const;
 
   // What a change did to the queue: tickets now admitted, and tickets refused because they can no
   // longer start in time (with their Retry-After).
@@ -65,8 +69,9 @@ class Admission {
   bool cancel(uint64_t ticket);
 
   // When a request refused now could try again: time for the queue ahead of it, and the requests
-  // refused before it, to drain.
-  Millis retry_after(TimePoint now);
+  // refused before it, to drain; never more than the queue timeout or the time its client has left
+  // before `deadline`.
+  Millis retry_after(TimePoint now, TimePoint deadline);
 
   int limit() const;
   int in_flight() const { return in_flight_; }
@@ -79,10 +84,11 @@ class Admission {
     std::string key;
     TimePoint arrived;
     TimePoint start_by;
+    TimePoint deadline;
   };
   std::optional<Duration> estimated_wait(size_t position) const;  // position 0: next to start
   Changes settle(TimePoint now);
-  Millis come_back(TimePoint now, Duration estimate);
+  Millis come_back(TimePoint now, Duration estimate, TimePoint deadline);
 
   AdmissionPolicy policy_;
   double limit_;
@@ -96,7 +102,10 @@ class Admission {
   std::optional<Duration> current_min_ttft_, previous_min_ttft_;
   TimePoint window_start_{};
   TimePoint last_decrease_{};
-  TimePoint last_promise_{};  // the latest time a refused request was told to come back
+  // The return time promised to the latest refused request. The next one is promised a slot's time
+  // later, so a burst refused together comes back at the drain rate; it never stands further ahead
+  // than the queue timeout, and is forgotten once the queue drains.
+  TimePoint last_promise_{};
 };
 
 // A token bucket for requests or tokens per minute. It holds ten seconds' worth, so a burst is

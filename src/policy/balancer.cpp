@@ -36,23 +36,24 @@ int choose(std::span<const Candidate> c, std::vector<int> pool, const std::funct
 
 }  // namespace
 
-int pick_endpoint(std::span<const Candidate> candidates, const std::function<double()>& unit) {
-  // Two passes: endpoints this request has not tried, then any available one.
-  for (bool allow_tried : {false, true}) {
-    int tier = INT_MAX;
-    for (const auto& c : candidates) {
-      if (c.available && c.weight > 0 && (allow_tried || !c.tried) && c.priority < tier) tier = c.priority;
-    }
-    if (tier == INT_MAX) continue;
-    std::vector<int> pool;
-    for (size_t i = 0; i < candidates.size(); ++i) {
-      const auto& c = candidates[i];
-      if (c.available && c.weight > 0 && (allow_tried || !c.tried) && c.priority == tier)
-        pool.push_back(static_cast<int>(i));
-    }
-    return choose(candidates, std::move(pool), unit);
+int pick_among(std::span<const Candidate> candidates, const std::function<bool(size_t)>& eligible,
+               const std::function<double()>& unit) {
+  std::vector<int> pool;
+  for (size_t i = 0; i < candidates.size(); ++i) {
+    const auto& c = candidates[i];
+    if (c.available && c.weight > 0 && eligible(i)) pool.push_back(static_cast<int>(i));
   }
-  return -1;
+  if (pool.empty()) return -1;
+  return choose(candidates, std::move(pool), unit);
+}
+
+int pick_endpoint(std::span<const Candidate> candidates, const std::function<double()>& unit) {
+  int tier = INT_MAX;
+  for (const auto& c : candidates) {
+    if (c.available && c.weight > 0 && c.priority < tier) tier = c.priority;
+  }
+  if (tier == INT_MAX) return -1;
+  return pick_among(candidates, [&](size_t i) { return candidates[i].priority == tier; }, unit);
 }
 
 }  // namespace ballast

@@ -76,6 +76,7 @@ Verdict classify(const Outcome& o) {
     case ErrorCode::first_token_timeout:
       v.health = Verdict::Health::failure;
       v.load = LoadSignal::overload;
+      v.silent = true;
       break;
     case ErrorCode::dns_failure:
     case ErrorCode::proxy_failure:

@@ -11,6 +11,9 @@ struct Verdict {
   ErrorCode code = ErrorCode::ok;
   // Another attempt could succeed: transient, and nothing has reached the client yet.
   bool retryable = false;
+  // The endpoint said nothing in time (connect, first-byte or first-token timeout): retrying it
+  // within the same request would only add another wait of the same length.
+  bool silent = false;
   // For outlier detection: a local-origin failure or a 5xx counts against the endpoint's health;
   // a success clears the count; anything else (4xx, 429, the client leaving) says nothing.
   enum class Health { neutral, success, failure } health = Health::neutral;

@@ -64,6 +64,15 @@ RequestFieldsResult read_request_fields(std::string_view body) {
   return r;
 }
 
+std::string upstream_error_code(std::string_view body) {
+  simdjson::dom::element doc;
+  if (json_parser().parse(body.data(), body.size()).get(doc) != simdjson::SUCCESS) return {};
+  std::string_view code;
+  if (doc["error"]["code"].get(code) == simdjson::SUCCESS) return std::string(code);
+  if (doc["code"].get(code) == simdjson::SUCCESS) return std::string(code);
+  return {};
+}
+
 std::optional<Usage> read_usage(std::string_view body) {
   simdjson::dom::element doc;
   if (json_parser().parse(body.data(), body.size()).get(doc) != simdjson::SUCCESS) return std::nullopt;

@@ -24,6 +24,10 @@ struct RequestFieldsResult {
 // Reads model, stream and the output-token limit from a JSON request body.
 RequestFieldsResult read_request_fields(std::string_view body);
 
+// The `error.code` of an upstream's OpenAI-shaped error body ("context_length_exceeded",
+// "content_filter"), or the top-level `code` of a bare error object; empty when there is none.
+std::string upstream_error_code(std::string_view body);
+
 // Reads `usage` from a non-streamed response body (chat, completions, embeddings, responses).
 std::optional<Usage> read_usage(std::string_view body);
 

@@ -17,18 +17,6 @@ Millis backoff(const RetryPolicy& policy, int retry, double unit) {
   return Millis(static_cast<int64_t>(std::floor(ceiling * unit)));
 }
 
-RetryChoice next_retry(const RetryPolicy& policy, int attempt, std::optional<Millis> hint, bool elsewhere,
-                       Duration time_left, double unit) {
-  if (attempt >= policy.max_attempts) return {false, Millis(0), "max_attempts"};
-  // An upstream asking for a long wait has its answer passed back, Retry-After and all.
-  if (hint && *hint > policy.retry_after_cap) return {false, Millis(0), "retry_after_cap"};
-  Millis wait = backoff(policy, attempt, unit);
-  // The upstream's wait applies to itself; a retry on an endpoint not tried yet need not honour it.
-  if (hint && !elsewhere) wait = std::max(wait, *hint);
-  if (wait >= time_left) return {false, wait, "deadline"};
-  return {true, wait, {}};
-}
-
 namespace {
 
 const std::string* find(const HeaderPairs& headers, std::string_view name) {

@@ -1,6 +1,6 @@
-// When and how long to wait before another attempt: full-jitter exponential backoff, the
-// upstream's own hints (Retry-After, retry-after-ms, x-ratelimit-reset-*), and the retry budget
-// that keeps a failing upstream from being hammered. Pure: time and randomness are arguments.
+// How long to wait before another attempt: full-jitter exponential backoff, the upstream's own
+// hints (Retry-After, retry-after-ms, x-ratelimit-reset-*), and the retry budget that keeps a
+// failing upstream from being hammered. Where the attempt goes is policy/failover.hpp's. Pure: time and randomness are arguments.
 #pragma once
 
 #include <array>
@@ -20,8 +20,8 @@ struct RetryPolicy {
   int max_attempts = 3;  // attempts per request, the first included
   Millis base{250};      // backoff before retry n: uniform in [0, min(cap, base * 2^(n-1))]
   Millis cap{8'000};     // the largest backoff
-  Millis retry_after_cap{
-      60'000};                // an upstream asking for a longer wait is not retried: its answer goes back
+  Millis retry_after_cap{60'000};  // an upstream hint longer than this is never waited for
+  Millis max_same_wait{2'000};     // the longest wait before a retry on the endpoint that just failed
   double budget_ratio = 0.2;  // retries may be this share of the requests in the window …
   double budget_min_per_s =
       10;  // … plus this many per second of the window, so a quiet model can still retry
@@ -31,19 +31,6 @@ struct RetryPolicy {
 // The full-jitter backoff before retry number `retry` (1 = the second attempt). `unit` is a random
 // number in [0, 1).
 Millis backoff(const RetryPolicy& policy, int retry, double unit);
-
-// Whether a failed, retryable attempt gets another one, and after how long.
-struct RetryChoice {
-  bool retry = false;
-  Millis wait{0};
-  std::string_view denied;  // when not: max_attempts, retry_after_cap or deadline
-};
-
-// After attempt `attempt` (1-based) failed in a retryable way: the backoff drawn with `unit`, or
-// the upstream's `hint` when the retry goes back to it (no endpoint is left untried `elsewhere`),
-// and never a wait that ends at or past `time_left`. The retry budget is the caller's, after this.
-RetryChoice next_retry(const RetryPolicy& policy, int attempt, std::optional<Millis> hint, bool elsewhere,
-                       Duration time_left, double unit);
 
 using HeaderPairs = std::vector<std::pair<std::string, std::string>>;
 

@@ -221,7 +221,7 @@ test('/metrics: requests, attempts, retries, queue, limits and phase histograms 
   await eventually(() => gw.accessLog().length === 2);
   const text = await (await fetch(`${gw.url}/metrics`)).text();
   for (const line of [
-    'ballast_requests_total{model="m",endpoint="ep",code="ok"} 2',
+    'ballast_requests_total{model="m",endpoint="ep",upstream_model="m",code="ok"} 2',
     'ballast_attempts_total{endpoint="ep",code="ok"} 2',
     'ballast_in_flight{model="m",endpoint="ep"} 0',
     'ballast_queue_depth{model="m",endpoint="ep"} 0',

@@ -171,6 +171,52 @@ retries: {max_attempts: 0}
   EXPECT_EQ(r.errors[4], "bad.yaml:10: retries.max_attempts: '0' is not a whole number from 1 to 10");
 }
 
+TEST(ConfigLoad, FallbackKeys) {
+  auto r = load_yaml(R"(models:
+  - name: gpt-4o
+    fallback_on: [context_length_exceeded, content_filter]
+    retries: {max_same_wait: 1s}
+    endpoints:
+      - provider: azure
+        endpoint: https://res.openai.azure.com
+        deployment: gpt-4o-prod
+        api_version: 2024-10-21
+        api_key: k
+      - base_url: http://127.0.0.1:8000/v1
+        model: meta-llama/Llama-3.1-8B-Instruct
+        priority: 1
+outlier: {min_requests: 20, window: 30s, failure_rate: 25%}
+)",
+                     "f.yaml", no_env);
+  ASSERT_TRUE(r.errors.empty()) << r.errors[0];
+  const Model& m = r.config.models[0];
+  EXPECT_EQ(m.fallback_on, (std::vector<std::string>{"context_length_exceeded", "content_filter"}));
+  EXPECT_EQ(m.retries.max_same_wait, Millis(1'000));
+  EXPECT_EQ(m.endpoints[0].model, "");
+  EXPECT_EQ(m.endpoints[1].model, "meta-llama/Llama-3.1-8B-Instruct");
+  EXPECT_EQ(r.config.outlier.min_requests, 20);
+  EXPECT_EQ(r.config.outlier.window, Millis(30'000));
+  EXPECT_DOUBLE_EQ(r.config.outlier.failure_rate, 0.25);
+}
+
+TEST(ConfigLoad, FallbackKeysAreChecked) {
+  auto r = load_yaml(R"(models:
+  - name: m
+    fallback_on: [context_length_exceeded]
+    endpoints:
+      - base_url: http://127.0.0.1:8000/v1
+        model: ""
+outlier: {failure_rate: 150%}
+)",
+                     "f.yaml", no_env);
+  ASSERT_EQ(r.errors.size(), 3u);
+  EXPECT_EQ(r.errors[0],
+            "f.yaml:3: models[0].fallback_on: sends a request to the next tier, but every endpoint of this model "
+            "has the same priority: give the fallback endpoint a higher priority (e.g. priority: 1)");
+  EXPECT_EQ(r.errors[1], "f.yaml:6: models[0].endpoints[0].model: must not be empty");
+  EXPECT_EQ(r.errors[2], "f.yaml:7: outlier.failure_rate: '150%' is not a share above 0 and at most 1 (e.g. 0.5 or 50%)");
+}
+
 TEST(ConfigLoad, UnsetVariablesAreErrorsUnlessDefaulted) {
   auto r = load_yaml(R"(models:
   - name: m

@@ -12,7 +12,7 @@ TEST(Metrics, LabelsAreEscaped) {
 
 TEST(Metrics, CountersAndHistogramsInPrometheusText) {
   Metrics m;
-  const std::string gpt_ep = Metrics::model_endpoint_labels("gpt", "ep");
+  const std::string gpt_ep = Metrics::model_endpoint_labels("gpt", "ep", "gpt-4o");
   const std::string ep = Metrics::endpoint_labels("ep");
   m.request(gpt_ep, ErrorCode::ok, 0.3);
   m.request(gpt_ep, ErrorCode::ok, 2);
@@ -22,15 +22,15 @@ TEST(Metrics, CountersAndHistogramsInPrometheusText) {
   t.total_ms = 900;
   m.attempt(ep, ErrorCode::ok, t);
   std::string text = m.render();
-  EXPECT_NE(text.find("ballast_requests_total{model=\"gpt\",endpoint=\"ep\",code=\"ok\"} 2\n"),
+  EXPECT_NE(text.find("ballast_requests_total{model=\"gpt\",endpoint=\"ep\",upstream_model=\"gpt-4o\",code=\"ok\"} 2\n"),
             std::string::npos);
   EXPECT_NE(text.find("ballast_retries_total{model=\"gpt\",reason=\"connect_refused\"} 1\n"),
             std::string::npos);
   EXPECT_NE(
-      text.find("ballast_request_duration_seconds_bucket{model=\"gpt\",endpoint=\"ep\",le=\"0.5\"} 1\n"),
+      text.find("ballast_request_duration_seconds_bucket{model=\"gpt\",endpoint=\"ep\",upstream_model=\"gpt-4o\",le=\"0.5\"} 1\n"),
       std::string::npos);
   EXPECT_NE(
-      text.find("ballast_request_duration_seconds_bucket{model=\"gpt\",endpoint=\"ep\",le=\"+Inf\"} 2\n"),
+      text.find("ballast_request_duration_seconds_bucket{model=\"gpt\",endpoint=\"ep\",upstream_model=\"gpt-4o\",le=\"+Inf\"} 2\n"),
       std::string::npos);
   EXPECT_NE(text.find("ballast_phase_seconds_bucket{endpoint=\"ep\",phase=\"first_byte\",le=\"0.05\"} 1\n"),
             std::string::npos);

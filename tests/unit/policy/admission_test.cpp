@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 namespace ballast {
 namespace {
 
@@ -49,15 +51,19 @@ TEST(Admission, RefusesAtOnceWhatCouldNotStartInTime) {
   a.arrive("", t0, far);
   a.arrive("", t0, far);                                     // queued
   a.finish(t0 + 2s, t0, LoadSignal::success, std::nullopt);  // slots are held 2 s; the queued one starts
-  auto r = a.arrive("", t0 + 2s, t0 + 2s + 1s);              // would start in ~2 s, may wait 1 s
+  // Its client gives up in 3 s, so it must start within 1 s (a slot's time before its deadline);
+  // the slot frees in ~2 s.
+  auto r = a.arrive("", t0 + 2s, t0 + 2s + 3s);
   EXPECT_EQ(r.decision, D::too_late);
   EXPECT_EQ(r.retry_after, 2000ms);  // a slot's time at least
-  EXPECT_EQ(a.arrive("", t0 + 2s, t0 + 2s + 3s).decision, D::queued);
-  auto r2 = a.arrive("", t0 + 2s, t0 + 2s + 3s);  // third in line: ~4 s away, 3 s allowed
+  EXPECT_EQ(a.arrive("", t0 + 2s, t0 + 2s + 5s).decision, D::queued);
+  auto r2 = a.arrive("", t0 + 2s, t0 + 2s + 5s);  // second in line: ~4 s away, must start within 3 s
   EXPECT_EQ(r2.decision, D::too_late);
-  // On its own it would come back when it would wait half its 3 s (4 s - 1.5 s), but `r` was
-  // refused first and comes back at 2 s: this one follows a slot's time after it.
+  // On its own it would come back in 2.5 s, but `r` was refused first and comes back at 2 s: this
+  // one follows a slot's time after it.
   EXPECT_EQ(r2.retry_after, 4000ms);
+  // The next would follow at 6 s, past its client's 5 s: the spacing starts again from the earliest.
+  EXPECT_EQ(a.arrive("", t0 + 2s, t0 + 2s + 5s).retry_after, 2500ms);
 }
 
 TEST(Admission, WaitersThatCanNoLongerMakeItAreToldAtOnce) {
@@ -71,8 +77,67 @@ TEST(Admission, WaitersThatCanNoLongerMakeItAreToldAtOnce) {
   EXPECT_EQ(c.granted[0], early.ticket);
   ASSERT_EQ(c.refused.size(), 1u);
   EXPECT_EQ(c.refused[0].first, late.ticket);
-  EXPECT_EQ(c.refused[0].second, 6000ms);  // next in line, 6 s away: back in a slot's time
+  // Next in line, a slot's time (6 s) away, but its client has only 4 s left: never a promise
+  // past the client's own deadline.
+  EXPECT_EQ(c.refused[0].second, 4000ms);
   EXPECT_FALSE(a.cancel(late.ticket));
+}
+
+// A client that ignores Retry-After and re-sends at once, for as long as it likes.
+TEST(Admission, ATightLoopOfRefusalsNeverPromisesMoreThanTheQueueTimeout) {
+  AdmissionPolicy p = fixed(8, 8);
+  p.queue_timeout = 5s;
+  Admission a(p);
+  TimePoint t = t0;
+  for (int i = 0; i < 16; ++i) a.arrive("", t, far);  // 8 in flight, 8 queued
+  a.finish(t + 900ms, t, LoadSignal::success, std::nullopt);
+  a.arrive("", t + 900ms, far);  // the freed place in the queue is taken again
+  Millis longest{0};
+  for (int i = 0; i < 80'000; ++i) {
+    t = t0 + 1s + 100us * i;  // 10,000 refusals a second for 8 s
+    auto r = a.arrive("", t, far);
+    ASSERT_EQ(r.decision, D::queue_full);
+    longest = std::max(longest, r.retry_after);
+  }
+  EXPECT_LE(longest, 5000ms);
+  EXPECT_GE(longest, 4000ms) << "the spacing does run up to the bound";
+  // A well-behaved client refused now is promised no more than the bound either.
+  EXPECT_LE(a.arrive("", t, far).retry_after, 5000ms);
+}
+
+TEST(Admission, OnceTheQueueDrainsAPromiseIsOneServiceTimeAtMost) {
+  AdmissionPolicy p = fixed(2, 2);
+  p.queue_timeout = 30s;
+  Admission a(p);
+  for (int i = 0; i < 4; ++i) a.arrive("", t0, far);
+  for (int i = 0; i < 1000; ++i) a.arrive("", t0 + 1ms * i, far);  // queue_full, promises spaced out
+  // Everything finishes, each having held its slot 1 s: nothing in flight, nothing queued.
+  a.finish(t0 + 1s, t0, LoadSignal::success, std::nullopt);
+  a.finish(t0 + 1s, t0, LoadSignal::success, std::nullopt);
+  a.finish(t0 + 2s, t0 + 1s, LoadSignal::success, std::nullopt);
+  a.finish(t0 + 2s, t0 + 1s, LoadSignal::success, std::nullopt);
+  EXPECT_EQ(a.in_flight(), 0);
+  EXPECT_EQ(a.queued(), 0);
+  // A request that arrives with its deadline already gone is refused: with no backlog, the
+  // promise is one average service time, whatever was promised during the burst.
+  auto r = a.arrive("", t0 + 2s, t0 + 2s);
+  EXPECT_EQ(r.decision, D::admitted) << "a free slot admits even a late request: the attempt's bounds end it";
+  a.finish(t0 + 3s, t0 + 2s, LoadSignal::success, std::nullopt);
+  EXPECT_LE(a.retry_after(t0 + 3s, far), 1000ms);
+}
+
+TEST(Admission, PromisesDecayWhenTheQueueStaysBusy) {
+  AdmissionPolicy p = fixed(1, 1);
+  p.queue_timeout = 10s;
+  Admission a(p);
+  a.arrive("", t0, far);
+  a.arrive("", t0, far);                                     // queued
+  a.finish(t0 + 1s, t0, LoadSignal::success, std::nullopt);  // 1 s a slot; the queued one starts
+  a.arrive("", t0 + 1s, far);                                // queued again: full
+  for (int i = 0; i < 9; ++i) a.arrive("", t0 + 1s, far);    // promised 2 s, 3 s, … 10 s
+  EXPECT_EQ(a.arrive("", t0 + 1s, far).retry_after, 2000ms) << "past the bound: from the earliest again";
+  // A minute later, still full: the burst's promises have passed, the next is worked out afresh.
+  EXPECT_EQ(a.arrive("", t0 + 61s, far).retry_after, 2000ms);
 }
 
 TEST(Admission, FairBetweenKeys) {

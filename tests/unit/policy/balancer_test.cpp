@@ -54,14 +54,16 @@ TEST(Balancer, NextTierOnlyWhenTheFirstHasNoneAvailable) {
   EXPECT_EQ(pick_endpoint(c, s.fn()), -1);
 }
 
-TEST(Balancer, ARetryPrefersAnotherEndpointEvenInTheNextTier) {
-  std::vector<Candidate> c(2);
-  c[1].priority = 1;
-  c[0].tried = true;
-  Script s{{0.5}};
-  EXPECT_EQ(pick_endpoint(c, s.fn()), 1);
-  c[1].tried = true;  // both tried: back to the best tier
-  EXPECT_EQ(pick_endpoint(c, s.fn()), 0);
+TEST(Balancer, PickAmongDrawsOnlyFromTheEligible) {
+  std::vector<Candidate> c(3);
+  c[0].outstanding = 0;
+  c[1].outstanding = 4;
+  c[2].outstanding = 2;
+  Script s{{0.0, 0.0}};
+  EXPECT_EQ(pick_among(c, [](size_t i) { return i != 0; }, s.fn()), 2);
+  c[2].available = false;
+  EXPECT_EQ(pick_among(c, [](size_t i) { return i != 0; }, s.fn()), 1);
+  EXPECT_EQ(pick_among(c, [](size_t i) { return i == 2; }, s.fn()), -1);
 }
 
 }  // namespace

@@ -93,27 +93,5 @@ namespace {
 
 using namespace std::chrono_literals;
 
-TEST(NextRetry, BackoffDrawnFromTheRandomValue) {
-  RetryPolicy p;  // 3 attempts, base 250ms
-  RetryChoice c = next_retry(p, 1, std::nullopt, true, 10s, 0.49);
-  EXPECT_TRUE(c.retry);
-  EXPECT_EQ(c.wait, 122ms);  // 0.49 × 250 ms
-  EXPECT_EQ(next_retry(p, 2, std::nullopt, true, 10s, 0.49).wait, 245ms);
-  EXPECT_EQ(next_retry(p, 3, std::nullopt, true, 10s, 0.49).denied, "max_attempts");
-}
-
-TEST(NextRetry, TheUpstreamsWaitWhenTheRetryGoesBackToIt) {
-  RetryPolicy p;
-  EXPECT_EQ(next_retry(p, 1, 1000ms, false, 10s, 0.5).wait, 1000ms);
-  EXPECT_EQ(next_retry(p, 1, 1000ms, true, 10s, 0.5).wait, 125ms);  // another endpoint is untried
-  EXPECT_EQ(next_retry(p, 1, 61s, true, 600s, 0.5).denied, "retry_after_cap");
-}
-
-TEST(NextRetry, NeverAWaitPastTheDeadline) {
-  RetryPolicy p;
-  EXPECT_EQ(next_retry(p, 1, 1000ms, false, 999ms, 0.5).denied, "deadline");
-  EXPECT_TRUE(next_retry(p, 1, 1000ms, false, 1001ms, 0.5).retry);
-}
-
 }  // namespace
 }  // namespace ballast

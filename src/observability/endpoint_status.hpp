@@ -1,0 +1,18 @@
+// How the endpoints' live state is shown: Prometheus gauges for /metrics and the JSON of
+// /ballast/status, both made from a snapshot taken under each model's lock.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "policy/endpoint_pool.hpp"
+
+namespace ballast {
+
+// Gauges: in flight, queue depth, limits, health, rate-limit levels, by model and endpoint.
+void render_endpoint_gauges(std::string& out, const std::vector<ModelView>& models);
+
+// {"models":[{"name", retry budget, "endpoints":[{name, priority, weight, health, …}]}]}
+std::string endpoint_status_json(const std::vector<ModelView>& models);
+
+}  // namespace ballast

@@ -1,0 +1,170 @@
+#include "policy/endpoint_pool.hpp"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+namespace ballast {
+
+Millis bound_retry_after(Millis wait, Millis cap, Duration time_left) {
+  Millis left = std::chrono::floor<Millis>(time_left);
+  return std::max(Millis(1), std::min({wait, cap, left}));
+}
+
+EndpointPool::State::State(EndpointSpec s, const OutlierPolicy& outlier, TimePoint now)
+    : spec(std::move(s)),
+      admission(spec.admission),
+      health(outlier),
+      rpm(spec.rpm > 0 ? TokenBucket(spec.rpm, now) : TokenBucket()),
+      tpm(spec.tpm > 0 ? TokenBucket(spec.tpm, now) : TokenBucket()) {}
+
+EndpointPool::EndpointPool(std::string model, std::vector<EndpointSpec> endpoints, const OutlierPolicy& outlier,
+                           const RetryPolicy& retries, Millis refusal_cap, uint64_t seed, TimePoint now)
+    : model_(std::move(model)),
+      outlier_(outlier),
+      retries_(retries),
+      budget_(retries),
+      refusal_cap_(refusal_cap),
+      rng_(seed) {
+  endpoints_.reserve(endpoints.size());
+  for (auto& e : endpoints) endpoints_.emplace_back(std::move(e), outlier_, now);
+}
+
+std::vector<Candidate> EndpointPool::candidates(double tokens, TimePoint now, std::optional<Millis>* rate_wait) {
+  std::vector<Candidate> out(endpoints_.size());
+  for (size_t i = 0; i < endpoints_.size(); ++i) {
+    State& ep = endpoints_[i];
+    Candidate& c = out[i];
+    c.weight = ep.spec.weight;
+    c.priority = ep.spec.priority;
+    c.outstanding = ep.admission.in_flight() + ep.admission.queued();
+    const bool healthy = ep.health.available(now);
+    std::optional<Millis> wait;
+    if (ep.rpm.enabled()) wait = ep.rpm.wait_for(1, now);
+    if (!wait && ep.tpm.enabled()) wait = ep.tpm.wait_for(tokens, now);
+    if (healthy && wait) *rate_wait = *rate_wait ? std::min(**rate_wait, *wait) : *wait;
+    c.available = healthy && !wait;
+  }
+  return out;
+}
+
+void EndpointPool::claim(size_t endpoint, double tokens, TimePoint now) {
+  State& ep = endpoints_[endpoint];
+  ep.health.on_send(now);
+  if (ep.rpm.enabled()) ep.rpm.take(1, now);
+  if (ep.tpm.enabled()) ep.tpm.take(tokens, now);
+}
+
+EndpointPool::Choice EndpointPool::refuse(const std::optional<Millis>& rate_wait, Duration time_left,
+                                          TimePoint now) {
+  Choice c;
+  bool any_healthy = std::any_of(endpoints_.begin(), endpoints_.end(),
+                                 [&](const State& ep) { return ep.health.available(now); });
+  if (any_healthy && rate_wait) {
+    c.refusal = ErrorCode::rate_limited;
+    c.retry_after = bound_retry_after(*rate_wait, refusal_cap_, time_left);
+    c.why = fmt::format("every endpoint of model '{}' is at its rpm or tpm limit", model_);
+    return c;
+  }
+  TimePoint soonest = TimePoint::max();
+  for (const auto& ep : endpoints_) soonest = std::min(soonest, ep.health.ejected_until());
+  c.refusal = ErrorCode::all_endpoints_down;
+  c.retry_after =
+      bound_retry_after(std::max(Millis(1000), std::chrono::ceil<Millis>(soonest - now)), refusal_cap_, time_left);
+  c.why = fmt::format("every endpoint of model '{}' is ejected after repeated failures, or probing", model_);
+  return c;
+}
+
+EndpointPool::Choice EndpointPool::choose(std::span<const AttemptFact> history, double tokens, Duration time_left,
+                                          TimePoint now) {
+  std::optional<Millis> rate_wait;
+  std::vector<Candidate> c = candidates(tokens, now, &rate_wait);
+  std::uniform_real_distribution<double> unit01(0.0, 1.0);
+  auto unit = [&] { return unit01(rng_); };
+  Choice choice;
+  if (history.empty()) {
+    choice.endpoint = pick_endpoint(c, unit);
+    if (choice.endpoint < 0) return refuse(rate_wait, time_left, now);
+  } else {
+    NextAttempt next = next_attempt(retries_, c, history, time_left, unit);
+    if (next.endpoint < 0) {
+      choice.denied = next.denied;
+      return choice;
+    }
+    if (next.spends_budget && !budget_.try_spend(now)) {
+      choice.denied = "budget";
+      return choice;
+    }
+    choice.endpoint = next.endpoint;
+    choice.wait = next.wait;
+    choice.where = next.where;
+    choice.retry = next.spends_budget;
+  }
+  claim(static_cast<size_t>(choice.endpoint), tokens, now);
+  return choice;
+}
+
+HealthEvent EndpointPool::report(size_t endpoint, Verdict::Health health, TimePoint now) {
+  State& ep = endpoints_[endpoint];
+  switch (health) {
+    case Verdict::Health::success:
+      return ep.health.report_success(now);
+    case Verdict::Health::failure: {
+      // Never eject the last endpoint standing: with none left, every request would fail.
+      int standing = 0;
+      for (const auto& other : endpoints_) standing += other.health.ejected(now) ? 0 : 1;
+      return ep.health.report_failure(now, standing > 1);
+    }
+    case Verdict::Health::neutral:
+      ep.health.report_neutral();
+      return HealthEvent::none;
+  }
+  return HealthEvent::none;
+}
+
+void EndpointPool::unsent(size_t endpoint) {
+  endpoints_[endpoint].health.report_neutral();
+}
+
+HealthEvent EndpointPool::check_result(size_t endpoint, bool ok, TimePoint now) {
+  if (ok) return endpoints_[endpoint].health.check_passed(now);
+  return report(endpoint, Verdict::Health::failure, now);
+}
+
+void EndpointPool::correct_tokens(size_t endpoint, double delta, TimePoint now) {
+  State& ep = endpoints_[endpoint];
+  if (ep.tpm.enabled() && delta != 0) ep.tpm.adjust(delta, now);
+}
+
+void EndpointPool::record_request(bool client_retry, TimePoint now) {
+  if (client_retry)
+    budget_.record_client_retry(now);
+  else
+    budget_.record_request(now);
+}
+
+ModelView EndpointPool::view(TimePoint now) {
+  ModelView m;
+  m.name = model_;
+  m.retry_budget_used = budget_.retries(now);
+  m.retry_budget_allowed = budget_.allowed(now);
+  for (auto& ep : endpoints_) {
+    EndpointView v;
+    v.name = ep.spec.name;
+    v.priority = ep.spec.priority;
+    v.weight = ep.spec.weight;
+    v.health = ep.health.state(now);
+    if (v.health == OutlierState::State::ejected) v.ejected_for = ep.health.ejected_until() - now;
+    v.in_flight = ep.admission.in_flight();
+    v.queued = ep.admission.queued();
+    if (ep.admission.bounded()) v.max_in_flight = ep.admission.limit();
+    if (ep.rpm.enabled()) v.rpm_available = ep.rpm.level(now);
+    if (ep.tpm.enabled()) v.tpm_available = ep.tpm.level(now);
+    v.window_requests = ep.health.window_requests(now);
+    v.window_failures = ep.health.window_failures(now);
+    m.endpoints.push_back(std::move(v));
+  }
+  return m;
+}
+
+}  // namespace ballast

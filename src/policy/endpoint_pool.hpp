@@ -1,0 +1,124 @@
+// One model's endpoints as every decision about them sees them: each endpoint's admission (slots
+// and fair queue), health and rate limits, and the model's retry budget. Choosing an endpoint,
+// never ejecting the last one, rate-limit refusals and failover are decided here. Pure and
+// single-threaded: the caller holds its lock, passes the time, and wakes the waiters admission
+// names.
+#pragma once
+
+#include <optional>
+#include <random>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/time.hpp"
+#include "policy/admission.hpp"
+#include "policy/classify.hpp"
+#include "policy/error_code.hpp"
+#include "policy/failover.hpp"
+#include "policy/outlier.hpp"
+#include "policy/retry.hpp"
+
+namespace ballast {
+
+struct EndpointSpec {
+  std::string name;
+  double weight = 1;
+  int priority = 0;
+  AdmissionPolicy admission;  // its queue_timeout already the endpoint's effective one
+  double rpm = 0;             // 0: no limit
+  double tpm = 0;
+};
+
+// What /metrics and /ballast/status show of one endpoint.
+struct EndpointView {
+  std::string name;
+  int priority = 0;
+  double weight = 1;
+  OutlierState::State health = OutlierState::State::healthy;
+  Duration ejected_for{0};
+  int in_flight = 0;
+  int queued = 0;
+  std::optional<int> max_in_flight;  // when bounded
+  std::optional<double> rpm_available, tpm_available;
+  int window_requests = 0;
+  int window_failures = 0;
+};
+
+struct ModelView {
+  std::string name;
+  double retry_budget_used = 0;
+  double retry_budget_allowed = 0;
+  std::vector<EndpointView> endpoints;
+};
+
+class EndpointPool {
+ public:
+  // `refusal_cap` bounds the Retry-After of a refusal made here (the model's queue timeout).
+  EndpointPool(std::string model, std::vector<EndpointSpec> endpoints, const OutlierPolicy& outlier,
+               const RetryPolicy& retries, Millis refusal_cap, uint64_t seed, TimePoint now);
+  EndpointPool(const EndpointPool&) = delete;  // endpoints point at outlier_
+  EndpointPool& operator=(const EndpointPool&) = delete;
+
+  struct Choice {
+    int endpoint = -1;
+    Millis wait{0};  // before the attempt: a short backoff when it goes back to the same endpoint
+    NextAttempt::Where where = NextAttempt::Where::none;  // none for a first attempt
+    bool retry = false;                                   // it spent the retry budget
+    // No endpoint: ballast's refusal (rate_limited, all_endpoints_down) with when to come back,
+    // or, after a failure, why no further attempt is made (the failover's reason, or "budget").
+    ErrorCode refusal = ErrorCode::ok;
+    Millis retry_after{0};
+    std::string why;
+    std::string_view denied;
+  };
+  // The endpoint for a request's first attempt (`history` empty) or for the attempt after the last
+  // one in `history` failed; its rate limits are charged and its half-open probe claimed.
+  Choice choose(std::span<const AttemptFact> history, double tokens, Duration time_left, TimePoint now);
+
+  Admission& admission(size_t endpoint) { return endpoints_[endpoint].admission; }
+
+  // An attempt's verdict on the endpoint's health; never ejects the last endpoint standing.
+  HealthEvent report(size_t endpoint, Verdict::Health health, TimePoint now);
+  // The chosen endpoint was not sent to after all: its half-open probe, if this was it, is free.
+  void unsent(size_t endpoint);
+  // An active health check's result: a pass readmits only an ejection that has run out.
+  HealthEvent check_result(size_t endpoint, bool ok, TimePoint now);
+  // The tpm estimate charged for an attempt, corrected (positive gives back).
+  void correct_tokens(size_t endpoint, double delta, TimePoint now);
+  // Every request spends the retry budget's base; a request the client itself retries is a retry.
+  void record_request(bool client_retry, TimePoint now);
+
+  const std::string& model() const { return model_; }
+  const std::string& name(size_t endpoint) const { return endpoints_[endpoint].spec.name; }
+  Millis last_ejection(size_t endpoint) const { return endpoints_[endpoint].health.last_ejection(); }
+  size_t size() const { return endpoints_.size(); }
+  ModelView view(TimePoint now);
+
+ private:
+  struct State {
+    State(EndpointSpec s, const OutlierPolicy& outlier, TimePoint now);
+    EndpointSpec spec;
+    Admission admission;
+    OutlierState health;
+    TokenBucket rpm, tpm;
+  };
+  std::vector<Candidate> candidates(double tokens, TimePoint now, std::optional<Millis>* rate_wait);
+  Choice refuse(const std::optional<Millis>& rate_wait, Duration time_left, TimePoint now);
+  void claim(size_t endpoint, double tokens, TimePoint now);
+
+  std::string model_;
+  OutlierPolicy outlier_;
+  std::vector<State> endpoints_;
+  RetryPolicy retries_;
+  RetryBudget budget_;
+  Millis refusal_cap_;
+  std::mt19937_64 rng_;
+};
+
+// The Retry-After of a refusal: never longer than `cap` (the queue timeout) nor than the client's
+// `time_left`, and at least 1 ms.
+Millis bound_retry_after(Millis wait, Millis cap, Duration time_left);
+
+}  // namespace ballast

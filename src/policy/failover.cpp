@@ -1,0 +1,86 @@
+#include "policy/failover.hpp"
+
+#include <algorithm>
+#include <climits>
+#include <vector>
+
+namespace ballast {
+
+namespace {
+
+NextAttempt none(std::string_view why) {
+  NextAttempt n;
+  n.denied = why;
+  return n;
+}
+
+// The lowest tier above `tier` that has an available endpoint (untried ones preferred), or -1.
+int next_tier_pick(std::span<const Candidate> c, int tier, const std::vector<bool>& tried,
+                   const std::function<double()>& unit) {
+  for (bool allow_tried : {false, true}) {
+    int next = INT_MAX;
+    for (size_t i = 0; i < c.size(); ++i) {
+      if (c[i].available && c[i].weight > 0 && c[i].priority > tier && (allow_tried || !tried[i]))
+        next = std::min(next, c[i].priority);
+    }
+    if (next == INT_MAX) continue;
+    return pick_among(c, [&](size_t i) { return c[i].priority == next && (allow_tried || !tried[i]); }, unit);
+  }
+  return -1;
+}
+
+}  // namespace
+
+NextAttempt next_attempt(const RetryPolicy& policy, std::span<const Candidate> c,
+                         std::span<const AttemptFact> history, Duration time_left,
+                         const std::function<double()>& unit) {
+  if (history.empty()) return none("no_endpoint");
+  const AttemptFact& last = history.back();
+  const size_t failed = last.endpoint;
+  const int tier = c[failed].priority;
+  std::vector<bool> tried(c.size());
+  for (const auto& a : history) tried[a.endpoint] = true;
+  auto go = [&](NextAttempt::Where where, int endpoint, Millis wait, bool retry) {
+    if (time_left <= wait) return none("deadline");
+    NextAttempt n;
+    n.where = where;
+    n.endpoint = endpoint;
+    n.wait = wait;
+    n.spends_budget = retry;
+    return n;
+  };
+
+  if (last.fallback) {
+    // The upstream said this request cannot succeed on this model: once, to the next tier.
+    bool fell_back = std::any_of(history.begin(), history.end() - 1, [](const auto& a) { return a.fallback; });
+    if (fell_back) return none("no_endpoint");
+    int next = next_tier_pick(c, tier, tried, unit);
+    if (next < 0) return none("no_endpoint");
+    return go(NextAttempt::Where::next_tier, next, Millis(0), false);
+  }
+  if (!last.retryable) return none("not_retryable");
+  if (static_cast<int>(history.size()) >= policy.max_attempts) return none("max_attempts");
+
+  // Another endpoint of the same tier, at once.
+  int other = pick_among(
+      c, [&](size_t i) { return i != failed && !tried[i] && c[i].priority == tier; }, unit);
+  if (other >= 0) return go(NextAttempt::Where::other_in_tier, other, Millis(0), true);
+
+  // The same endpoint, when the failure was fast and transient, happened once, and the wait is
+  // short: a blip is cheaper to wait out than a fallback is to take.
+  const auto failures_here = std::count_if(history.begin(), history.end(),
+                                           [&](const auto& a) { return a.endpoint == failed; });
+  if (!last.silent && failures_here == 1 && c[failed].available) {
+    int retry = static_cast<int>(history.size());
+    Millis wait = last.hint ? *last.hint : backoff(policy, retry, unit());
+    if (wait <= std::min(policy.max_same_wait, policy.retry_after_cap))
+      return go(NextAttempt::Where::same_endpoint, static_cast<int>(failed), wait, true);
+  }
+
+  // Otherwise the next tier, at once: no backoff before a different endpoint.
+  int next = next_tier_pick(c, tier, tried, unit);
+  if (next >= 0) return go(NextAttempt::Where::next_tier, next, Millis(0), true);
+  return none("no_endpoint");
+}
+
+}  // namespace ballast
