@@ -55,9 +55,9 @@ int main(int argc, char** argv) {
                     "notice a non-streamed request's disconnect at once, not only when answering");
   sim_cmd->add_option(
       "--fault", sim.faults,
-      "inject a fault (repeatable): status=CODE[,retry-after=S], blackhole, reset, slow-headers=MS, "
-      "slow-first-token=MS, stall-after=K, cut-after=K, malformed, keepalive-only; each may end in "
-      "@PROBABILITY");
+      "inject a fault (repeatable): status=CODE[,retry-after=S][,code=NAME], blackhole, reset, "
+      "slow-headers=MS, slow-first-token=MS, stall-after=K, cut-after=K, malformed, keepalive-only; "
+      "each may end in @PROBABILITY, then in #N (only the next N requests)");
 
   ballast::DoctorArgs doctor;
   auto* doctor_cmd = app.add_subcommand(

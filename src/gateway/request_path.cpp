@@ -480,8 +480,11 @@ asio::awaitable<AttemptResult> Gateway::attempt(Exchange& x, const config::Model
   UpstreamRequest request;
   request.method = x.req.method;
   request.url = target.url;
-  // The body as the client sent it, but for the model its upstream knows, where the endpoint names one.
-  request.body = endpoint.model.empty() || x.req.body.empty() ? x.req.body : with_model(x.req.body, endpoint.model);
+  // The body as the client sent it, but for the model its upstream knows where the endpoint names
+  // one. The rewritten copy lives as long as this attempt's transfer.
+  std::string rewritten;
+  if (!endpoint.model.empty() && !x.req.body.empty()) rewritten = with_model(x.req.body, endpoint.model);
+  request.body = rewritten.empty() ? std::string_view(x.req.body) : std::string_view(rewritten);
   for (const auto& [k, v] : x.req.headers) {
     if (!forward_request_header(k)) continue;
     std::string& line = request.headers.emplace_back();

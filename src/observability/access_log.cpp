@@ -35,7 +35,8 @@ std::string format_access_line(const AccessRecord& r, std::string_view timestamp
   JsonWriter w;
   w.begin_object();
   w.field("ts", timestamp).field("id", r.id).field("method", r.method).field("path", r.path);
-  w.field("peer", r.peer).field("model", r.model).field("endpoint", r.endpoint).field("stream", r.stream);
+  w.field("peer", r.peer).field("model", r.model).field("endpoint", r.endpoint);
+  w.field("upstream_model", r.upstream_model).field("stream", r.stream);
   w.field("status", r.status).field("code", code_name(r.code));
   w.field("duration_ms", r.duration_ms).field("client_timeout_ms", r.client_timeout_ms);
   w.field("queue_ms", r.queue_ms).field("backoff_ms", r.backoff_ms).field("retry_after_ms", r.retry_after_ms);

@@ -20,8 +20,17 @@ FaultParse parse_fault(std::string_view spec) {
   Fault f;
   f.spec = std::string(spec);
   std::string_view body = spec;
-  if (size_t at = spec.rfind('@'); at != std::string_view::npos) {
-    std::string_view p = spec.substr(at + 1);
+  if (size_t hash = body.rfind('#'); hash != std::string_view::npos) {
+    auto n = whole(body.substr(hash + 1), 1, 1'000'000);
+    if (!n) {
+      out.error = "'" + std::string(spec) + "': the count after # must be a whole number from 1 to 1000000";
+      return out;
+    }
+    f.times = *n;
+    body = body.substr(0, hash);
+  }
+  if (size_t at = body.rfind('@'); at != std::string_view::npos) {
+    std::string_view p = body.substr(at + 1);
     double prob = -1;
     auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), prob);
     if (ec != std::errc() || end != p.data() + p.size() || prob < 0 || prob > 1) {
@@ -29,7 +38,7 @@ FaultParse parse_fault(std::string_view spec) {
       return out;
     }
     f.probability = prob;
-    body = spec.substr(0, at);
+    body = body.substr(0, at);
   }
   std::string_view name = body.substr(0, body.find('='));
   std::string_view arg = body.size() > name.size() ? body.substr(name.size() + 1) : std::string_view();
@@ -54,13 +63,17 @@ FaultParse parse_fault(std::string_view spec) {
     std::string_view rest = arg.size() > code.size() ? arg.substr(code.size() + 1) : std::string_view();
     arg = code;
     ok = needs(100, 599, "an HTTP status from 100 to 599, e.g. status=503");
-    if (ok && !rest.empty()) {
-      auto ra = rest.starts_with("retry-after=") ? whole(rest.substr(12), 0, 86400) : std::nullopt;
-      if (!ra) {
-        out.error = "'" + std::string(spec) + "': after the status only retry-after=SECONDS may follow";
-        ok = false;
-      } else {
+    while (ok && !rest.empty()) {
+      std::string_view option = rest.substr(0, rest.find(','));
+      rest = rest.size() > option.size() ? rest.substr(option.size() + 1) : std::string_view();
+      std::optional<int> ra;
+      if (option.starts_with("retry-after=") && (ra = whole(option.substr(12), 0, 86400))) {
         f.retry_after = *ra;
+      } else if (option.starts_with("code=") && option.size() > 5) {
+        f.error_code = std::string(option.substr(5));
+      } else {
+        out.error = "'" + std::string(spec) + "': after the status only retry-after=SECONDS and code=NAME may follow";
+        ok = false;
       }
     }
   } else if (name == "blackhole") {
@@ -121,19 +134,22 @@ bool FaultPlan::any() const {
          slow_first_token_ms || stall_after || cut_after;
 }
 
-FaultPlan plan_faults(const std::vector<Fault>& faults, std::mt19937_64& rng) {
+FaultPlan plan_faults(std::vector<Fault>& faults, std::mt19937_64& rng) {
   FaultPlan plan;
-  for (const auto& f : faults) {
+  for (auto& f : faults) {
+    if (f.times == 0) continue;
     if (f.probability < 1.0) {
       // 53 random bits → [0,1): the same sequence on every platform for a given seed.
       double roll = static_cast<double>(rng() >> 11) * 0x1.0p-53;
       if (roll >= f.probability) continue;
     }
+    if (f.times > 0) --f.times;
     switch (f.kind) {
       case FaultKind::status:
         if (!plan.status) {
           plan.status = f.value;
           plan.retry_after = f.retry_after;
+          plan.error_code = f.error_code;
         }
         break;
       case FaultKind::blackhole:

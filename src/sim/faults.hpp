@@ -1,5 +1,5 @@
 // The simulator's faults: parsing their specs and deciding, per request, which apply.
-//   status=CODE[,retry-after=S]  answer CODE at once
+//   status=CODE[,retry-after=S][,code=NAME]  answer CODE at once (NAME: the error body's code)
 //   blackhole                    read the request, never answer
 //   reset                        close the connection before answering
 //   slow-headers=MS              hold the response headers for MS
@@ -8,7 +8,8 @@
 //   cut-after=K                  K tokens, then close without [DONE]
 //   malformed                    one invalid SSE chunk after the first token (non-streamed: invalid JSON)
 //   keepalive-only               SSE comments and no tokens
-// Each may end in @PROBABILITY (0..1), e.g. "status=503@0.3".
+// Each may end in @PROBABILITY (0..1), e.g. "status=503@0.3", and then in #N: only the next N
+// requests it hits, e.g. "status=500#1" fails one request and then lets every other through.
 #pragma once
 
 #include <optional>
@@ -34,8 +35,10 @@ enum class FaultKind {
 struct Fault {
   FaultKind kind = FaultKind::status;
   int value = 0;         // status code, milliseconds or token count
-  int retry_after = -1;  // seconds, for status; -1 for none
+  int retry_after = -1;    // seconds, for status; -1 for none
+  std::string error_code;  // for status: the error body's code (e.g. context_length_exceeded)
   double probability = 1.0;
+  int times = -1;  // how many more requests it may hit; -1: every one
   std::string spec;  // as written, for /sim/faults
 };
 
@@ -56,6 +59,7 @@ FaultListParse parse_fault_list(std::string_view specs);
 struct FaultPlan {
   std::optional<int> status;
   int retry_after = -1;
+  std::string error_code;
   bool blackhole = false;
   bool reset = false;
   bool malformed = false;
@@ -67,7 +71,8 @@ struct FaultPlan {
   bool any() const;
 };
 
-// Rolls each fault in order with `rng`: deterministic for a given seed and request order.
-FaultPlan plan_faults(const std::vector<Fault>& faults, std::mt19937_64& rng);
+// Rolls each fault in order with `rng`: deterministic for a given seed and request order. A fault
+// with a count left (#N) spends one when it hits.
+FaultPlan plan_faults(std::vector<Fault>& faults, std::mt19937_64& rng);
 
 }  // namespace ballast::sim

@@ -295,6 +295,7 @@ asio::awaitable<void> SimServer::State::handle(Request& req, Downstream& down) {
     }
   }
   if (route.op == Op::models) {
+    ++stats.model_listings;
     JsonWriter w;
     w.begin_object().field("object", "list").key("data").begin_array();
     std::vector<std::string> names =
@@ -382,10 +383,13 @@ asio::awaitable<void> SimServer::State::handle(Request& req, Downstream& down) {
     std::string_view type = status == 429   ? "requests"
                             : status >= 500 ? "server_error"
                                             : "invalid_request_error";
-    co_return co_await answer(
-        down, status, std::move(headers),
-        openai_error(fmt::format("Simulated failure: status {}", status), type,
-                     status == 429 ? std::optional<std::string_view>("rate_limit_exceeded") : std::nullopt));
+    std::optional<std::string_view> code;
+    if (!plan.error_code.empty())
+      code = plan.error_code;
+    else if (status == 429)
+      code = "rate_limit_exceeded";
+    co_return co_await answer(down, status, std::move(headers),
+                              openai_error(fmt::format("Simulated failure: status {}", status), type, code));
   }
   Wakeup wake(co_await asio::this_coro::executor);
   if (plan.reset) {
@@ -625,7 +629,7 @@ asio::awaitable<void> SimServer::State::admin(Request& req, Downstream& down) {
 std::string SimServer::State::stats_json() const {
   JsonWriter w;
   w.begin_object();
-  w.field("requests", stats.requests)
+  w.field("requests", stats.requests).field("model_listings", stats.model_listings)
       .field("connections", server ? server->connections_accepted() : uint64_t{0});
   w.field("in_flight", stats.in_flight)
       .field("max_in_flight", stats.max_in_flight)

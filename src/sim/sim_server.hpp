@@ -36,6 +36,7 @@ struct SimOptions {
 
 struct SimStats {
   uint64_t requests = 0;
+  uint64_t model_listings = 0;  // of `requests`, GET /models (health checks ask it)
   uint64_t in_flight = 0;
   uint64_t max_in_flight = 0;
   uint64_t queued = 0;

@@ -169,9 +169,11 @@ test('priority tiers: the next tier takes over while the first has no healthy en
   });
   for (let i = 0; i < 6; i++) assert.equal((await chat(gw.base, { model: 'm' })).status, 200);
   const log = await eventually(() => { const l = gw.accessLog(); return l.length === 6 && l; });
-  // The first three met the dead primary, then failed over; once it was ejected, backup took them directly.
+  // A refused connect is fast and transient: the first request tries the primary once more before
+  // the next tier; the second's failure is the third in a row and ejects it; from then on backup
+  // takes them directly.
   assert.deepEqual(log.map((l) => l.attempts.map((a) => a.endpoint).join('>')),
-    ['primary>backup', 'primary>backup', 'primary>backup', 'backup', 'backup', 'backup']);
+    ['primary>primary>backup', 'primary>backup', 'backup', 'backup', 'backup', 'backup']);
   assert.match(gw.stderr, /endpoint primary of model 'm' ejected for 30s/);
   const status = await (await fetch(`${gw.url}/ballast/status`)).json();
   assert.equal(status.models[0].endpoints[0].health, 'ejected');

@@ -28,6 +28,7 @@ TEST(Faults, ExplainsBadSpecs) {
   EXPECT_NE(parse_fault("explode").error.find("unknown fault"), std::string::npos);
   EXPECT_NE(parse_fault("reset@2").error.find("from 0 to 1"), std::string::npos);
   EXPECT_NE(parse_fault("status=503,later").error.find("retry-after"), std::string::npos);
+  EXPECT_NE(parse_fault("status=503,code=").error.find("code=NAME"), std::string::npos);
 }
 
 TEST(Faults, HeaderListSeparatedBySemicolonsOrSpaces) {
@@ -56,6 +57,30 @@ TEST(Faults, ProbabilityIsDeterministicPerSeed) {
   };
   EXPECT_EQ(count_hits(42), count_hits(42));
   EXPECT_NEAR(count_hits(42), 3'000, 200);
+}
+
+TEST(Faults, ACountLimitsHowManyRequestsAFaultHits) {
+  std::mt19937_64 rng(1);
+  auto l = parse_fault_list("status=429,retry-after=1#1;reset@0.5#2");
+  ASSERT_EQ(l.error, "");
+  EXPECT_EQ(l.faults[0].times, 1);
+  EXPECT_EQ(l.faults[0].retry_after, 1);
+  EXPECT_EQ(l.faults[1].times, 2);
+  EXPECT_DOUBLE_EQ(l.faults[1].probability, 0.5);
+  EXPECT_EQ(plan_faults(l.faults, rng).status, 429);
+  EXPECT_FALSE(plan_faults(l.faults, rng).status) << "spent: the next request goes through";
+  EXPECT_FALSE(parse_fault("status=500#0").error.empty());
+  EXPECT_FALSE(parse_fault("status=500#x").error.empty());
+}
+
+TEST(Faults, AStatusMayCarryTheErrorBodysCode) {
+  auto f = parse_fault("status=400,code=context_length_exceeded");
+  ASSERT_TRUE(f.fault) << f.error;
+  EXPECT_EQ(f.fault->value, 400);
+  EXPECT_EQ(f.fault->error_code, "context_length_exceeded");
+  std::mt19937_64 rng(1);
+  std::vector<Fault> faults{*f.fault};
+  EXPECT_EQ(plan_faults(faults, rng).error_code, "context_length_exceeded");
 }
 
 }  // namespace
