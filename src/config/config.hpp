@@ -43,7 +43,7 @@ struct SimOptions {
 struct Endpoint {
   std::string name;  // for logs and messages; defaults to host:port
   Provider provider = Provider::openai;
-  std::string model;  // the model name its upstream knows; empty: the name the client sent
+  std::string model;        // the model name its upstream knows; empty: the name the client sent
   std::string base_url;     // openai; azure's /openai/v1 form; sim: filled in when it starts
   std::string endpoint;     // azure: https://RESOURCE.openai.azure.com
   std::string deployment;   // azure

@@ -229,8 +229,9 @@ void read_retries(Reader& r, const YAML::Node& n, const std::string& path, Retry
 
 void read_outlier(Reader& r, const YAML::Node& n, const std::string& path, OutlierPolicy& p) {
   if (!r.is_map(n, path)) return;
-  r.only_keys(n, path,
-              {"consecutive_failures", "min_requests", "window", "failure_rate", "base_ejection", "max_ejection"});
+  r.only_keys(
+      n, path,
+      {"consecutive_failures", "min_requests", "window", "failure_rate", "base_ejection", "max_ejection"});
   r.set(n, path, "consecutive_failures", p.consecutive_failures, 1, 1000);
   r.set(n, path, "min_requests", p.min_requests, 1, 1000000);
   r.set(n, path, "window", p.window);
@@ -247,7 +248,8 @@ void read_outlier(Reader& r, const YAML::Node& n, const std::string& path, Outli
       auto [end, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
       if (percent) v /= 100;
       if (ec != std::errc() || end != t.data() + t.size() || !(v > 0 && v <= 1))
-        r.error(n["failure_rate"], key, fmt::format("'{}' is not a share above 0 and at most 1 (e.g. 0.5 or 50%)", *text));
+        r.error(n["failure_rate"], key,
+                fmt::format("'{}' is not a share above 0 and at most 1 (e.g. 0.5 or 50%)", *text));
       else
         p.failure_rate = v;
     }
@@ -285,9 +287,9 @@ void read_endpoint(Reader& r, const YAML::Node& n, const std::string& path, Endp
   if (!r.is_map(n, path)) return;
   ep.line = n.Mark().line + 1;
   r.only_keys(n, path,
-              {"name", "provider", "model", "base_url", "endpoint", "deployment", "api_version", "api_key", "proxy",
-               "ca_bundle", "timeouts", "sim", "weight", "priority", "max_in_flight", "queue", "rpm", "tpm",
-               "health_check"});
+              {"name", "provider", "model", "base_url", "endpoint", "deployment", "api_version", "api_key",
+               "proxy", "ca_bundle", "timeouts", "sim", "weight", "priority", "max_in_flight", "queue", "rpm",
+               "tpm", "health_check"});
   auto str = [&](const char* key, std::string& slot) {
     if (!n[key]) return;
     if (auto v = r.string(n[key], Reader::join(path, key))) slot = *v;

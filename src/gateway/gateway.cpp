@@ -16,7 +16,6 @@ Gateway::Gateway(boost::asio::io_context& io, config::Config config, AccessLog& 
       access_log_(access_log),
       upstreams_(upstreams),
       metrics_(metrics),
-      rng_(std::random_device{}()),
       getenv_(std::move(getenv)) {
   in_container_ = running_in_container();
   for (const auto& model : config_.models) {

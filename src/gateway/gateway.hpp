@@ -5,7 +5,6 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <cstdint>
-#include <random>
 #include <string>
 #include <unordered_map>
 
@@ -67,7 +66,6 @@ class Gateway {
   AccessLog& access_log_;
   Upstreams& upstreams_;
   Metrics& metrics_;
-  std::mt19937_64 rng_;  // backoff jitter
   GetEnv getenv_;
   bool in_container_ = false;
   uint64_t id_prefix_ = 0;

@@ -114,6 +114,11 @@ bool is_client_retry(const Request& req) {
   return v && !v->empty() && *v != "0";
 }
 
+bool key_may_use(const config::ClientKey& key, std::string_view model) {
+  return key.models.empty() || std::find(key.models.begin(), key.models.end(), model) != key.models.end() ||
+         std::find(key.models.begin(), key.models.end(), "*") != key.models.end();
+}
+
 std::string presented_key(const Request& req) {
   if (const auto* auth = req.header("authorization")) {
     std::string_view v = *auth;
@@ -174,7 +179,8 @@ std::string describe_refusal(ErrorCode code, const config::Endpoint& endpoint,
 bool falls_back(const config::Model& model, const AttemptResult& r) {
   if (model.fallback_on.empty() || r.outcome.status < 400 || r.outcome.status >= 500) return false;
   std::string code = upstream_error_code(r.body);
-  return !code.empty() && std::find(model.fallback_on.begin(), model.fallback_on.end(), code) != model.fallback_on.end();
+  return !code.empty() &&
+         std::find(model.fallback_on.begin(), model.fallback_on.end(), code) != model.fallback_on.end();
 }
 
 // A non-streamed answer larger than this is refused rather than held in memory.
@@ -258,7 +264,8 @@ asio::awaitable<void> Gateway::handle(Request& req, Downstream& down) {
     JsonWriter w;
     w.begin_object().field("object", "list").key("data").begin_array();
     for (const auto& m : config_.models) {
-      if (m.name == "*") continue;
+      // The client-facing names, and only those this client's key may use.
+      if (m.name == "*" || (key && !key_may_use(*key, m.name))) continue;
       w.begin_object()
           .field("id", m.name)
           .field("object", "model")
@@ -289,9 +296,7 @@ asio::awaitable<void> Gateway::handle(Request& req, Downstream& down) {
                     "or add it under models: in {}",
                     name, names, config_.source));
   }
-  if (key && !key->models.empty() &&
-      std::find(key->models.begin(), key->models.end(), model->name) == key->models.end() &&
-      std::find(key->models.begin(), key->models.end(), "*") == key->models.end()) {
+  if (key && !key_may_use(*key, model->name)) {
     co_return co_await fail(
         x, ErrorCode::unauthorized,
         fmt::format("this client key may not use model '{}' (see its models: under keys:)", name));
@@ -299,9 +304,9 @@ asio::awaitable<void> Gateway::handle(Request& req, Downstream& down) {
   x.tokens = estimate_tokens(req.body.size(), fields.fields.max_tokens);
   if (key && (key->rpm > 0 || key->tpm > 0)) {
     if (auto wait = upstreams_.charge_key(static_cast<size_t>(x.key), x.tokens, Clock::now())) {
-      *wait = bound_retry_after(*wait, config_.queue_timeout, plan_deadline(req.received, config_.timeouts.total,
-                                                                             client_timeout(req)).at -
-                                                                   Clock::now());
+      // Like every refusal: never a longer promise than timeouts.queue or the client's own deadline.
+      TimePoint deadline = plan_deadline(req.received, config_.timeouts.total, client_timeout(req)).at;
+      *wait = bound_retry_after(*wait, config_.queue_timeout, deadline - Clock::now());
       co_return co_await refuse(x, ErrorCode::rate_limited,
                                 fmt::format("this client key is over its limit (keys[{}]: rpm {}, tpm {}): "
                                             "retry after {}, or raise the key's limits",
@@ -603,7 +608,8 @@ asio::awaitable<AttemptResult> Gateway::attempt(Exchange& x, const config::Model
 
   r.verdict = classify(o);
   const Verdict& verdict = r.verdict;
-  r.record = {endpoint.name, std::string(x.upstream_model), o.status, verdict.code, o.reused_connection, o.timings};
+  r.record = {endpoint.name, std::string(x.upstream_model), o.status,
+              verdict.code,  o.reused_connection,           o.timings};
   if (verdict.code != ErrorCode::ok) {
     FailureContext ctx{endpoint.name, facts.host,  proxy.url,    proxy.source,
                        &bounds,       &x.deadline, in_container_};

@@ -32,7 +32,8 @@ void render_endpoint_gauges(std::string& out, const std::vector<ModelView>& mode
   };
   std::vector<Row> rows;
   for (const auto& m : models) {
-    for (const auto& ep : m.endpoints) rows.push_back({label("model", m.name) + "," + label("endpoint", ep.name), &ep});
+    for (const auto& ep : m.endpoints)
+      rows.push_back({label("model", m.name) + "," + label("endpoint", ep.name), &ep});
   }
   auto gauge = [&](std::string_view name, std::string_view help, auto value) {
     fmt::format_to(std::back_inserter(out), "# HELP {} {}\n# TYPE {} gauge\n", name, help, name);

@@ -30,7 +30,8 @@ void Metrics::Histogram::observe(double seconds) {
 
 std::string Metrics::model_endpoint_labels(std::string_view model, std::string_view endpoint,
                                            std::string_view upstream_model) {
-  return label("model", model) + "," + label("endpoint", endpoint) + "," + label("upstream_model", upstream_model);
+  return label("model", model) + "," + label("endpoint", endpoint) + "," +
+         label("upstream_model", upstream_model);
 }
 
 std::string Metrics::endpoint_labels(std::string_view endpoint) {

@@ -47,7 +47,8 @@ std::optional<Duration> Admission::estimated_wait(size_t position) const {
 Millis Admission::come_back(TimePoint now, Duration estimate, TimePoint deadline) {
   // Never more than the queue timeout, nor past the client's own deadline: a promise longer than
   // the client would wait is a hang made by the gateway, and SDKs obey it.
-  const Duration bound = std::max<Duration>(Millis(1), std::min<Duration>(policy_.queue_timeout, deadline - now));
+  const Duration bound =
+      std::max<Duration>(Millis(1), std::min<Duration>(policy_.queue_timeout, deadline - now));
   if (tickets_.empty() && in_flight_ < limit()) {
     // Nothing waits and a slot is free (refused for its deadline or a rate limit): no backlog to
     // space the promise behind, and the earlier promises are forgotten.
@@ -90,7 +91,7 @@ Admission::Arrival Admission::arrive(const std::string& key, TimePoint now, Time
     return {Decision::too_late, 0,
             come_back(now, come_back_after(wait.value_or(Duration(0)), latest - now), deadline)};
   }
-uint64_t id = next_ticket_++;
+  uint64_t id = next_ticket_++;
   tickets_.emplace(id, Ticket{key, now, latest, deadline});
   auto& mine = by_key_[key];
   if (mine.empty()) turn_.push_back(key);

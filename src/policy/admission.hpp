@@ -21,9 +21,9 @@
 namespace ballast {
 
 struct AdmissionPolicy {
-  int max_in_flight = 0;  // 0: unbounded (no queue either)
-  bool adaptive = false;  // max_in_flight: auto
-  int queue_size = 1000;  // waiting requests; more are refused with queue_full
+  int max_in_flight = 0;         // 0: unbounded (no queue either)
+  bool adaptive = false;         // max_in_flight: auto
+  int queue_size = 1000;         // waiting requests; more are refused with queue_full
   Millis queue_timeout{30'000};  // the longest wait for a slot, and the longest Retry-After promised
   // The adaptive limit: where it starts, its range, how much one overload signal takes off, and how
   // far above its baseline time to first token may rise before that counts as overload.

@@ -53,7 +53,8 @@ int pick_endpoint(std::span<const Candidate> candidates, const std::function<dou
     if (c.available && c.weight > 0 && c.priority < tier) tier = c.priority;
   }
   if (tier == INT_MAX) return -1;
-  return pick_among(candidates, [&](size_t i) { return candidates[i].priority == tier; }, unit);
+  return pick_among(
+      candidates, [&](size_t i) { return candidates[i].priority == tier; }, unit);
 }
 
 }  // namespace ballast

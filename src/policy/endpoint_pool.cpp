@@ -18,8 +18,9 @@ EndpointPool::State::State(EndpointSpec s, const OutlierPolicy& outlier, TimePoi
       rpm(spec.rpm > 0 ? TokenBucket(spec.rpm, now) : TokenBucket()),
       tpm(spec.tpm > 0 ? TokenBucket(spec.tpm, now) : TokenBucket()) {}
 
-EndpointPool::EndpointPool(std::string model, std::vector<EndpointSpec> endpoints, const OutlierPolicy& outlier,
-                           const RetryPolicy& retries, Millis refusal_cap, uint64_t seed, TimePoint now)
+EndpointPool::EndpointPool(std::string model, std::vector<EndpointSpec> endpoints,
+                           const OutlierPolicy& outlier, const RetryPolicy& retries, Millis refusal_cap,
+                           uint64_t seed, TimePoint now)
     : model_(std::move(model)),
       outlier_(outlier),
       retries_(retries),
@@ -30,7 +31,8 @@ EndpointPool::EndpointPool(std::string model, std::vector<EndpointSpec> endpoint
   for (auto& e : endpoints) endpoints_.emplace_back(std::move(e), outlier_, now);
 }
 
-std::vector<Candidate> EndpointPool::candidates(double tokens, TimePoint now, std::optional<Millis>* rate_wait) {
+std::vector<Candidate> EndpointPool::candidates(double tokens, TimePoint now,
+                                                std::optional<Millis>* rate_wait) {
   std::vector<Candidate> out(endpoints_.size());
   for (size_t i = 0; i < endpoints_.size(); ++i) {
     State& ep = endpoints_[i];
@@ -69,14 +71,14 @@ EndpointPool::Choice EndpointPool::refuse(const std::optional<Millis>& rate_wait
   TimePoint soonest = TimePoint::max();
   for (const auto& ep : endpoints_) soonest = std::min(soonest, ep.health.ejected_until());
   c.refusal = ErrorCode::all_endpoints_down;
-  c.retry_after =
-      bound_retry_after(std::max(Millis(1000), std::chrono::ceil<Millis>(soonest - now)), refusal_cap_, time_left);
+  c.retry_after = bound_retry_after(std::max(Millis(1000), std::chrono::ceil<Millis>(soonest - now)),
+                                    refusal_cap_, time_left);
   c.why = fmt::format("every endpoint of model '{}' is ejected after repeated failures, or probing", model_);
   return c;
 }
 
-EndpointPool::Choice EndpointPool::choose(std::span<const AttemptFact> history, double tokens, Duration time_left,
-                                          TimePoint now) {
+EndpointPool::Choice EndpointPool::choose(std::span<const AttemptFact> history, double tokens,
+                                          Duration time_left, TimePoint now) {
   std::optional<Millis> rate_wait;
   std::vector<Candidate> c = candidates(tokens, now, &rate_wait);
   std::uniform_real_distribution<double> unit01(0.0, 1.0);

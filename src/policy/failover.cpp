@@ -24,7 +24,8 @@ int next_tier_pick(std::span<const Candidate> c, int tier, const std::vector<boo
         next = std::min(next, c[i].priority);
     }
     if (next == INT_MAX) continue;
-    return pick_among(c, [&](size_t i) { return c[i].priority == next && (allow_tried || !tried[i]); }, unit);
+    return pick_among(
+        c, [&](size_t i) { return c[i].priority == next && (allow_tried || !tried[i]); }, unit);
   }
   return -1;
 }
@@ -52,7 +53,8 @@ NextAttempt next_attempt(const RetryPolicy& policy, std::span<const Candidate> c
 
   if (last.fallback) {
     // The upstream said this request cannot succeed on this model: once, to the next tier.
-    bool fell_back = std::any_of(history.begin(), history.end() - 1, [](const auto& a) { return a.fallback; });
+    bool fell_back =
+        std::any_of(history.begin(), history.end() - 1, [](const auto& a) { return a.fallback; });
     if (fell_back) return none("no_endpoint");
     int next = next_tier_pick(c, tier, tried, unit);
     if (next < 0) return none("no_endpoint");
@@ -68,8 +70,8 @@ NextAttempt next_attempt(const RetryPolicy& policy, std::span<const Candidate> c
 
   // The same endpoint, when the failure was fast and transient, happened once, and the wait is
   // short: a blip is cheaper to wait out than a fallback is to take.
-  const auto failures_here = std::count_if(history.begin(), history.end(),
-                                           [&](const auto& a) { return a.endpoint == failed; });
+  const auto failures_here =
+      std::count_if(history.begin(), history.end(), [&](const auto& a) { return a.endpoint == failed; });
   if (!last.silent && failures_here == 1 && c[failed].available) {
     int retry = static_cast<int>(history.size());
     Millis wait = last.hint ? *last.hint : backoff(policy, retry, unit());

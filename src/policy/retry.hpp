@@ -1,6 +1,7 @@
 // How long to wait before another attempt: full-jitter exponential backoff, the upstream's own
 // hints (Retry-After, retry-after-ms, x-ratelimit-reset-*), and the retry budget that keeps a
-// failing upstream from being hammered. Where the attempt goes is policy/failover.hpp's. Pure: time and randomness are arguments.
+// failing upstream from being hammered. Where the attempt goes is policy/failover.hpp's. Pure: time and
+// randomness are arguments.
 #pragma once
 
 #include <array>
@@ -17,12 +18,12 @@
 namespace ballast {
 
 struct RetryPolicy {
-  int max_attempts = 3;  // attempts per request, the first included
-  Millis base{250};      // backoff before retry n: uniform in [0, min(cap, base * 2^(n-1))]
-  Millis cap{8'000};     // the largest backoff
+  int max_attempts = 3;            // attempts per request, the first included
+  Millis base{250};                // backoff before retry n: uniform in [0, min(cap, base * 2^(n-1))]
+  Millis cap{8'000};               // the largest backoff
   Millis retry_after_cap{60'000};  // an upstream hint longer than this is never waited for
   Millis max_same_wait{2'000};     // the longest wait before a retry on the endpoint that just failed
-  double budget_ratio = 0.2;  // retries may be this share of the requests in the window …
+  double budget_ratio = 0.2;       // retries may be this share of the requests in the window …
   double budget_min_per_s =
       10;  // … plus this many per second of the window, so a quiet model can still retry
   Millis budget_window{10'000};

@@ -72,7 +72,8 @@ FaultParse parse_fault(std::string_view spec) {
       } else if (option.starts_with("code=") && option.size() > 5) {
         f.error_code = std::string(option.substr(5));
       } else {
-        out.error = "'" + std::string(spec) + "': after the status only retry-after=SECONDS and code=NAME may follow";
+        out.error =
+            "'" + std::string(spec) + "': after the status only retry-after=SECONDS and code=NAME may follow";
         ok = false;
       }
     }

@@ -34,11 +34,11 @@ enum class FaultKind {
 
 struct Fault {
   FaultKind kind = FaultKind::status;
-  int value = 0;         // status code, milliseconds or token count
+  int value = 0;           // status code, milliseconds or token count
   int retry_after = -1;    // seconds, for status; -1 for none
   std::string error_code;  // for status: the error body's code (e.g. context_length_exceeded)
   double probability = 1.0;
-  int times = -1;  // how many more requests it may hit; -1: every one
+  int times = -1;    // how many more requests it may hit; -1: every one
   std::string spec;  // as written, for /sim/faults
 };
 

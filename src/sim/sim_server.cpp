@@ -629,7 +629,8 @@ asio::awaitable<void> SimServer::State::admin(Request& req, Downstream& down) {
 std::string SimServer::State::stats_json() const {
   JsonWriter w;
   w.begin_object();
-  w.field("requests", stats.requests).field("model_listings", stats.model_listings)
+  w.field("requests", stats.requests)
+      .field("model_listings", stats.model_listings)
       .field("connections", server ? server->connections_accepted() : uint64_t{0});
   w.field("in_flight", stats.in_flight)
       .field("max_in_flight", stats.max_in_flight)

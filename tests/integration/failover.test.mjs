@@ -241,3 +241,41 @@ test('a client that ignores Retry-After cannot make the promised wait grow: 50 S
   const status = await (await fetch(`${gw.url}/ballast/status`)).json();
   assert.equal(status.models[0].endpoints[0].queued, 0);
 });
+
+test("GET /v1/models lists the client-facing names, only those the client's key may use", async () => {
+  const upstream = await sim([]);
+  const gw = await serve({
+    keys: [{ key: 'team-a', models: ['gpt'] }, { key: 'admin' }],
+    models: [
+      { name: 'gpt', endpoints: [{ base_url: upstream.base, model: 'upstream-name' }] },
+      { name: 'internal', endpoints: [{ base_url: upstream.base }] },
+    ],
+  });
+  const list = async (key) =>
+    (await (await fetch(`${gw.base}/models`, { headers: { authorization: `Bearer ${key}` } })).json()).data.map((m) => m.id);
+  assert.deepEqual(await list('team-a'), ['gpt']);
+  assert.deepEqual(await list('admin'), ['gpt', 'internal']);
+});
+
+test("an endpoint's model: applies to every API, and only to the body's top-level model", async () => {
+  const upstream = await sim(['--model', 'upstream-name']);
+  const gw = await serve({ models: [{ name: 'public', endpoints: [{ name: 'only', base_url: upstream.base, model: 'upstream-name' }] }] });
+  const post = async (path, body) => {
+    const res = await fetch(`${gw.base}${path}`, {
+      method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body),
+    });
+    return { status: res.status, model: res.headers.get('x-ballast-model'), json: await res.json() };
+  };
+  const cases = [
+    ['/chat/completions', { model: 'public', messages: [{ role: 'user', content: 'the word "model": "public"' }] }],
+    ['/completions', { model: 'public', prompt: 'hi' }],
+    ['/embeddings', { model: 'public', input: 'hi' }],
+    ['/responses', { model: 'public', input: 'hi' }],
+  ];
+  for (const [path, body] of cases) {
+    const r = await post(path, body);
+    assert.equal(r.status, 200, `${path}: ${JSON.stringify(r.json)}`);
+    assert.equal(r.model, 'upstream-name');
+    assert.equal(r.json.model, 'upstream-name', `${path}: the upstream's own model field reaches the client`);
+  }
+});

@@ -210,11 +210,13 @@ outlier: {failure_rate: 150%}
 )",
                      "f.yaml", no_env);
   ASSERT_EQ(r.errors.size(), 3u);
-  EXPECT_EQ(r.errors[0],
-            "f.yaml:3: models[0].fallback_on: sends a request to the next tier, but every endpoint of this model "
-            "has the same priority: give the fallback endpoint a higher priority (e.g. priority: 1)");
+  EXPECT_EQ(
+      r.errors[0],
+      "f.yaml:3: models[0].fallback_on: sends a request to the next tier, but every endpoint of this model "
+      "has the same priority: give the fallback endpoint a higher priority (e.g. priority: 1)");
   EXPECT_EQ(r.errors[1], "f.yaml:6: models[0].endpoints[0].model: must not be empty");
-  EXPECT_EQ(r.errors[2], "f.yaml:7: outlier.failure_rate: '150%' is not a share above 0 and at most 1 (e.g. 0.5 or 50%)");
+  EXPECT_EQ(r.errors[2],
+            "f.yaml:7: outlier.failure_rate: '150%' is not a share above 0 and at most 1 (e.g. 0.5 or 50%)");
 }
 
 TEST(ConfigLoad, UnsetVariablesAreErrorsUnlessDefaulted) {

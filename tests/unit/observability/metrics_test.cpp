@@ -22,16 +22,18 @@ TEST(Metrics, CountersAndHistogramsInPrometheusText) {
   t.total_ms = 900;
   m.attempt(ep, ErrorCode::ok, t);
   std::string text = m.render();
-  EXPECT_NE(text.find("ballast_requests_total{model=\"gpt\",endpoint=\"ep\",upstream_model=\"gpt-4o\",code=\"ok\"} 2\n"),
-            std::string::npos);
+  EXPECT_NE(
+      text.find(
+          "ballast_requests_total{model=\"gpt\",endpoint=\"ep\",upstream_model=\"gpt-4o\",code=\"ok\"} 2\n"),
+      std::string::npos);
   EXPECT_NE(text.find("ballast_retries_total{model=\"gpt\",reason=\"connect_refused\"} 1\n"),
             std::string::npos);
-  EXPECT_NE(
-      text.find("ballast_request_duration_seconds_bucket{model=\"gpt\",endpoint=\"ep\",upstream_model=\"gpt-4o\",le=\"0.5\"} 1\n"),
-      std::string::npos);
-  EXPECT_NE(
-      text.find("ballast_request_duration_seconds_bucket{model=\"gpt\",endpoint=\"ep\",upstream_model=\"gpt-4o\",le=\"+Inf\"} 2\n"),
-      std::string::npos);
+  EXPECT_NE(text.find("ballast_request_duration_seconds_bucket{model=\"gpt\",endpoint=\"ep\",upstream_model="
+                      "\"gpt-4o\",le=\"0.5\"} 1\n"),
+            std::string::npos);
+  EXPECT_NE(text.find("ballast_request_duration_seconds_bucket{model=\"gpt\",endpoint=\"ep\",upstream_model="
+                      "\"gpt-4o\",le=\"+Inf\"} 2\n"),
+            std::string::npos);
   EXPECT_NE(text.find("ballast_phase_seconds_bucket{endpoint=\"ep\",phase=\"first_byte\",le=\"0.05\"} 1\n"),
             std::string::npos);
   EXPECT_NE(text.find("ballast_phase_seconds_count{endpoint=\"ep\",phase=\"total\"} 1\n"), std::string::npos);

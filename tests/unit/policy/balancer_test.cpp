@@ -60,10 +60,16 @@ TEST(Balancer, PickAmongDrawsOnlyFromTheEligible) {
   c[1].outstanding = 4;
   c[2].outstanding = 2;
   Script s{{0.0, 0.0}};
-  EXPECT_EQ(pick_among(c, [](size_t i) { return i != 0; }, s.fn()), 2);
+  EXPECT_EQ(pick_among(
+                c, [](size_t i) { return i != 0; }, s.fn()),
+            2);
   c[2].available = false;
-  EXPECT_EQ(pick_among(c, [](size_t i) { return i != 0; }, s.fn()), 1);
-  EXPECT_EQ(pick_among(c, [](size_t i) { return i == 2; }, s.fn()), -1);
+  EXPECT_EQ(pick_among(
+                c, [](size_t i) { return i != 0; }, s.fn()),
+            1);
+  EXPECT_EQ(pick_among(
+                c, [](size_t i) { return i == 2; }, s.fn()),
+            -1);
 }
 
 }  // namespace

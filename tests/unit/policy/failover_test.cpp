@@ -144,7 +144,8 @@ TEST(Failover, NeverAWaitPastTheDeadline) {
   EXPECT_EQ(next_attempt(RetryPolicy{}, c, h, 999ms, half).denied, "deadline");
   EXPECT_EQ(next_attempt(RetryPolicy{}, c, h, 1001ms, half).wait, 1000ms);
   auto two = tiers({0, 1});
-  EXPECT_EQ(next_attempt(RetryPolicy{}, two, std::vector<AttemptFact>{silent(0)}, 0ms, half).denied, "deadline");
+  EXPECT_EQ(next_attempt(RetryPolicy{}, two, std::vector<AttemptFact>{silent(0)}, 0ms, half).denied,
+            "deadline");
 }
 
 TEST(Failover, TheNextTierIsTheNearestOneWithAnAvailableEndpoint) {

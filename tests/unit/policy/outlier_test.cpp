@@ -109,7 +109,7 @@ TEST(Outlier, AFailureRateEjectsWithoutAnUnbrokenRun) {
       EXPECT_EQ(s.report_success(at), HealthEvent::none) << i;
   }
   EXPECT_EQ(s.window_requests(t + 4500ms), 9);
-  EXPECT_EQ(s.report_success(t + 4500ms), HealthEvent::none);  // a success never ejects
+  EXPECT_EQ(s.report_success(t + 4500ms), HealthEvent::none);       // a success never ejects
   EXPECT_EQ(s.report_failure(t + 5s, true), HealthEvent::ejected);  // 11, 6 failed
 }
 
