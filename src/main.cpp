@@ -56,7 +56,8 @@ int main(int argc, char** argv) {
   sim_cmd->add_option(
       "--fault", sim.faults,
       "inject a fault (repeatable): status=CODE[,retry-after=S][,code=NAME], blackhole, reset, "
-      "slow-headers=MS, slow-first-token=MS, stall-after=K, cut-after=K, malformed, keepalive-only; "
+      "slow-headers=MS, slow-first-token=MS, stall-after=K, cut-after=K, malformed, malformed-at=K, "
+      "no-done, error-event=K, keepalive-only; "
       "each may end in @PROBABILITY, then in #N (only the next N requests)");
 
   ballast::DoctorArgs doctor;

@@ -389,6 +389,10 @@ asio::awaitable<void> Gateway::proxy(Exchange& x, const config::Model& model, st
     last = co_await attempt(x, model, endpoint, api_path, stream);
     x.record.attempts.push_back(last.record);
     metrics_.attempt(facts(endpoint).endpoint_labels, last.record.code, last.outcome.timings);
+    if (last.outcome.malformed_events > 0) {
+      x.record.malformed_events += last.outcome.malformed_events;
+      metrics_.malformed_events(endpoint.name, last.outcome.malformed_events);
+    }
     const Verdict& verdict = last.verdict;
     const PhaseTimings& t = last.outcome.timings;
     std::optional<Duration> first_token;
@@ -510,9 +514,12 @@ asio::awaitable<AttemptResult> Gateway::attempt(Exchange& x, const config::Model
   enum class Mode { undecided, buffer, stream } mode = Mode::undecided;
   AttemptPhase phase = AttemptPhase::connecting;
   SseScanner scanner;
-  std::string held;       // stream events received before the first token: sent with it, or never
-  bool complete = false;  // the stream's terminal event was relayed
+  StreamProgress progress;  // whether what was relayed is a whole answer yet
+  std::string held;         // stream events received before the first token: sent with it, or never
   std::optional<TimePoint> first_token_at;
+  // When ballast last became ready to read more: the end of its latest write to the client. Time
+  // spent waiting for a slow client (the upstream transfer paused meanwhile) is not upstream silence.
+  TimePoint ready_since = t.started_at();
 
   for (;;) {
     if (x.down.client_gone()) {
@@ -536,16 +543,25 @@ asio::awaitable<AttemptResult> Gateway::attempt(Exchange& x, const config::Model
       scanner.feed(t.take());
       std::string out;
       while (auto ev = scanner.next()) {
-        if (ev->malformed) {
-          // What came before it is still relayed; the stream then ends with an error event.
-          o.malformed = true;
+        if (ev->upstream_error) {
+          // The upstream's own failure. Once the answer has begun it is relayed, so the client's SDK
+          // raises the upstream's reason, and ends the stream; before that, nothing was sent and it
+          // is a failure like an error status (retried, or answered by ballast).
+          o.upstream_error = true;
+          o.detail = ev->error_message;
+          if (first_token_at) out.append(ev->raw);
           break;
         }
+        if (ev->malformed) {
+          ++o.malformed_events;  // dropped, not relayed: the rest of the stream may still be whole
+          continue;
+        }
         if (ev->usage) x.record.usage = ev->usage;
+        progress.see(*ev);
         out.append(ev->raw);
         if (!first_token_at && (ev->has_content || ev->terminal)) first_token_at = Clock::now();
-        if (ev->terminal) complete = true;
       }
+      if (o.upstream_error && !first_token_at) break;
       if (!first_token_at) {
         held += out;
       } else {
@@ -565,12 +581,13 @@ asio::awaitable<AttemptResult> Gateway::attempt(Exchange& x, const config::Model
           o.client_gone = true;
           break;
         }
+        ready_since = Clock::now();
       }
-      if (o.malformed) break;
+      if (o.upstream_error) break;
     }
     if (t.done() && t.buffered().empty()) break;
     // Nothing new to handle: wait for the upstream, the client, or the bound of this phase.
-    AttemptClock clock{t.started_at(), t.started_at(), t.last_activity()};
+    AttemptClock clock{t.started_at(), t.started_at(), std::max(t.last_activity(), ready_since)};
     if (phase == AttemptPhase::connecting) {
       if (auto sent = t.sent_at()) {
         phase = AttemptPhase::awaiting_headers;
@@ -593,8 +610,18 @@ asio::awaitable<AttemptResult> Gateway::attempt(Exchange& x, const config::Model
     o.transport = t.error();
     o.detail = t.error_text();
   }
-  if (mode == Mode::stream && t.done() && !complete && o.transport == TransportError::none && !o.malformed) {
-    o.truncated = true;  // ended cleanly, but without [DONE] or a final event
+  if (mode == Mode::stream && t.done() && !progress.complete() && o.transport == TransportError::none &&
+      !o.upstream_error) {
+    o.truncated = true;  // ended cleanly, but before the answer was whole
+  }
+  if (mode == Mode::buffer && t.done() && o.transport == TransportError::none && o.status >= 200 &&
+      o.status < 300 && !o.client_gone) {
+    // A 2xx that is not JSON is no API answer, whatever its status says.
+    auto body = read_response_body(r.body);
+    if (!body.json)
+      o.malformed = true;
+    else if (!x.record.usage)
+      x.record.usage = body.usage;
   }
   if (o.transport == TransportError::reset && t.headers_done() && o.status >= 200 && o.status < 300) {
     o.truncated = true;  // the response began, then the connection broke
@@ -621,14 +648,12 @@ asio::awaitable<AttemptResult> Gateway::attempt(Exchange& x, const config::Model
   // honest end here.
   if (mode == Mode::buffer) {
     r.headers = t.take_headers();
-    if (verdict.code == ErrorCode::ok && !o.client_gone) {
-      if (!x.record.usage) x.record.usage = read_usage(r.body);
-      r.deliver = true;
-    }
+    if (verdict.code == ErrorCode::ok && !o.client_gone) r.deliver = true;
   }
   if (o.response_started && mode == Mode::stream && !o.client_gone) {
-    if (verdict.code != ErrorCode::ok) {
-      // Never a [DONE] or a made-up finish_reason: the client's SDK raises this as an error.
+    if (verdict.code != ErrorCode::ok && !o.upstream_error) {
+      // Never a [DONE] or a made-up finish_reason: the client's SDK raises this as an error. (The
+      // upstream's own error event, relayed above, already does.)
       std::string event = sse_error_event(verdict.code, r.message);
       x.record.bytes_out += event.size();
       co_await x.down.write_chunk(event);

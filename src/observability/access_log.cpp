@@ -59,6 +59,7 @@ std::string format_access_line(const AccessRecord& r, std::string_view timestamp
   } else {
     w.null();
   }
+  w.field("malformed_events", r.malformed_events);
   w.field("bytes_in", static_cast<uint64_t>(r.bytes_in))
       .field("bytes_out", static_cast<uint64_t>(r.bytes_out));
   if (!r.message.empty()) w.field("message", r.message);

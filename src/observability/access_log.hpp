@@ -40,6 +40,7 @@ struct AccessRecord {
   std::optional<int> retry_after_ms;  // what the client was told to wait, when it was
   std::vector<AttemptRecord> attempts;
   std::optional<Usage> usage;
+  int malformed_events = 0;  // stream events dropped because their data was not JSON
   size_t bytes_in = 0;
   size_t bytes_out = 0;
   double duration_ms = 0;

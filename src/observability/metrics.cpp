@@ -77,6 +77,12 @@ void Metrics::ejection(std::string_view endpoint) {
   ++ejections_[key];
 }
 
+void Metrics::malformed_events(std::string_view endpoint, int count) {
+  std::string key = label("endpoint", endpoint);
+  std::lock_guard lock(mu_);
+  malformed_events_[key] += static_cast<uint64_t>(count);
+}
+
 namespace {
 
 void header(std::string& out, std::string_view name, std::string_view help, std::string_view type) {
@@ -134,7 +140,7 @@ std::string Metrics::render() const {
                    attempts_);
   counters(out, "ballast_retries_total", "Retries made, by what the attempt before failed with.", retries_);
   counters(out, "ballast_retries_denied_total",
-           "Retries wanted but not made: budget, deadline, retry_after_cap or max_attempts.",
+           "Retries wanted but not made: budget, deadline, max_attempts or no_endpoint.",
            retries_denied_);
   header(out, "ballast_phase_seconds", "Upstream attempt phases, from the attempt's start.", "histogram");
   static constexpr std::array<std::string_view, kPhases> kPhaseNames = {"connect", "first_byte",
@@ -148,6 +154,8 @@ std::string Metrics::render() const {
   histograms(out, "ballast_queue_wait_seconds",
              "Time requests waited for one of an endpoint's max_in_flight slots.", queue_wait_seconds_);
   counters(out, "ballast_ejections_total", "Endpoints ejected by outlier detection.", ejections_);
+  counters(out, "ballast_malformed_events_total",
+           "Stream events whose data was not JSON, dropped instead of relayed, by endpoint.", malformed_events_);
   return out;
 }
 

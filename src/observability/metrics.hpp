@@ -34,6 +34,8 @@ class Metrics {
   // A retry that was wanted but not made, and why: budget, deadline, retry_after_cap, max_attempts.
   void retry_denied(std::string_view model, std::string_view why);
   void ejection(std::string_view endpoint);
+  // Stream events from an endpoint whose data was not JSON: dropped, not relayed.
+  void malformed_events(std::string_view endpoint, int count);
 
   // Everything above, as Prometheus text.
   std::string render() const;
@@ -65,7 +67,7 @@ class Metrics {
   std::map<std::string, ByCode, std::less<>> requests_, attempts_;
   std::map<std::string, Histogram, std::less<>> request_seconds_, queue_wait_seconds_;
   std::map<std::string, std::array<Histogram, kPhases>, std::less<>> phase_seconds_;
-  std::map<std::string, uint64_t> retries_, retries_denied_, ejections_;
+  std::map<std::string, uint64_t> retries_, retries_denied_, ejections_, malformed_events_;
 };
 
 // `name="value"` with the value escaped as Prometheus requires.

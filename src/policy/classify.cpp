@@ -55,6 +55,9 @@ Verdict judge(const Outcome& o) {
     return {code_for(o.transport), fresh};
   }
   if (o.status >= 200 && o.status < 300) {
+    // The upstream's own failure, told inside its stream: like an error status before the first
+    // token, a failure of an answer that had begun after it.
+    if (o.upstream_error) return {ErrorCode::upstream_error, fresh};
     if (o.truncated || o.malformed) return {ErrorCode::upstream_reset, fresh};
     return {ErrorCode::ok, false};
   }
@@ -83,6 +86,7 @@ Verdict classify(const Outcome& o) {
     case ErrorCode::connect_refused:
     case ErrorCode::tls_failure:
     case ErrorCode::upstream_reset:
+    case ErrorCode::upstream_error:
     case ErrorCode::stream_idle_timeout:
       v.health = Verdict::Health::failure;
       break;

@@ -42,6 +42,8 @@ std::string_view code_name(ErrorCode code) {
       return "stream_idle_timeout";
     case ErrorCode::upstream_reset:
       return "upstream_reset";
+    case ErrorCode::upstream_error:
+      return "upstream_error";
     case ErrorCode::upstream_status:
       return "upstream_status";
     case ErrorCode::all_endpoints_down:
@@ -81,6 +83,7 @@ int http_status(ErrorCode code) {
     case ErrorCode::connect_refused:
     case ErrorCode::tls_failure:
     case ErrorCode::upstream_reset:
+    case ErrorCode::upstream_error:
     case ErrorCode::upstream_status:
       return 502;
     // Logged only: nobody is left to answer. 499 is the status proxies log for it.

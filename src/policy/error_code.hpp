@@ -27,6 +27,7 @@ enum class ErrorCode : uint8_t {
   first_token_timeout,
   stream_idle_timeout,
   upstream_reset,
+  upstream_error,  // the upstream's own error event inside a stream
   upstream_status,
   all_endpoints_down,
   client_disconnected,

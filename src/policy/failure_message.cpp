@@ -98,10 +98,9 @@ std::string describe_failure(ErrorCode code, const Outcome& o, const FailureCont
       return fmt::format("upstream {} did not finish within {} ({}).", c.endpoint, deadline_text(c), timings);
     case ErrorCode::upstream_reset:
       if (o.malformed) {
-        return fmt::format(
-            "upstream {} sent a malformed stream event (not JSON) after {}: the response "
-            "is incomplete.",
-            c.endpoint, timings);
+        return fmt::format("upstream {} answered 2xx with a body that is not JSON ({}): the model server or a "
+                           "proxy in front of it sent something other than an API response.",
+                           c.endpoint, timings);
       }
       if (o.truncated && o.status >= 200 && o.status < 300) {
         return fmt::format(
@@ -113,6 +112,9 @@ std::string describe_failure(ErrorCode code, const Outcome& o, const FailureCont
           "upstream {} closed the connection before answering ({}){}: the model server may "
           "have crashed, restarted, or an idle connection was cut by a load balancer.",
           c.endpoint, timings, o.detail.empty() ? "" : ": " + o.detail);
+    case ErrorCode::upstream_error:
+      return fmt::format("upstream {} reported an error inside its stream ({}){}: the response is incomplete.",
+                         c.endpoint, timings, o.detail.empty() ? "" : ": " + o.detail);
     case ErrorCode::upstream_status:
       return fmt::format("upstream {} answered {}.", c.endpoint, o.status);
     case ErrorCode::client_disconnected:

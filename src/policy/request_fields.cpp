@@ -73,13 +73,17 @@ std::string upstream_error_code(std::string_view body) {
   return {};
 }
 
-std::optional<Usage> read_usage(std::string_view body) {
+ResponseBody read_response_body(std::string_view body) {
+  ResponseBody r;
   simdjson::dom::element doc;
-  if (json_parser().parse(body.data(), body.size()).get(doc) != simdjson::SUCCESS) return std::nullopt;
+  if (json_parser().parse(body.data(), body.size()).get(doc) != simdjson::SUCCESS) return r;
+  r.json = true;
   simdjson::dom::element u;
-  if (doc["usage"].get(u) == simdjson::SUCCESS) return usage_from(u);
-  if (doc["response"]["usage"].get(u) == simdjson::SUCCESS) return usage_from(u);
-  return std::nullopt;
+  if (doc["usage"].get(u) == simdjson::SUCCESS)
+    r.usage = usage_from(u);
+  else if (doc["response"]["usage"].get(u) == simdjson::SUCCESS)
+    r.usage = usage_from(u);
+  return r;
 }
 
 }  // namespace ballast

@@ -28,7 +28,12 @@ RequestFieldsResult read_request_fields(std::string_view body);
 // "content_filter"), or the top-level `code` of a bare error object; empty when there is none.
 std::string upstream_error_code(std::string_view body);
 
-// Reads `usage` from a non-streamed response body (chat, completions, embeddings, responses).
-std::optional<Usage> read_usage(std::string_view body);
+// A non-streamed response body: is it JSON at all, and its `usage` (chat, completions, embeddings,
+// responses) if it reports one.
+struct ResponseBody {
+  bool json = false;
+  std::optional<Usage> usage;
+};
+ResponseBody read_response_body(std::string_view body);
 
 }  // namespace ballast

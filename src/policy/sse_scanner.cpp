@@ -1,5 +1,7 @@
 #include "policy/sse_scanner.hpp"
 
+#include <algorithm>
+
 #include "policy/json_read.hpp"
 
 namespace ballast {
@@ -32,9 +34,24 @@ bool choice_has_content(simdjson::dom::element choice) {
   return present(delta, "tool_calls") || present(delta, "function_call");
 }
 
+uint64_t choice_bit(simdjson::dom::element choice) {
+  int64_t index = 0;
+  if (choice["index"].get(index) != simdjson::SUCCESS || index < 0) index = 0;
+  return uint64_t{1} << std::min<int64_t>(index, 63);
+}
+
+// The message of an error object, or the error itself when it is a string, cut for a log line.
+std::string error_words(simdjson::dom::element error) {
+  std::string_view s;
+  if (error.get(s) != simdjson::SUCCESS && error["message"].get(s) != simdjson::SUCCESS) return {};
+  constexpr size_t kMax = 256;
+  return std::string(s.substr(0, kMax));
+}
+
 void judge_data(std::string_view data, SseEvent& ev) {
   if (data == "[DONE]") {
     ev.terminal = true;
+    ev.done = true;
     return;
   }
   simdjson::dom::element doc;
@@ -44,9 +61,11 @@ void judge_data(std::string_view data, SseEvent& ev) {
   }
   simdjson::dom::object obj;
   if (doc.get(obj) != simdjson::SUCCESS) return;
-  if (present(obj, "error")) {
+  simdjson::dom::element error;
+  if (obj["error"].get(error) == simdjson::SUCCESS && !error.is_null()) {
     ev.upstream_error = true;
     ev.terminal = true;
+    ev.error_message = error_words(error);
     return;
   }
   simdjson::dom::element u;
@@ -54,10 +73,10 @@ void judge_data(std::string_view data, SseEvent& ev) {
   simdjson::dom::array choices;
   if (obj["choices"].get(choices) == simdjson::SUCCESS) {
     for (auto choice : choices) {
-      if (choice_has_content(choice)) {
-        ev.has_content = true;
-        break;
-      }
+      uint64_t bit = choice_bit(choice);
+      ev.choices |= bit;
+      if (choice.is_object() && present(choice.get_object().value(), "finish_reason")) ev.finished |= bit;
+      if (choice_has_content(choice)) ev.has_content = true;
     }
     return;
   }
@@ -69,7 +88,14 @@ void judge_data(std::string_view data, SseEvent& ev) {
       type == "error") {
     ev.terminal = true;
     ev.has_content = true;
-    ev.upstream_error = type == "error" || type == "response.failed";
+    ev.completed = type == "response.completed";
+    ev.upstream_error = !ev.completed;
+    if (ev.upstream_error) {
+      simdjson::dom::element e;
+      if (obj["response"]["error"].get(e) == simdjson::SUCCESS || obj["message"].get(e) == simdjson::SUCCESS)
+        ev.error_message = error_words(e);
+      if (ev.error_message.empty()) ev.error_message = std::string(type);
+    }
     if (obj["response"]["usage"].get(u) == simdjson::SUCCESS && !u.is_null()) ev.usage = usage_from(u);
   }
 }
@@ -111,6 +137,16 @@ SseEvent inspect_sse_event(std::string_view raw) {
   }
   if (has_data) judge_data(data, ev);
   return ev;
+}
+
+void StreamProgress::see(const SseEvent& ev) {
+  done_ = done_ || ev.done || ev.completed;
+  choices_ |= ev.choices;
+  finished_ |= ev.finished;
+}
+
+bool StreamProgress::complete() const {
+  return done_ || (choices_ != 0 && (choices_ & ~finished_) == 0);
 }
 
 void SseScanner::feed(std::string_view bytes) {

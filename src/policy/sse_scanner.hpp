@@ -1,9 +1,12 @@
 // Splits an upstream SSE byte stream into complete events and reads what the gateway needs from
 // each: is it a comment (keep-alive), does it carry content (the first token), does it end the
-// stream, is it malformed, does it report usage. Only complete events are handed out, so the
-// gateway can always append an error event on a clean event boundary.
+// stream, is it the upstream's own error, is it malformed, does it report usage. Only complete
+// events are handed out, so the gateway can always append an error event on a clean event
+// boundary. StreamProgress then says, as the OpenAI SDKs would, whether what arrived is a whole
+// answer.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -17,10 +20,32 @@ struct SseEvent {
       raw;  // the event's bytes including its terminating blank line; valid until the next feed()
   bool comment_only = false;  // only ":" lines: a keep-alive
   bool has_content = false;   // a token, tool call, refusal, reasoning text or finish
-  bool terminal = false;      // [DONE], a Responses API final event, or an error event
+  bool terminal = false;      // ends the stream: [DONE], a Responses API final event, or an error event
+  bool done = false;          // data: [DONE]
+  bool completed = false;     // the Responses API's response.completed
+  // The upstream's own failure: an event named error, data with a top-level "error", or the
+  // Responses API's response.failed / response.incomplete / error.
   bool upstream_error = false;
-  bool malformed = false;  // data that is not JSON (and not [DONE])
+  std::string error_message;  // the upstream's words for it, when it gave some
+  bool malformed = false;     // data that is not JSON (and not [DONE])
+  // Chat and completions: the choices this event carries, and those among them with a
+  // finish_reason, by index (bit i for index i; indices from 63 up share bit 63).
+  uint64_t choices = 0;
+  uint64_t finished = 0;
   std::optional<Usage> usage;
+};
+
+// Whether a stream's events make a whole answer, judged as the OpenAI SDKs judge it: [DONE]; or
+// every choice seen has its finish_reason (usage chunks may follow); or response.completed.
+class StreamProgress {
+ public:
+  void see(const SseEvent& event);
+  bool complete() const;
+
+ private:
+  bool done_ = false;
+  uint64_t choices_ = 0;
+  uint64_t finished_ = 0;
 };
 
 class SseScanner {

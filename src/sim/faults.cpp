@@ -86,6 +86,15 @@ FaultParse parse_fault(std::string_view spec) {
   } else if (name == "malformed") {
     f.kind = FaultKind::malformed;
     ok = takes_none();
+  } else if (name == "malformed-at") {
+    f.kind = FaultKind::malformed_at;
+    ok = needs(0, 1'000'000, "a token count");
+  } else if (name == "no-done") {
+    f.kind = FaultKind::no_done;
+    ok = takes_none();
+  } else if (name == "error-event") {
+    f.kind = FaultKind::error_event;
+    ok = needs(0, 1'000'000, "a token count");
   } else if (name == "keepalive-only") {
     f.kind = FaultKind::keepalive_only;
     ok = takes_none();
@@ -104,7 +113,8 @@ FaultParse parse_fault(std::string_view spec) {
   } else {
     out.error = "'" + std::string(spec) +
                 "': unknown fault (expected status=CODE, blackhole, reset, slow-headers=MS, "
-                "slow-first-token=MS, stall-after=K, cut-after=K, malformed, keepalive-only)";
+                "slow-first-token=MS, stall-after=K, cut-after=K, malformed, malformed-at=K, no-done, "
+                "error-event=K, keepalive-only)";
   }
   if (ok) out.fault = std::move(f);
   return out;
@@ -132,7 +142,7 @@ FaultListParse parse_fault_list(std::string_view specs) {
 
 bool FaultPlan::any() const {
   return status || blackhole || reset || malformed || keepalive_only || slow_headers_ms > 0 ||
-         slow_first_token_ms || stall_after || cut_after;
+         slow_first_token_ms || stall_after || cut_after || malformed_at || no_done || error_event;
 }
 
 FaultPlan plan_faults(std::vector<Fault>& faults, std::mt19937_64& rng) {
@@ -164,6 +174,15 @@ FaultPlan plan_faults(std::vector<Fault>& faults, std::mt19937_64& rng) {
         break;
       case FaultKind::keepalive_only:
         plan.keepalive_only = true;
+        break;
+      case FaultKind::malformed_at:
+        plan.malformed_at = f.value;
+        break;
+      case FaultKind::no_done:
+        plan.no_done = true;
+        break;
+      case FaultKind::error_event:
+        plan.error_event = f.value;
         break;
       case FaultKind::slow_headers:
         plan.slow_headers_ms = f.value;

@@ -7,6 +7,9 @@
 //   stall-after=K                K tokens, then silence with the connection open
 //   cut-after=K                  K tokens, then close without [DONE]
 //   malformed                    one invalid SSE chunk after the first token (non-streamed: invalid JSON)
+//   malformed-at=K               one invalid SSE chunk after K tokens; the stream goes on, whole
+//   no-done                      a whole stream (finish_reason, usage) that ends without data: [DONE]
+//   error-event=K                K tokens, then the provider's mid-stream error (data: {"error": …})
 //   keepalive-only               SSE comments and no tokens
 // Each may end in @PROBABILITY (0..1), e.g. "status=503@0.3", and then in #N: only the next N
 // requests it hits, e.g. "status=500#1" fails one request and then lets every other through.
@@ -29,6 +32,9 @@ enum class FaultKind {
   stall_after,
   cut_after,
   malformed,
+  malformed_at,
+  no_done,
+  error_event,
   keepalive_only,
 };
 
@@ -68,6 +74,9 @@ struct FaultPlan {
   std::optional<int> slow_first_token_ms;
   std::optional<int> stall_after;
   std::optional<int> cut_after;
+  std::optional<int> malformed_at;
+  bool no_done = false;
+  std::optional<int> error_event;
   bool any() const;
 };
 

@@ -534,8 +534,22 @@ asio::awaitable<void> SimServer::State::generate(Route route, const SimRequest& 
     co_return;
   }
   std::string pending = a.stream_start();
+  constexpr std::string_view kMalformed = "data: {\"id\":\"chatcmpl-sim\",\"choices\":[{\"delta\":\n\n";
+  if (plan.malformed_at == 0) pending += kMalformed;
   std::vector<std::string> tokens;
   for (int i = 0; i < out_tokens; ++i) {
+    if (plan.error_event && i == *plan.error_event) {
+      // How providers report a failure once a stream has begun: an error object in a data event,
+      // then the end of the stream.
+      pending +=
+          "data: {\"error\":{\"message\":\"Simulated mid-stream failure\",\"type\":\"server_error\","
+          "\"param\":null,\"code\":\"server_error\"}}\n\n";
+      if (co_await send(pending) && co_await down.end_stream())
+        ++stats.completed;
+      else
+        ++stats.cancelled;
+      co_return;
+    }
     if (plan.cut_after && i == *plan.cut_after) {
       if (!pending.empty()) co_await send(pending);
       down.abort(false);  // a clean close with no [DONE]: the stream is cut
@@ -549,7 +563,8 @@ asio::awaitable<void> SimServer::State::generate(Route route, const SimRequest& 
     }
     tokens.push_back(text.next());
     pending += a.stream_delta(tokens.back());
-    if (plan.malformed && i == 0) pending += "data: {\"id\":\"chatcmpl-sim\",\"choices\":[{\"delta\":\n\n";
+    if ((plan.malformed && i == 0) || (plan.malformed_at && i + 1 == *plan.malformed_at))
+      pending += kMalformed;
     if (!co_await send(pending)) {
       ++stats.cancelled;
       co_return;
@@ -565,6 +580,8 @@ asio::awaitable<void> SimServer::State::generate(Route route, const SimRequest& 
     co_return;
   }
   std::string tail = a.stream_end(tokens, sr.include_usage);
+  constexpr std::string_view kDone = "data: [DONE]\n\n";
+  if (plan.no_done && std::string_view(tail).ends_with(kDone)) tail.resize(tail.size() - kDone.size());
   if (co_await send(tail) && co_await down.end_stream())
     ++stats.completed;
   else

@@ -5,6 +5,7 @@
 
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/post.hpp>
+#include <algorithm>
 #include <cstring>
 
 #include <spdlog/spdlog.h>
@@ -44,6 +45,7 @@ TransportError translate_curl_error(CURLcode code, bool proxy_used, bool connect
     case CURLE_HTTP2:
     case CURLE_HTTP2_STREAM:
     case CURLE_WEIRD_SERVER_REPLY:
+    case CURLE_SEND_FAIL_REWIND:  // a reused connection died before answering: see Transfer::start
       return TransportError::reset;
     default:
       return TransportError::other;
@@ -279,8 +281,14 @@ void Transfer::start() {
   if (request_.method == "GET") {
     curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
   } else {
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, request_.body.data());
+    // The body through a read callback with no way to rewind it: when a reused connection turns
+    // out dead, curl cannot re-send the request on a new one by itself (it fails with
+    // CURLE_SEND_FAIL_REWIND), so every request the upstream sees is an attempt ballast counts,
+    // bounds and logs; the failure is a reset before any response byte, which ballast retries.
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
     curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(request_.body.size()));
+    curl_easy_setopt(e, CURLOPT_READFUNCTION, &Transfer::on_read);
+    curl_easy_setopt(e, CURLOPT_READDATA, this);
     if (request_.method != "POST") curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, request_.method.c_str());
   }
   started_at_ = last_activity_ = Clock::now();
@@ -293,6 +301,14 @@ void Transfer::cancel() {
   running_ = false;
   // A connection left mid-response cannot be reused; curl closes it when the handle leaves.
   curl_multi_remove_handle(multi_->multi_, easy_);
+}
+
+size_t Transfer::on_read(char* buffer, size_t size, size_t n, void* self) {
+  auto* t = static_cast<Transfer*>(self);
+  size_t count = std::min(size * n, t->request_.body.size() - t->body_sent_);
+  std::memcpy(buffer, t->request_.body.data() + t->body_sent_, count);
+  t->body_sent_ += count;
+  return count;
 }
 
 size_t Transfer::on_header(char* data, size_t size, size_t n, void* self) {

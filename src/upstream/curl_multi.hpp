@@ -70,6 +70,7 @@ class Transfer {
   friend class CurlMulti;
   static size_t on_header(char* data, size_t size, size_t n, void* self);
   static size_t on_body(char* data, size_t size, size_t n, void* self);
+  static size_t on_read(char* buffer, size_t size, size_t n, void* self);
   static int on_request_ready(void* self, char* primary_ip, char* local_ip, int primary_port, int local_port);
   void finish(CURLcode code);
   // The multi is going away first (process exit): let go of curl now; the destructor does nothing.
@@ -77,6 +78,7 @@ class Transfer {
 
   CurlMulti* multi_;
   UpstreamRequest request_;
+  size_t body_sent_ = 0;  // how much of request_.body curl has read
   Wakeup& wakeup_;
   CURL* easy_ = nullptr;
   curl_slist* header_list_ = nullptr;

@@ -32,15 +32,18 @@ TEST(RequestFields, ExplainsWhatIsWrong) {
 }
 
 TEST(RequestFields, ReadsUsageFromEveryResponseShape) {
-  auto chat = read_usage(R"({"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}})");
-  ASSERT_TRUE(chat);
-  EXPECT_EQ(chat->completion_tokens, 4);
-  auto responses = read_usage(R"({"object":"response","usage":{"input_tokens":5,"output_tokens":6}})");
-  ASSERT_TRUE(responses);
-  EXPECT_EQ(responses->prompt_tokens, 5);
-  EXPECT_EQ(responses->total_tokens, 11);
-  EXPECT_FALSE(read_usage(R"({"choices":[]})"));
-  EXPECT_FALSE(read_usage("not json"));
+  auto chat = read_response_body(R"({"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}})");
+  EXPECT_TRUE(chat.json);
+  ASSERT_TRUE(chat.usage);
+  EXPECT_EQ(chat.usage->completion_tokens, 4);
+  auto responses = read_response_body(R"({"object":"response","usage":{"input_tokens":5,"output_tokens":6}})");
+  ASSERT_TRUE(responses.usage);
+  EXPECT_EQ(responses.usage->prompt_tokens, 5);
+  EXPECT_EQ(responses.usage->total_tokens, 11);
+  EXPECT_TRUE(read_response_body(R"({"choices":[]})").json);
+  EXPECT_FALSE(read_response_body(R"({"choices":[]})").usage);
+  EXPECT_FALSE(read_response_body("not json").json);
+  EXPECT_FALSE(read_response_body("<html>502 Bad Gateway</html>").json);
 }
 
 }  // namespace

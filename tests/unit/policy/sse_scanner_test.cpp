@@ -61,6 +61,49 @@ TEST(SseScanner, AnUpstreamErrorEventIsTerminal) {
   EXPECT_TRUE(e.terminal);
 }
 
+TEST(SseScanner, AnUpstreamErrorKeepsItsWords) {
+  auto e = inspect_sse_event("data: {\"error\":{\"message\":\"overloaded\",\"code\":\"server_error\"}}\n\n");
+  EXPECT_EQ(e.error_message, "overloaded");
+  auto failed = inspect_sse_event(
+      "event: response.failed\ndata: {\"type\":\"response.failed\",\"response\":{\"error\":{\"message\":\"boom\"}}}\n\n");
+  EXPECT_TRUE(failed.upstream_error);
+  EXPECT_EQ(failed.error_message, "boom");
+  EXPECT_TRUE(inspect_sse_event("event: response.incomplete\ndata: {\"type\":\"response.incomplete\"}\n\n").upstream_error);
+  EXPECT_FALSE(inspect_sse_event("data: {\"type\":\"response.completed\"}\n\n").upstream_error);
+}
+
+// What the SDKs accept as a whole answer: [DONE]; or a finish_reason on every choice seen (a usage
+// chunk may follow, no [DONE] needed); or response.completed.
+TEST(StreamProgress, CompleteAsTheSdksJudgeIt) {
+  auto chunk = [](std::string json) { return inspect_sse_event("data: " + json + "\n\n"); };
+  StreamProgress p;
+  p.see(chunk(R"({"choices":[{"index":0,"delta":{"role":"assistant","content":""}}]})"));
+  p.see(chunk(R"({"choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":null}]})"));
+  EXPECT_FALSE(p.complete());
+  p.see(chunk(R"({"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]})"));
+  EXPECT_TRUE(p.complete());
+  p.see(chunk(R"({"choices":[],"usage":{"prompt_tokens":1,"completion_tokens":1,"total_tokens":2}})"));
+  EXPECT_TRUE(p.complete());
+
+  StreamProgress two;  // n: 2, choices finishing apart
+  two.see(chunk(R"({"choices":[{"index":0,"delta":{"content":"a"}},{"index":1,"delta":{"content":"b"}}]})"));
+  two.see(chunk(R"({"choices":[{"index":1,"delta":{},"finish_reason":"stop"}]})"));
+  EXPECT_FALSE(two.complete()) << "choice 0 has not finished";
+  two.see(chunk(R"({"choices":[{"index":0,"delta":{},"finish_reason":"length"}]})"));
+  EXPECT_TRUE(two.complete());
+
+  StreamProgress done;
+  EXPECT_FALSE(done.complete());
+  done.see(inspect_sse_event("data: [DONE]\n\n"));
+  EXPECT_TRUE(done.complete());
+
+  StreamProgress responses;
+  responses.see(chunk(R"({"type":"response.output_text.delta","delta":"x"})"));
+  EXPECT_FALSE(responses.complete());
+  responses.see(chunk(R"({"type":"response.completed","response":{}})"));
+  EXPECT_TRUE(responses.complete());
+}
+
 TEST(SseScanner, InvalidJsonIsMalformed) {
   EXPECT_TRUE(inspect_sse_event("data: {\"choices\":[{\"delta\":\n\n").malformed);
 }

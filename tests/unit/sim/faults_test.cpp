@@ -73,6 +73,18 @@ TEST(Faults, ACountLimitsHowManyRequestsAFaultHits) {
   EXPECT_FALSE(parse_fault("status=500#x").error.empty());
 }
 
+TEST(Faults, StreamShapes) {
+  std::mt19937_64 rng(1);
+  auto l = parse_fault_list("no-done;error-event=3;malformed-at=2");
+  ASSERT_EQ(l.error, "");
+  FaultPlan p = plan_faults(l.faults, rng);
+  EXPECT_TRUE(p.no_done);
+  EXPECT_EQ(p.error_event, 3);
+  EXPECT_EQ(p.malformed_at, 2);
+  EXPECT_FALSE(parse_fault("no-done=1").error.empty());
+  EXPECT_FALSE(parse_fault("error-event").error.empty());
+}
+
 TEST(Faults, AStatusMayCarryTheErrorBodysCode) {
   auto f = parse_fault("status=400,code=context_length_exceeded");
   ASSERT_TRUE(f.fault) << f.error;
