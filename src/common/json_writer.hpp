@@ -50,7 +50,11 @@ class JsonWriter {
   bool after_key_ = false;
 };
 
-// Appends `s` to `out` as a quoted JSON string.
+// Appends `s` to `out` as a quoted JSON string; bytes that are not valid UTF-8 become \ufffd.
 void append_json_string(std::string& out, std::string_view s);
+
+// A value copied from a request into a message or a log line: at most `max` bytes, cut on a
+// character boundary and marked with an ellipsis, so a 30 MB model name costs 256 bytes to echo.
+std::string bounded_echo(std::string_view s, size_t max = 256);
 
 }  // namespace ballast

@@ -191,8 +191,9 @@ constexpr size_t kMaxBufferedResponse = size_t{128} * 1024 * 1024;
 asio::awaitable<void> Gateway::handle(Request& req, Downstream& down) {
   Exchange x{req, down, next_request_id(), {}, {}};
   x.record.id = x.id;
-  x.record.method = req.method;
-  x.record.path = req.path;
+  // What the client sent is echoed into logs and messages only bounded (see bounded_echo).
+  x.record.method = bounded_echo(req.method, 16);
+  x.record.path = bounded_echo(req.path);
   x.record.peer = req.peer;
   x.record.bytes_in = req.body.size();
 
@@ -225,11 +226,11 @@ asio::awaitable<void> Gateway::handle(Request& req, Downstream& down) {
         fmt::format("ballast serves POST /v1/chat/completions, /v1/completions, /v1/embeddings, "
                     "/v1/responses and GET /v1/models, not {} {}: is the client's base_url "
                     "http://HOST:PORT/v1?",
-                    req.method, req.path));
+                    x.record.method, x.record.path));
   }
   if (req.method != route->method) {
     co_return co_await fail(x, ErrorCode::invalid_request,
-                            fmt::format("{} takes {}, not {}", req.path, route->method, req.method));
+                            fmt::format("{} takes {}, not {}", x.record.path, route->method, x.record.method));
   }
   const config::ClientKey* key = nullptr;
   if (!config_.keys.empty()) {
@@ -283,7 +284,7 @@ asio::awaitable<void> Gateway::handle(Request& req, Downstream& down) {
   RequestFieldsResult fields = read_request_fields(req.body);
   if (!fields.error.empty()) co_return co_await fail(x, ErrorCode::invalid_request, fields.error);
   const std::string& name = fields.fields.model;
-  x.record.model = name;
+  x.record.model = bounded_echo(name);
   x.record.stream = fields.fields.stream;
   if (name.empty()) co_return co_await fail(x, ErrorCode::invalid_request, "'model' is required");
   const config::Model* model = config_.find_model(name);
@@ -294,12 +295,12 @@ asio::awaitable<void> Gateway::handle(Request& req, Downstream& down) {
         x, ErrorCode::unknown_model,
         fmt::format("model '{}' is not configured (configured: {}): use one of those names, "
                     "or add it under models: in {}",
-                    name, names, config_.source));
+                    x.record.model, names, config_.source));
   }
   if (key && !key_may_use(*key, model->name)) {
     co_return co_await fail(
         x, ErrorCode::unauthorized,
-        fmt::format("this client key may not use model '{}' (see its models: under keys:)", name));
+        fmt::format("this client key may not use model '{}' (see its models: under keys:)", x.record.model));
   }
   x.tokens = estimate_tokens(req.body.size(), fields.fields.max_tokens);
   if (key && (key->rpm > 0 || key->tpm > 0)) {

@@ -26,7 +26,9 @@ struct Upstreams::Waiter {
 };
 
 double estimate_tokens(size_t body_bytes, std::optional<int64_t> max_tokens) {
-  return static_cast<double>(body_bytes) / 4 + static_cast<double>(max_tokens.value_or(0));
+  // max_tokens was validated (0 to 2^31); the clamp keeps every limiter's arithmetic finite anyway.
+  double estimate = static_cast<double>(body_bytes) / 4 + static_cast<double>(std::max<int64_t>(0, max_tokens.value_or(0)));
+  return std::min(estimate, 1e12);
 }
 
 namespace {

@@ -209,7 +209,10 @@ std::optional<Millis> TokenBucket::wait_for(double n, TimePoint now) {
   refill(now);
   if (level_ >= n || level_ >= capacity_) return std::nullopt;
   double missing = std::min(n, capacity_) - level_;
-  return Millis(static_cast<int64_t>(std::ceil(missing / rate_per_s_ * 1000)));
+  // Clamped before the conversion: a debt left by an enormous take must not overflow into a
+  // negative wait. A day is past every bound a refusal's Retry-After is cut to anyway.
+  double ms = std::min(std::ceil(missing / rate_per_s_ * 1000), 86'400'000.0);
+  return Millis(std::max<int64_t>(1, static_cast<int64_t>(ms)));
 }
 
 std::optional<Millis> TokenBucket::take(double n, TimePoint now) {

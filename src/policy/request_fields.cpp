@@ -1,5 +1,6 @@
 #include "policy/request_fields.hpp"
 
+#include "policy/json_members.hpp"
 #include "policy/json_read.hpp"
 
 namespace ballast {
@@ -36,6 +37,20 @@ RequestFieldsResult read_request_fields(std::string_view body) {
     r.error = "the request body must be a JSON object";
     return r;
   }
+  // A key given twice means one thing to ballast's parser and maybe another to the upstream's (the
+  // first, or the last): a client could route or authorize as one model and be served as another.
+  static constexpr std::string_view kReadOnce[] = {"model", "stream", "max_tokens", "max_completion_tokens",
+                                                   "max_output_tokens"};
+  if (auto members = top_level_members(body)) {
+    for (auto key : kReadOnce) {
+      int seen = 0;
+      for (const auto& m : *members) seen += m.key == key ? 1 : 0;
+      if (seen > 1) {
+        r.error = "the request body has '" + std::string(key) + "' more than once: send it once";
+        return r;
+      }
+    }
+  }
   simdjson::dom::element model;
   if (doc["model"].get(model) == simdjson::SUCCESS) {
     std::string_view m;
@@ -54,12 +69,18 @@ RequestFieldsResult read_request_fields(std::string_view body) {
     }
     r.fields.stream = s;
   }
+  // The output allowance is charged to token limits before the answer comes: it must be a number
+  // the limiters can do arithmetic on.
+  constexpr int64_t kMaxTokens = int64_t{1} << 31;
   for (const char* key : {"max_completion_tokens", "max_tokens", "max_output_tokens"}) {
+    simdjson::dom::element e;
+    if (doc[key].get(e) != simdjson::SUCCESS || e.is_null()) continue;
     int64_t v = 0;
-    if (doc[key].get(v) == simdjson::SUCCESS) {
-      r.fields.max_tokens = v;
-      break;
+    if (e.get(v) != simdjson::SUCCESS || v < 0 || v >= kMaxTokens) {
+      r.error = "'" + std::string(key) + "' must be a whole number from 0 to 2147483647";
+      return r;
     }
+    if (!r.fields.max_tokens) r.fields.max_tokens = v;
   }
   return r;
 }

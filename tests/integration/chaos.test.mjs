@@ -175,9 +175,9 @@ test('every other fault, as the client sees it', async (t) => {
   const cases = [
     { fault: 'status=400', status: 400, attempts: 1, why: 'a request bug is surfaced at once, never retried' },
     { fault: 'status=500', status: 500, attempts: 2, why: 'retried once by ballast, then passed through' },
-    // curl resends once on a fresh connection when a reused one dies before answering (as any
-    // HTTP client must), so the simulator may count more.
-    { fault: 'reset', status: 502, code: 'upstream_reset', attempts: 2, upstreamMayCountMore: true },
+    // A reused connection that dies before answering is not re-sent behind ballast's back: every
+    // request the simulator sees is an attempt ballast counted.
+    { fault: 'reset', status: 502, code: 'upstream_reset', attempts: 2 },
     { fault: 'blackhole', status: 504, code: 'first_byte_timeout', attempts: 1, silent: true },
     { fault: 'cut-after=3', status: 502, code: 'upstream_reset', attempts: 2, why: 'a body cut short is never passed on' },
     { fault: 'slow-first-token=3000', stream: true, status: 504, code: 'first_token_timeout', attempts: 1, silent: true },
@@ -203,21 +203,18 @@ test('every other fault, as the client sees it', async (t) => {
         assert.equal(sends, 1, 'the SDK did not retry on top');
       }
       const seen = (await requests()) - before;
-      const expected = c.attempts * sends;
-      if (c.upstreamMayCountMore) assert.ok(seen >= expected && seen <= 2 * expected);
-      else assert.equal(seen, expected);
+      assert.equal(seen, c.attempts * sends);
     });
   }
   await t.test('slow-headers below the bound → a normal answer', async () => {
     const r = await client.chat.completions.create({ model: 'm', messages }, { headers: { 'x-sim-fault': 'slow-headers=300' } });
     assert.equal(r.choices[0].finish_reason, 'stop');
   });
-  await t.test('malformed (stream) → an error after the first tokens, never a finished message', async () => {
+  await t.test('malformed (stream) → the invalid event is dropped, the rest of the answer arrives whole', async () => {
     const stream = await client.chat.completions.create({ model: 'm', messages, stream: true }, { headers: { 'x-sim-fault': 'malformed' } });
     const chunks = [];
-    const e = await failure((async () => { for await (const c of stream) chunks.push(c); })());
-    assert.match(String(e.message), /upstream_reset|malformed|not valid/i);
-    assert.ok(chunks.every((c) => !c.choices?.[0]?.finish_reason));
+    for await (const c of stream) chunks.push(c);
+    assert.equal(chunks.at(-1).choices[0].finish_reason, 'stop');
   });
   await t.test('status=429 asking for 2 minutes (over retry_after_cap) → passed back at once with its Retry-After', async () => {
     const started = performance.now();

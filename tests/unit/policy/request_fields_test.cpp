@@ -31,6 +31,29 @@ TEST(RequestFields, ExplainsWhatIsWrong) {
   EXPECT_EQ(read_request_fields(R"({"model":"m","stream":"yes"})").error, "'stream' must be true or false");
 }
 
+TEST(RequestFields, AKeyReadTwiceIsRefused) {
+  EXPECT_EQ(read_request_fields(R"({"model":"cheap","messages":[],"model":"expensive"})").error,
+            "the request body has 'model' more than once: send it once");
+  EXPECT_EQ(read_request_fields(R"({"model":"m","stream":false,"stream":true})").error,
+            "the request body has 'stream' more than once: send it once");
+  EXPECT_NE(read_request_fields(R"({"model":"m","max_tokens":1,"max_tokens":2})").error, "");
+  EXPECT_NE(read_request_fields(R"({"mod\u0065l":"a","model":"b"})").error, "") << "an escaped key is the same key";
+  EXPECT_EQ(read_request_fields(R"({"model":"m","messages":[{"model":"x"},{"model":"y"}]})").error, "")
+      << "only top-level keys count";
+}
+
+TEST(RequestFields, TokenLimitsAreNumbersTheLimitersCanUse) {
+  for (const char* bad : {R"({"model":"m","max_tokens":-1})", R"({"model":"m","max_tokens":2147483648})",
+                          R"({"model":"m","max_tokens":1e300})", R"({"model":"m","max_completion_tokens":"10"})",
+                          R"({"model":"m","max_tokens":1.5})"}) {
+    EXPECT_NE(read_request_fields(bad).error, "") << bad;
+  }
+  EXPECT_EQ(read_request_fields(R"({"model":"m","max_tokens":-1})").error,
+            "'max_tokens' must be a whole number from 0 to 2147483647");
+  EXPECT_EQ(read_request_fields(R"({"model":"m","max_tokens":2147483647})").fields.max_tokens, 2147483647);
+  EXPECT_EQ(read_request_fields(R"({"model":"m","max_tokens":null})").error, "");
+}
+
 TEST(RequestFields, ReadsUsageFromEveryResponseShape) {
   auto chat = read_response_body(R"({"usage":{"prompt_tokens":3,"completion_tokens":4,"total_tokens":7}})");
   EXPECT_TRUE(chat.json);

@@ -1,0 +1,181 @@
+// Honest answers, judged as the clients judge them: a whole stream passes (with or without
+// [DONE]), a broken one fails, and the request is read once, one way. Driven through the OpenAI
+// Node SDK and LangChain.js; the simulator's faults script each case per request (x-sim-fault).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import OpenAI from 'openai';
+import { ChatOpenAI } from '@langchain/openai';
+import { chat, eventually, stopAfterAll } from './lib/harness.mjs';
+
+const { sim, serve } = stopAfterAll();
+const messages = [{ role: 'user', content: 'hi' }];
+
+async function setup(config = {}, simFlags = ['--ttft', '5', '--itl', '1', '--tokens', '6']) {
+  const upstream = await sim(simFlags);
+  const gw = await serve({
+    outlier: { consecutive_failures: 1000 }, // a lone endpoint failing on purpose stays in
+    ...config,
+    models: [{ name: 'm', endpoints: [{ name: 'ep', base_url: upstream.base, health_check: false }] }],
+  });
+  return { upstream, gw, client: new OpenAI({ baseURL: gw.base, apiKey: 'sk-app' }) };
+}
+
+const fault = (spec) => ({ headers: { 'x-sim-fault': spec } });
+
+async function readStream(stream) {
+  let text = '';
+  let finish = null;
+  let usage = null;
+  for await (const chunk of stream) {
+    text += chunk.choices[0]?.delta?.content ?? '';
+    finish = chunk.choices[0]?.finish_reason ?? finish;
+    usage = chunk.usage ?? usage;
+  }
+  return { text, finish, usage };
+}
+
+async function lastLog(gw, n = 1) {
+  return eventually(() => { const l = gw.accessLog(); return l.length >= n && l[n - 1]; });
+}
+
+test('a whole stream that ends without [DONE] (finish_reason, then usage) is a success', async () => {
+  const { gw, client, upstream } = await setup();
+  const stream = await client.chat.completions.create(
+    { model: 'm', messages, stream: true, stream_options: { include_usage: true } }, fault('no-done'));
+  const r = await readStream(stream);
+  assert.equal(r.finish, 'stop');
+  assert.equal(r.usage.completion_tokens, 6);
+  const line = await lastLog(gw);
+  assert.equal(line.code, 'ok');
+  assert.equal(line.usage.completion_tokens, 6);
+  assert.equal(line.attempts.length, 1);
+  assert.equal((await upstream.stats()).requests, 1);
+  // LangChain.js reads it the same way.
+  const llm = new ChatOpenAI({ model: 'm', apiKey: 'sk-app', configuration: { baseURL: gw.base, defaultHeaders: { 'x-sim-fault': 'no-done' } }, maxRetries: 0 });
+  let chunks = 0;
+  for await (const c of await llm.stream('hello')) if (c.content) chunks++;
+  assert.equal(chunks, 6);
+});
+
+test("a mid-stream error event: the client's SDK raises the upstream's reason; logged and counted as upstream_error", async () => {
+  const { gw, client } = await setup();
+  const stream = await client.chat.completions.create({ model: 'm', messages, stream: true }, fault('error-event=2'));
+  const chunks = [];
+  const e = await (async () => { for await (const c of stream) chunks.push(c); })().then(() => null, (err) => err);
+  assert.ok(e, 'the stream raised');
+  assert.match(String(e.message), /Simulated mid-stream failure/);
+  assert.ok(chunks.length >= 2, 'the tokens before it arrived');
+  assert.ok(chunks.every((c) => !c.choices?.[0]?.finish_reason));
+  const line = await lastLog(gw);
+  assert.equal(line.code, 'upstream_error');
+  assert.equal(line.attempts[0].code, 'upstream_error');
+  const metrics = await (await fetch(`${gw.url}/metrics`)).text();
+  assert.match(metrics, /ballast_requests_total\{model="m",endpoint="ep",upstream_model="m",code="upstream_error"\} 1/);
+  const status = await (await fetch(`${gw.url}/ballast/status`)).json();
+  assert.equal(status.models[0].endpoints[0].window_failures, 1, 'reported to health as a failure');
+});
+
+test('an error event before the first token is retried like an error status', async () => {
+  const { gw, upstream } = await setup();
+  await upstream.setFaults(['error-event=0#1']);
+  const r = await new OpenAI({ baseURL: gw.base, apiKey: 'sk-app', maxRetries: 0 }).chat.completions.create({ model: 'm', messages, stream: true });
+  assert.equal((await readStream(r)).finish, 'stop');
+  const line = await lastLog(gw);
+  assert.deepEqual(line.attempts.map((a) => a.code), ['upstream_error', 'ok']);
+  assert.equal((await upstream.stats()).requests, 2);
+});
+
+test('a malformed event amid a whole stream is dropped and counted; the answer is a success', async () => {
+  const { gw, client } = await setup();
+  const stream = await client.chat.completions.create({ model: 'm', messages, stream: true }, fault('malformed-at=2'));
+  const r = await readStream(stream);
+  assert.equal(r.finish, 'stop');
+  assert.equal(r.text.split(' ').length, 6);
+  const line = await lastLog(gw);
+  assert.equal(line.code, 'ok');
+  assert.equal(line.malformed_events, 1);
+  const metrics = await (await fetch(`${gw.url}/metrics`)).text();
+  assert.match(metrics, /ballast_malformed_events_total\{endpoint="ep"\} 1/);
+});
+
+test('a 200 whose body is not JSON is a 502, and retried', async () => {
+  const { gw, upstream } = await setup();
+  const client = new OpenAI({ baseURL: gw.base, apiKey: 'sk-app', maxRetries: 0 });
+  const e = await client.chat.completions.create({ model: 'm', messages }, fault('malformed')).then(() => null, (err) => err);
+  assert.equal(e.status, 502);
+  assert.equal(e.code, 'upstream_reset');
+  assert.match(e.message, /not JSON/);
+  assert.equal(e.headers.get('x-ballast-attempts'), '2');
+  await upstream.setFaults(['malformed#1']);
+  const ok = await client.chat.completions.create({ model: 'm', messages });
+  assert.equal(ok.choices[0].finish_reason, 'stop');
+  const line = await lastLog(gw, 2);
+  assert.deepEqual(line.attempts.map((a) => a.code), ['upstream_reset', 'ok']);
+});
+
+test('a client that pauses 20 s mid-stream gets the whole stream; the endpoint is not charged', { timeout: 90_000 }, async () => {
+  // Enough tokens to fill every buffer between the simulator and the client, so ballast must stop
+  // reading from the upstream while the client does not read; stream_idle far below the pause.
+  const { gw } = await setup({ timeouts: { stream_idle: '3s' } }, ['--ttft', '5', '--itl', '0', '--tokens', '60000']);
+  const res = await fetch(`${gw.base}/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'm', messages, stream: true }),
+  });
+  const reader = res.body.getReader();
+  const decoder = new TextDecoder();
+  let text = decoder.decode((await reader.read()).value, { stream: true });
+  await new Promise((r) => setTimeout(r, 20_000));
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    text += decoder.decode(value, { stream: true });
+  }
+  assert.ok(text.length > 5_000_000, `only ${text.length} bytes: the stream did not fill the buffers`);
+  assert.ok(text.endsWith('data: [DONE]\n\n'), 'the stream ended whole');
+  assert.ok(!text.includes('event: error'));
+  const line = await lastLog(gw);
+  assert.equal(line.code, 'ok');
+  const status = await (await fetch(`${gw.url}/ballast/status`)).json();
+  assert.equal(status.models[0].endpoints[0].window_failures, 0);
+});
+
+test('one reading of the request: duplicate keys and unusable token limits are refused', async () => {
+  const upstream = await sim([]);
+  const gw = await serve({
+    keys: [{ key: 'cheap-only', models: ['cheap'] }],
+    models: [
+      { name: 'cheap', endpoints: [{ base_url: upstream.base }] },
+      { name: 'expensive', endpoints: [{ base_url: upstream.base }] },
+    ],
+  });
+  const post = async (raw) => {
+    const res = await fetch(`${gw.base}/chat/completions`, {
+      method: 'POST', headers: { 'content-type': 'application/json', authorization: 'Bearer cheap-only' }, body: raw,
+    });
+    return { status: res.status, body: await res.json() };
+  };
+  const dup = await post('{"model":"cheap","messages":[],"model":"expensive"}');
+  assert.equal(dup.status, 400);
+  assert.equal(dup.body.error.code, 'invalid_request');
+  assert.match(dup.body.error.message, /'model' more than once/);
+  assert.equal((await post('{"model":"cheap","stream":false,"messages":[],"stream":true}')).status, 400);
+  for (const n of ['-1', '9223372036854775807', '1e300', '"lots"']) {
+    const r = await post(`{"model":"cheap","messages":[],"max_tokens":${n}}`);
+    assert.equal(r.status, 400, n);
+    assert.match(r.body.error.message, /max_tokens/);
+  }
+  assert.equal((await upstream.stats()).requests, 0, 'none of them reached the upstream');
+});
+
+test('a 1 MB model name: a bounded 404, a bounded log line', async () => {
+  const { gw } = await setup();
+  const name = 'x'.repeat(1 << 20);
+  const r = await chat(gw.base, { model: name });
+  assert.equal(r.status, 404);
+  assert.ok(r.text.length < 2000, `the error body is ${r.text.length} bytes`);
+  assert.match(r.json.error.message, /x…' is not configured/);
+  const line = await lastLog(gw);
+  assert.ok(JSON.stringify(line).length < 3000);
+  assert.ok(line.model.endsWith('…'));
+});
