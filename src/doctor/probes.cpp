@@ -20,6 +20,7 @@
 #include <fmt/format.h>
 
 #include "common/json_writer.hpp"
+#include "policy/classify.hpp"
 #include "policy/duration.hpp"
 #include "policy/json_read.hpp"
 #include "policy/sse_scanner.hpp"
@@ -311,8 +312,9 @@ struct HttpResult {
   std::optional<double> first_byte_ms, first_token_ms;
   double total_ms = 0;
   bool first_token_late = false;  // aborted: no token within the bound
-  bool done = false;              // a stream's [DONE] or final event arrived
+  bool done = false;              // the stream is whole: [DONE], every choice finished, or its final event
   bool malformed = false;
+  std::string stream_error;  // the upstream's own error event, in its words
 };
 
 struct HttpRequest {
@@ -333,6 +335,7 @@ struct Transfer {
   bool stream;
   std::optional<Millis> first_token;
   SseScanner scanner;
+  StreamProgress progress;  // whole as the SDKs (and the gateway) judge it
 };
 
 size_t on_body(char* data, size_t size, size_t n, void* self) {
@@ -341,13 +344,17 @@ size_t on_body(char* data, size_t size, size_t n, void* self) {
   if (!t->r->first_byte_ms) t->r->first_byte_ms = ms_since(t->start);
   constexpr size_t kKeep = size_t{64} * 1024;  // enough for any error body
   if (t->r->body.size() < kKeep) t->r->body.append(data, std::min(len, kKeep - t->r->body.size()));
-  if (t->stream && t->r->status == 200) {
+  if (t->stream && status_class(t->r->status) == StatusClass::success) {
     t->scanner.feed(std::string_view(data, len));
     while (auto ev = t->scanner.next()) {
       if (ev->malformed) t->r->malformed = true;
       if ((ev->has_content || ev->terminal) && !t->r->first_token_ms)
         t->r->first_token_ms = ms_since(t->start);
-      if (ev->terminal) t->r->done = true;
+      // The upstream's own error event: the answer failed, whatever came before it.
+      if (ev->upstream_error && t->r->stream_error.empty())
+        t->r->stream_error = ev->error_message.empty() ? "an error event" : ev->error_message;
+      t->progress.see(*ev);
+      t->r->done = t->progress.complete();
     }
   }
   return len;
@@ -646,17 +653,18 @@ bool Diagnosis::models() {
     return hop("models", began, false, fmt::format("{} → the proxy {}", what, why), Cause::proxy_failure,
                why);
   }
-  if (r.status == 401 || r.status == 403)
+  const StatusClass models_status = status_class(r.status);
+  if (models_status == StatusClass::unauthorized)
     return hop("models", began, false, fmt::format("{} → HTTP {}", what, r.status), Cause::unauthorized);
-  if (r.status == 404) {
+  if (models_status == StatusClass::not_found) {
     if (t_.ep.provider == config::Provider::azure)
       return hop("models", began, false, fmt::format("{} → HTTP 404 {}", what, ctx_.upstream_message),
                  Cause::azure_api_version);
     return hop("models", began, false, fmt::format("{} → HTTP 404", what), Cause::wrong_path);
   }
-  if (r.status == 429)
+  if (models_status == StatusClass::rate_limited)
     return hop("models", began, false, fmt::format("{} → HTTP 429", what), Cause::rate_limited);
-  if (r.status < 200 || r.status >= 300)
+  if (models_status != StatusClass::success)
     return hop("models", began, false, fmt::format("{} → HTTP {}", what, r.status), Cause::upstream_status);
   ctx_.listed_models = listed_models(r.body);
   std::string detail = fmt::format("HTTP {}, {} model(s)", r.status, ctx_.listed_models.size());
@@ -709,27 +717,32 @@ bool Diagnosis::chat() {
     return hop("chat", began, false, fmt::format("no token within {} ({})", format_duration(bound), timing()),
                Cause::first_token_timeout);
   }
-  if (r.status == 0)
+  const StatusClass chat_status = status_class(r.status);
+  if (chat_status == StatusClass::none)
     return hop("chat", began, false, fmt::format("POST {}: {}", req.url, r.error), Cause::stream_broken);
-  if (r.status == 401 || r.status == 403)
+  if (chat_status == StatusClass::unauthorized)
     return hop("chat", began, false, fmt::format("HTTP {}", r.status), Cause::unauthorized);
-  if (r.status == 404) {
+  if (chat_status == StatusClass::not_found) {
     Cause c = code == "DeploymentNotFound"                ? Cause::azure_deployment_not_found
               : t_.ep.provider == config::Provider::azure ? Cause::azure_api_version
               : code == "model_not_found" || !ctx_.upstream_message.empty() ? Cause::unknown_model
                                                                             : Cause::wrong_path;
     return hop("chat", began, false, fmt::format("HTTP 404 {}", ctx_.upstream_message), c);
   }
-  if (r.status == 429)
+  if (chat_status == StatusClass::rate_limited)
     return hop("chat", began, false, fmt::format("HTTP 429 {}", ctx_.upstream_message), Cause::rate_limited);
-  if (r.status < 200 || r.status >= 300)
+  if (chat_status != StatusClass::success)
     return hop("chat", began, false, fmt::format("HTTP {} {}", r.status, ctx_.upstream_message),
                Cause::upstream_status);
   if (r.malformed)
     return hop("chat", began, false, fmt::format("an event that is not JSON ({})", timing()),
                Cause::stream_broken, "carried an event that is not JSON");
+  if (!r.stream_error.empty())
+    return hop("chat", began, false,
+               fmt::format("the upstream reported an error mid-stream: {} ({})", r.stream_error, timing()),
+               Cause::upstream_status);
   if (!r.done) {
-    std::string why = r.code != CURLE_OK ? r.error : "it ended without [DONE]";
+    std::string why = r.code != CURLE_OK ? r.error : "it closed without [DONE] or a finish_reason";
     return hop("chat", began, false, fmt::format("cut: {} ({})", why, timing()), Cause::stream_broken,
                fmt::format("was cut before its end ({})", why));
   }

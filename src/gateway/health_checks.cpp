@@ -7,6 +7,7 @@
 
 #include <fmt/format.h>
 
+#include "policy/classify.hpp"
 #include "policy/deadline.hpp"
 #include "policy/upstream_target.hpp"
 #include "policy/url.hpp"
@@ -76,7 +77,7 @@ asio::awaitable<void> HealthChecks::run(size_t mi, size_t ei) {
       if (!t.buffered().empty()) t.take();
       co_await wake.wait_until(until);
     }
-    bool ok = t.done() && t.error() == TransportError::none && t.status() > 0 && t.status() < 500;
+    bool ok = t.done() && health_check_passed(t.error(), t.status());
     std::string detail = !t.done()                           ? "no answer in time"
                          : t.error() != TransportError::none ? t.error_text()
                                                              : fmt::format("HTTP {}", t.status());

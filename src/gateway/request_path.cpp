@@ -177,7 +177,10 @@ std::string describe_refusal(ErrorCode code, const config::Endpoint& endpoint,
 // The upstream refused this request in a way another model may not (fallback_on: an error code such
 // as context_length_exceeded in its 4xx body).
 bool falls_back(const config::Model& model, const AttemptResult& r) {
-  if (model.fallback_on.empty() || r.outcome.status < 400 || r.outcome.status >= 500) return false;
+  StatusClass c = status_class(r.outcome.status);
+  if (model.fallback_on.empty() || c == StatusClass::none || c == StatusClass::success ||
+      c == StatusClass::server_error)
+    return false;
   std::string code = upstream_error_code(r.body);
   return !code.empty() &&
          std::find(model.fallback_on.begin(), model.fallback_on.end(), code) != model.fallback_on.end();
@@ -229,8 +232,9 @@ asio::awaitable<void> Gateway::handle(Request& req, Downstream& down) {
                     x.record.method, x.record.path));
   }
   if (req.method != route->method) {
-    co_return co_await fail(x, ErrorCode::invalid_request,
-                            fmt::format("{} takes {}, not {}", x.record.path, route->method, x.record.method));
+    co_return co_await fail(
+        x, ErrorCode::invalid_request,
+        fmt::format("{} takes {}, not {}", x.record.path, route->method, x.record.method));
   }
   const config::ClientKey* key = nullptr;
   if (!config_.keys.empty()) {
@@ -348,9 +352,9 @@ asio::awaitable<void> Gateway::proxy(Exchange& x, const config::Model& model, st
         retry_after = choice.retry_after;
       } else {
         // Another attempt was wanted but is not made: the last failure is the answer.
-        metrics_.retry_denied(model.name, choice.denied);
-        budget_spent = choice.denied == "budget";
-        if (history.back().hint && choice.denied == "deadline") retry_after = history.back().hint;
+        metrics_.retry_denied(model.name, denial_name(choice.denied));
+        budget_spent = choice.denied == RetryDenial::budget;
+        if (history.back().hint && choice.denied == RetryDenial::deadline) retry_after = history.back().hint;
       }
       break;
     }
@@ -528,7 +532,7 @@ asio::awaitable<AttemptResult> Gateway::attempt(Exchange& x, const config::Model
       break;
     }
     if (mode == Mode::undecided && t.headers_done()) {
-      bool success = t.status() >= 200 && t.status() < 300;
+      bool success = status_class(t.status()) == StatusClass::success;
       mode = success && stream && is_event_stream(t.headers()) ? Mode::stream : Mode::buffer;
       phase = mode == Mode::stream ? AttemptPhase::awaiting_first_token : AttemptPhase::relaying;
     }
@@ -615,8 +619,8 @@ asio::awaitable<AttemptResult> Gateway::attempt(Exchange& x, const config::Model
       !o.upstream_error) {
     o.truncated = true;  // ended cleanly, but before the answer was whole
   }
-  if (mode == Mode::buffer && t.done() && o.transport == TransportError::none && o.status >= 200 &&
-      o.status < 300 && !o.client_gone) {
+  if (mode == Mode::buffer && t.done() && o.transport == TransportError::none &&
+      status_class(o.status) == StatusClass::success && !o.client_gone) {
     // A 2xx that is not JSON is no API answer, whatever its status says.
     auto body = read_response_body(r.body);
     if (!body.json)
@@ -624,7 +628,8 @@ asio::awaitable<AttemptResult> Gateway::attempt(Exchange& x, const config::Model
     else if (!x.record.usage)
       x.record.usage = body.usage;
   }
-  if (o.transport == TransportError::reset && t.headers_done() && o.status >= 200 && o.status < 300) {
+  if (o.transport == TransportError::reset && t.headers_done() &&
+      status_class(o.status) == StatusClass::success) {
     o.truncated = true;  // the response began, then the connection broke
   }
   o.reused_connection = t.reused_connection();

@@ -13,6 +13,7 @@
 
 #include <fmt/format.h>
 
+#include "policy/classify.hpp"
 #include "policy/json_read.hpp"
 #include "policy/sse_scanner.hpp"
 #include "upstream/curl_multi.hpp"
@@ -126,15 +127,18 @@ class Runner {
     const TimePoint deadline = due + req_.timeout;
     SseScanner scanner;
     std::string body;
-    bool terminal = false, malformed = false;
+    StreamProgress progress;  // whole as the SDKs judge it (policy/sse_scanner)
+    bool upstream_error = false;
     std::optional<TimePoint> last_token;
     for (;;) {
       if (!t.buffered().empty()) {
-        if (req_.stream && t.status() == 200) {
+        if (req_.stream && status_class(t.status()) == StatusClass::success) {
           scanner.feed(t.take());
           while (auto ev = scanner.next()) {
-            malformed = malformed || ev->malformed;
-            if (ev->terminal) terminal = true;
+            // As the gateway does: an invalid event is dropped, the upstream's error event fails it.
+            if (ev->malformed) continue;
+            upstream_error = upstream_error || ev->upstream_error;
+            progress.see(*ev);
             if (!ev->has_content || ev->terminal) continue;
             TimePoint now = Clock::now();
             if (!s.ttft_us) s.ttft_us = micros(now - due);
@@ -159,17 +163,25 @@ class Runner {
       s.outcome = Outcome::connect_refused;
     } else if (t.error() == TransportError::connect_timeout) {
       s.outcome = Outcome::client_timeout;
-    } else if (s.status == 200) {
-      bool cut = t.error() != TransportError::none || malformed || (req_.stream && !terminal);
-      s.outcome = cut ? Outcome::truncated : Outcome::ok;
-    } else if (s.status == 429) {
-      s.outcome = Outcome::rate_limited;
-    } else if (s.status >= 500) {
-      s.outcome = Outcome::server_error;
     } else {
-      s.outcome = Outcome::other;
+      switch (status_class(s.status)) {
+        case StatusClass::success: {
+          bool cut =
+              t.error() != TransportError::none || upstream_error || (req_.stream && !progress.complete());
+          s.outcome = cut ? Outcome::truncated : Outcome::ok;
+          break;
+        }
+        case StatusClass::rate_limited:
+          s.outcome = Outcome::rate_limited;
+          break;
+        case StatusClass::server_error:
+          s.outcome = Outcome::server_error;
+          break;
+        default:
+          s.outcome = Outcome::other;
+      }
     }
-    if (s.status >= 400) s.code = error_code_of(body);
+    if (status_class(s.status) != StatusClass::success && s.status > 0) s.code = error_code_of(body);
     if (s.outcome != Outcome::ok) s.status = s.status ? s.status : 0;
     stats_.add(s);
     --in_flight_;

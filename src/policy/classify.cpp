@@ -39,6 +39,21 @@ ErrorCode code_for(TransportError error) {
   return ErrorCode::upstream_reset;
 }
 
+StatusClass status_class(int status) {
+  if (status <= 0) return StatusClass::none;
+  if (status >= 200 && status < 300) return StatusClass::success;
+  if (status == 401 || status == 403) return StatusClass::unauthorized;
+  if (status == 404) return StatusClass::not_found;
+  if (status == 429) return StatusClass::rate_limited;
+  if (status >= 500) return StatusClass::server_error;
+  return StatusClass::client_error;
+}
+
+bool health_check_passed(TransportError error, int status) {
+  StatusClass c = status_class(status);
+  return error == TransportError::none && c != StatusClass::none && c != StatusClass::server_error;
+}
+
 namespace {
 
 Verdict judge(const Outcome& o) {
@@ -54,7 +69,7 @@ Verdict judge(const Outcome& o) {
     // so they stay retryable and the retry policy prefers another endpoint.
     return {code_for(o.transport), fresh};
   }
-  if (o.status >= 200 && o.status < 300) {
+  if (status_class(o.status) == StatusClass::success) {
     // The upstream's own failure, told inside its stream: like an error status before the first
     // token, a failure of an answer that had begun after it.
     if (o.upstream_error) return {ErrorCode::upstream_error, fresh};

@@ -30,4 +30,13 @@ bool retryable_status(int status);
 
 ErrorCode code_for(TransportError error);
 
+// What an upstream's HTTP status says, for every caller that judges one (the gateway, health
+// checks, doctor, load): nothing else tests status ranges.
+enum class StatusClass { none, success, unauthorized, not_found, rate_limited, client_error, server_error };
+StatusClass status_class(int status);
+
+// An active health check passes when the endpoint answered at all, with a status below 500: a 404
+// on /models still proves the server is up, a 5xx does not.
+bool health_check_passed(TransportError error, int status);
+
 }  // namespace ballast

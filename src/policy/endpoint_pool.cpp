@@ -94,7 +94,7 @@ EndpointPool::Choice EndpointPool::choose(std::span<const AttemptFact> history, 
       return choice;
     }
     if (next.spends_budget && !budget_.try_spend(now)) {
-      choice.denied = "budget";
+      choice.denied = RetryDenial::budget;
       return choice;
     }
     choice.endpoint = next.endpoint;

@@ -71,7 +71,7 @@ class EndpointPool {
     ErrorCode refusal = ErrorCode::ok;
     Millis retry_after{0};
     std::string why;
-    std::string_view denied;
+    RetryDenial denied = RetryDenial::none;
   };
   // The endpoint for a request's first attempt (`history` empty) or for the attempt after the last
   // one in `history` failed; its rate limits are charged and its half-open probe claimed.

@@ -8,7 +8,7 @@ namespace ballast {
 
 namespace {
 
-NextAttempt none(std::string_view why) {
+NextAttempt none(RetryDenial why) {
   NextAttempt n;
   n.denied = why;
   return n;
@@ -32,17 +32,35 @@ int next_tier_pick(std::span<const Candidate> c, int tier, const std::vector<boo
 
 }  // namespace
 
+std::string_view denial_name(RetryDenial denial) {
+  switch (denial) {
+    case RetryDenial::none:
+      return "none";
+    case RetryDenial::not_retryable:
+      return "not_retryable";
+    case RetryDenial::max_attempts:
+      return "max_attempts";
+    case RetryDenial::deadline:
+      return "deadline";
+    case RetryDenial::no_endpoint:
+      return "no_endpoint";
+    case RetryDenial::budget:
+      return "budget";
+  }
+  return "none";
+}
+
 NextAttempt next_attempt(const RetryPolicy& policy, std::span<const Candidate> c,
                          std::span<const AttemptFact> history, Duration time_left,
                          const std::function<double()>& unit) {
-  if (history.empty()) return none("no_endpoint");
+  if (history.empty()) return none(RetryDenial::no_endpoint);
   const AttemptFact& last = history.back();
   const size_t failed = last.endpoint;
   const int tier = c[failed].priority;
   std::vector<bool> tried(c.size());
   for (const auto& a : history) tried[a.endpoint] = true;
   auto go = [&](NextAttempt::Where where, int endpoint, Millis wait, bool retry) {
-    if (time_left <= wait) return none("deadline");
+    if (time_left <= wait) return none(RetryDenial::deadline);
     NextAttempt n;
     n.where = where;
     n.endpoint = endpoint;
@@ -55,13 +73,13 @@ NextAttempt next_attempt(const RetryPolicy& policy, std::span<const Candidate> c
     // The upstream said this request cannot succeed on this model: once, to the next tier.
     bool fell_back =
         std::any_of(history.begin(), history.end() - 1, [](const auto& a) { return a.fallback; });
-    if (fell_back) return none("no_endpoint");
+    if (fell_back) return none(RetryDenial::no_endpoint);
     int next = next_tier_pick(c, tier, tried, unit);
-    if (next < 0) return none("no_endpoint");
+    if (next < 0) return none(RetryDenial::no_endpoint);
     return go(NextAttempt::Where::next_tier, next, Millis(0), false);
   }
-  if (!last.retryable) return none("not_retryable");
-  if (static_cast<int>(history.size()) >= policy.max_attempts) return none("max_attempts");
+  if (!last.retryable) return none(RetryDenial::not_retryable);
+  if (static_cast<int>(history.size()) >= policy.max_attempts) return none(RetryDenial::max_attempts);
 
   // Another endpoint of the same tier, at once.
   int other = pick_among(
@@ -82,7 +100,7 @@ NextAttempt next_attempt(const RetryPolicy& policy, std::span<const Candidate> c
   // Otherwise the next tier, at once: no backoff before a different endpoint.
   int next = next_tier_pick(c, tier, tried, unit);
   if (next >= 0) return go(NextAttempt::Where::next_tier, next, Millis(0), true);
-  return none("no_endpoint");
+  return none(RetryDenial::no_endpoint);
 }
 
 }  // namespace ballast

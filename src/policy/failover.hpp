@@ -26,14 +26,17 @@ struct AttemptFact {
   std::optional<Millis> hint;  // how long the upstream asked to be left alone
 };
 
+// Why a wanted retry is not made.
+enum class RetryDenial { none, not_retryable, max_attempts, deadline, no_endpoint, budget };
+std::string_view denial_name(RetryDenial denial);  // for metrics: "max_attempts", …
+
 struct NextAttempt {
   enum class Where { none, other_in_tier, same_endpoint, next_tier };
   Where where = Where::none;
   int endpoint = -1;
   Millis wait{0};
-  bool spends_budget = false;  // a retry; a fallback_on hop is a routing decision, not a retry
-  // Why there is none: not_retryable, max_attempts, deadline, no_endpoint.
-  std::string_view denied;
+  bool spends_budget = false;              // a retry; a fallback_on hop is a routing decision, not a retry
+  RetryDenial denied = RetryDenial::none;  // why there is none
 };
 
 // After the last of `history` failed. `candidates` is every endpoint of the model as it stands now

@@ -80,7 +80,7 @@ TEST(EndpointPool, RetriesSpendTheBudgetAndStopWhenItIsSpent) {
   EXPECT_TRUE(first.retry);
   auto second = p.choose(h, 0, 30s, t0);
   EXPECT_EQ(second.endpoint, -1);
-  EXPECT_EQ(second.denied, "budget");
+  EXPECT_EQ(second.denied, RetryDenial::budget);
 }
 
 TEST(EndpointPool, AHealthCheckReadmitsOnlyAnExpiredEjection) {

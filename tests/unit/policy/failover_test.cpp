@@ -89,13 +89,13 @@ TEST(Failover, ASilentEndpointIsNeverTriedAgainInTheSameRequest) {
   auto only = tiers({0});
   n = next_attempt(RetryPolicy{}, only, h, 30s, half);
   EXPECT_EQ(n.where, W::none);
-  EXPECT_EQ(n.denied, "no_endpoint");
+  EXPECT_EQ(n.denied, RetryDenial::no_endpoint);
 }
 
 TEST(Failover, NoAttemptsBeyondMaxAttempts) {
   auto c = tiers({0, 0, 0, 0});
   std::vector<AttemptFact> h{failed(0), failed(1), failed(2)};
-  EXPECT_EQ(next_attempt(RetryPolicy{}, c, h, 30s, half).denied, "max_attempts");
+  EXPECT_EQ(next_attempt(RetryPolicy{}, c, h, 30s, half).denied, RetryDenial::max_attempts);
 }
 
 TEST(Failover, NotRetryableIsFinal) {
@@ -103,7 +103,7 @@ TEST(Failover, NotRetryableIsFinal) {
   AttemptFact f = failed(0);
   f.retryable = false;
   std::vector<AttemptFact> h{f};
-  EXPECT_EQ(next_attempt(RetryPolicy{}, c, h, 30s, half).denied, "not_retryable");
+  EXPECT_EQ(next_attempt(RetryPolicy{}, c, h, 30s, half).denied, RetryDenial::not_retryable);
 }
 
 TEST(Failover, FallbackOnCodesGoOnceToTheNextTierEvenPastMaxAttempts) {
@@ -122,7 +122,7 @@ TEST(Failover, FallbackOnCodesGoOnceToTheNextTierEvenPastMaxAttempts) {
   AttemptFact g = f;
   g.endpoint = 2;
   h.push_back(g);
-  EXPECT_EQ(next_attempt(one, c, h, 30s, half).denied, "no_endpoint");
+  EXPECT_EQ(next_attempt(one, c, h, 30s, half).denied, RetryDenial::no_endpoint);
 }
 
 TEST(Failover, UnavailableEndpointsArePassedOver) {
@@ -135,17 +135,17 @@ TEST(Failover, UnavailableEndpointsArePassedOver) {
   EXPECT_EQ(n.where, W::next_tier);
   EXPECT_EQ(n.endpoint, 2);
   c[2].available = false;
-  EXPECT_EQ(next_attempt(RetryPolicy{}, c, h, 30s, half).denied, "no_endpoint");
+  EXPECT_EQ(next_attempt(RetryPolicy{}, c, h, 30s, half).denied, RetryDenial::no_endpoint);
 }
 
 TEST(Failover, NeverAWaitPastTheDeadline) {
   auto c = tiers({0});
   std::vector<AttemptFact> h{failed(0, 1000ms)};
-  EXPECT_EQ(next_attempt(RetryPolicy{}, c, h, 999ms, half).denied, "deadline");
+  EXPECT_EQ(next_attempt(RetryPolicy{}, c, h, 999ms, half).denied, RetryDenial::deadline);
   EXPECT_EQ(next_attempt(RetryPolicy{}, c, h, 1001ms, half).wait, 1000ms);
   auto two = tiers({0, 1});
   EXPECT_EQ(next_attempt(RetryPolicy{}, two, std::vector<AttemptFact>{silent(0)}, 0ms, half).denied,
-            "deadline");
+            RetryDenial::deadline);
 }
 
 TEST(Failover, TheNextTierIsTheNearestOneWithAnAvailableEndpoint) {
