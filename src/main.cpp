@@ -1,12 +1,16 @@
 // ballast: one binary, one command per job.
 #include <CLI/CLI.hpp>
 
+#include <csignal>
 #include <cstdio>
 
 #include "commands/commands.hpp"
 #include "policy/duration.hpp"
 
 int main(int argc, char** argv) {
+  // A reader of stdout or stderr that goes away (`ballast serve | head`, a log shipper restarting)
+  // must not end the process at its next log line: writes then fail, and serving goes on.
+  std::signal(SIGPIPE, SIG_IGN);
   CLI::App app{"ballast: a gateway that ends connection timeouts between LLM apps and their model servers"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("ballast ") + BALLAST_VERSION);

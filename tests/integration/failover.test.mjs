@@ -236,6 +236,7 @@ test('a client that ignores Retry-After cannot make the promised wait grow: 50 S
   const failed = results.filter((r) => r.status === 'rejected');
   assert.equal(failed.length, 0, `${failed.length} failed: ${failed[0]?.reason}`);
   assert.ok(took < 30_000, `the batch took ${took.toFixed(0)} ms`);
+  console.log(`${refusals} refusals; the longest promise ${longest} ms (timeouts.queue ${QUEUE_MS} ms); 50 SDK calls done in ${took.toFixed(0)} ms`);
   assert.ok(longest <= QUEUE_MS, `a refusal promised ${longest} ms`);
   // Nothing is left waiting: the next refusal, if any, would be worked out afresh.
   const status = await (await fetch(`${gw.url}/ballast/status`)).json();
