@@ -93,7 +93,6 @@ int run_serve(const ServeArgs& args) {
   }
   ServerOptions so;
   so.max_body_bytes = cfg.max_request_bytes;
-  so.reuse_port = true;
   // What the workers share: the endpoints' slots, queues, health and limits, and the metrics.
   Metrics metrics;
   Upstreams upstreams(cfg, metrics);
@@ -105,8 +104,11 @@ int run_serve(const ServeArgs& args) {
     Gateway* gateway = w->gateway.get();
     w->server = std::make_unique<HttpServer>(
         w->io, so, [gateway](Request& req, Downstream& down) { return gateway->handle(req, down); });
-    // The first worker binds (port 0 picks a free port); the others join it on that port.
-    if (auto err = w->server->listen(address); !err.empty()) {
+    // The first worker binds (port 0 picks a free port); the others accept on the same socket. It
+    // is bound once, without SO_REUSEPORT, so a second ballast started on the port fails instead of
+    // splitting the traffic with this one.
+    std::string err = i == 0 ? w->server->listen(address) : w->server->share_listener(*pool.front()->server);
+    if (!err.empty()) {
       spdlog::error("{}", err);
       return 1;
     }

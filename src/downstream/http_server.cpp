@@ -2,6 +2,7 @@
 #include "downstream/http_server.hpp"
 
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -14,6 +15,7 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <cerrno>
+#include <cstring>
 #include <unordered_set>
 
 #include <spdlog/spdlog.h>
@@ -431,9 +433,6 @@ std::string HttpServer::listen(const std::string& host_port) {
   auto& a = impl_->acceptor;
   a.open(ep.protocol(), ec);
   if (!ec) a.set_option(asio::socket_base::reuse_address(true), ec);
-  if (!ec && impl_->options.reuse_port) {
-    a.set_option(asio::detail::socket_option::boolean<SOL_SOCKET, SO_REUSEPORT>(true), ec);
-  }
   if (!ec) a.bind(ep, ec);
   if (!ec) a.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) {
@@ -456,6 +455,19 @@ std::string HttpServer::listen(const std::string& host_port) {
       return "cannot load the TLS certificate or key (" + o.tls_cert_file + ", " + o.tls_key_file +
              "): " + e.what();
     }
+  }
+  return "";
+}
+
+std::string HttpServer::share_listener(const HttpServer& first) {
+  auto& from = first.impl_->acceptor;
+  int fd = ::dup(from.native_handle());
+  if (fd < 0) return std::string("cannot share the listening socket: ") + std::strerror(errno);
+  beast::error_code ec;
+  impl_->acceptor.assign(from.local_endpoint(ec).protocol(), fd, ec);
+  if (ec) {
+    ::close(fd);
+    return "cannot share the listening socket: " + ec.message();
   }
   return "";
 }

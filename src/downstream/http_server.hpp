@@ -21,7 +21,6 @@ struct ServerOptions {
   std::string tls_cert_file;      // both set: serve HTTPS
   std::string tls_key_file;
   std::string name = "ballast";  // the Server header
-  bool reuse_port = false;       // SO_REUSEPORT: several workers listen on one port
 };
 
 class HttpServer {
@@ -33,6 +32,9 @@ class HttpServer {
 
   // Binds HOST:PORT (port 0 picks a free one). Returns an error message, or "" on success.
   std::string listen(const std::string& host_port);
+  // Accepts on the socket `first` listens on (a duplicate of its descriptor), for the workers of one
+  // process: the port stays bound once, so no other process can bind it too.
+  std::string share_listener(const HttpServer& first);
   uint16_t port() const;
   std::string address() const;  // "127.0.0.1:4000"
   void start();

@@ -227,7 +227,7 @@ test('several workers share one port and serve concurrent clients', async () => 
   const gw = await startServe({ workers: 3, models: [{ name: 'm', endpoints: [{ base_url: sim.base }] }] });
   try {
     assert.match(gw.stderr, /\(3 worker\(s\)/);
-    // Separate connections: the kernel spreads them over the workers' listeners.
+    // Separate connections, accepted by whichever worker is free on the one listening socket.
     const results = await Promise.all(Array.from({ length: 48 }, () => new Promise((resolve, reject) => {
       const req = http.request(`${gw.base}/chat/completions`, { method: 'POST', agent: false }, (res) => {
         res.resume();
@@ -238,6 +238,23 @@ test('several workers share one port and serve concurrent clients', async () => 
     })));
     assert.deepEqual([...new Set(results)], [200]);
     assert.equal((await sim.stats()).completed, 48);
+  } finally {
+    await gw.stop();
+    await sim.stop();
+  }
+});
+
+test('one owner per port: a second ballast on a port a running one holds fails, naming the port; the first serves on', async () => {
+  const sim = await startSim([]);
+  const gw = await startServe({ workers: 2, models: [{ name: 'm', endpoints: [{ base_url: sim.base }] }] });
+  try {
+    const file = path.join(tempDir(), 'second.yaml');
+    fs.writeFileSync(file, JSON.stringify({ listen: gw.address, models: [{ name: 'other', endpoints: [{ provider: 'sim' }] }] }));
+    const second = await startProcess(['serve', '--config', file], { expectListen: false });
+    const { code } = await second.exited;
+    assert.equal(code, 1);
+    assert.match(second.stderr, new RegExp(`cannot listen on ${gw.address.replace(/\./g, '\\.')}: Address already in use`));
+    for (let i = 0; i < 10; i++) assert.equal((await chat(gw.base, { model: 'm' })).status, 200);
   } finally {
     await gw.stop();
     await sim.stop();
