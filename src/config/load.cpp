@@ -280,7 +280,14 @@ void read_health_check(Reader& r, const YAML::Node& n, const std::string& path, 
 
 void check_url(Reader& r, const YAML::Node& n, const std::string& key, const std::string& value) {
   std::string why;
-  if (!parse_url(value, &why)) r.error(n, key, fmt::format("'{}' {}", value, why));
+  if (!parse_url(value, &why)) r.error(n, key, fmt::format("'{}' {}", redact_credentials(value), why));
+}
+
+// A value that ends up in a request or response header: CR, LF or NUL in it would let it write
+// headers of its own. The value is not shown: it may be a key.
+void check_header_value(Reader& r, const YAML::Node& n, const std::string& key, const std::string& value) {
+  if (value.find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos)
+    r.error(n, key, "must not contain a line break or a NUL character (the value is not shown)");
 }
 
 void read_endpoint(Reader& r, const YAML::Node& n, const std::string& path, Endpoint& ep) {
@@ -361,6 +368,11 @@ void read_endpoint(Reader& r, const YAML::Node& n, const std::string& path, Endp
         r.error(n["base_url"], Reader::join(path, "base_url"),
                 "is not used by provider sim (the simulator runs inside ballast)");
       break;
+  }
+  for (auto [k, value] :
+       {std::pair{"api_key", &ep.api_key}, std::pair{"name", &ep.name}, std::pair{"model", &ep.model},
+        std::pair{"proxy", &ep.proxy}, std::pair{"deployment", &ep.deployment}}) {
+    if (n[k]) check_header_value(r, n[k], Reader::join(path, k), *value);
   }
   if (!ep.base_url.empty()) check_url(r, n["base_url"], Reader::join(path, "base_url"), ep.base_url);
   if (!ep.endpoint.empty()) check_url(r, n["endpoint"], Reader::join(path, "endpoint"), ep.endpoint);
@@ -637,6 +649,12 @@ EnvironmentResult from_environment(const GetEnv& getenv) {
       out.errors.push_back(fmt::format("environment: OPENAI_BASE_URL '{}' {}", ep.base_url, why));
   } else {
     return er;
+  }
+  for (auto [value, name] :
+       {std::pair{ep.api_key, "the API key variable"}, std::pair{ep.deployment, "AZURE_OPENAI_DEPLOYMENT"}}) {
+    if (value.find_first_of(std::string_view("\r\n\0", 3)) != std::string::npos)
+      out.errors.push_back(fmt::format(
+          "environment: {} must not contain a line break or a NUL character (the value is not shown)", name));
   }
   if (auto u = parse_url(ep.base_url.empty() ? ep.endpoint : ep.base_url)) ep.name = u->host_port();
   m.endpoints.push_back(ep);

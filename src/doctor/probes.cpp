@@ -498,11 +498,11 @@ bool Diagnosis::network() {
   const Address& a = ctx_.address;
   TimePoint began = Clock::now();
   proxy_ = choose_proxy(a.scheme, a.host, t_.ep.proxy, o_.getenv);
-  ctx_.proxy_url = proxy_.url;
+  ctx_.proxy_url = redact_credentials(proxy_.url);
   ctx_.proxy_source = proxy_.source;
   std::string proxy_detail;
   if (!proxy_.url.empty()) {
-    proxy_detail = fmt::format("via {} (from {})", proxy_.url, proxy_.source);
+    proxy_detail = fmt::format("via {} (from {})", redact_credentials(proxy_.url), proxy_.source);
     bool from_variable = proxy_.source.find("_proxy") != std::string::npos ||
                          proxy_.source.find("_PROXY") != std::string::npos;
     if (from_variable && is_loopback_host(a.host))

@@ -5,6 +5,7 @@
 #include <boost/asio/this_coro.hpp>
 
 #include <algorithm>
+#include <climits>
 
 #include <fmt/format.h>
 
@@ -41,7 +42,8 @@ struct Exchange {
   double tokens = 0;                           // estimated for tpm limits until usage says
   const std::string* metric_labels = nullptr;  // model and endpoint, once an endpoint is picked
   const config::Endpoint* endpoint = nullptr;  // the last attempt's, once one is picked
-  std::string_view upstream_model;             // the model that endpoint's upstream was asked for
+  Millis queue_cap{30'000};         // the longest Retry-After a refusal may promise: timeouts.queue in force
+  std::string_view upstream_model;  // the model that endpoint's upstream was asked for
 
   // Ours, on every answer: the request id and, once an endpoint was picked, which one and the
   // model it was asked for.
@@ -144,13 +146,14 @@ Headers forwardable(Headers upstream, const Exchange& x) {
   return upstream;
 }
 
-// Retry-After in whole seconds (rounded up: waiting a little longer is harmless, shorter is not),
-// and retry-after-ms, which the OpenAI SDKs read first, for the exact figure.
-void add_retry_after(Headers& headers, Millis wait, AccessRecord& record) {
-  auto ms = std::max<int64_t>(wait.count(), 1);
-  headers.emplace_back("retry-after", std::to_string((ms + 999) / 1000));
-  headers.emplace_back("retry-after-ms", std::to_string(ms));
-  record.retry_after_ms = static_cast<int>(ms);
+// retry-after-ms, which the OpenAI SDKs read first, and Retry-After in whole seconds, bounded as
+// the moment of answering allows (retry_after_headers: never past timeouts.queue nor the client's
+// deadline).
+void add_retry_after(Headers& headers, Millis wait, Exchange& x) {
+  RetryAfter r = retry_after_headers(wait, x.queue_cap, x.deadline.at - Clock::now());
+  headers.emplace_back("retry-after", std::to_string(r.seconds));
+  headers.emplace_back("retry-after-ms", std::to_string(r.ms.count()));
+  x.record.retry_after_ms = static_cast<int>(r.ms.count());
 }
 
 std::string describe_refusal(ErrorCode code, const config::Endpoint& endpoint,
@@ -172,6 +175,13 @@ std::string describe_refusal(ErrorCode code, const config::Endpoint& endpoint,
       "retry after {}",
       endpoint.name, format_duration(std::chrono::duration_cast<Millis>(admit.waited)),
       format_duration(admit.retry_after));
+}
+
+// Every occurrence of `secret` in `text` becomes ***.
+void scrub_secret(std::string& text, std::string_view secret) {
+  if (secret.size() < 4) return;  // too short to be a key; replacing it would garble the text
+  for (size_t at = text.find(secret); at != std::string::npos; at = text.find(secret, at + 3))
+    text.replace(at, secret.size(), "***");
 }
 
 // The upstream refused this request in a way another model may not (fallback_on: an error code such
@@ -309,9 +319,8 @@ asio::awaitable<void> Gateway::handle(Request& req, Downstream& down) {
   x.tokens = estimate_tokens(req.body.size(), fields.fields.max_tokens);
   if (key && (key->rpm > 0 || key->tpm > 0)) {
     if (auto wait = upstreams_.charge_key(static_cast<size_t>(x.key), x.tokens, Clock::now())) {
-      // Like every refusal: never a longer promise than timeouts.queue or the client's own deadline.
-      TimePoint deadline = plan_deadline(req.received, config_.timeouts.total, client_timeout(req)).at;
-      *wait = bound_retry_after(*wait, config_.queue_timeout, deadline - Clock::now());
+      x.queue_cap = config_.queue_timeout;
+      x.deadline = plan_deadline(req.received, config_.timeouts.total, client_timeout(req));
       co_return co_await refuse(x, ErrorCode::rate_limited,
                                 fmt::format("this client key is over its limit (keys[{}]: rpm {}, tpm {}): "
                                             "retry after {}, or raise the key's limits",
@@ -330,6 +339,7 @@ asio::awaitable<void> Gateway::proxy(Exchange& x, const config::Model& model, st
   auto client = client_timeout(x.req);
   if (client) x.record.client_timeout_ms = to_ms(*client);
   x.deadline = plan_deadline(x.req.received, total, client);
+  x.queue_cap = config::effective_queue_timeout(config_, model, no_endpoint);
   const size_t mi = model_index(model);
   upstreams_.record_request(mi, is_client_retry(x.req), Clock::now());
 
@@ -375,6 +385,7 @@ asio::awaitable<void> Gateway::proxy(Exchange& x, const config::Model& model, st
     x.upstream_model = endpoint.model.empty() ? std::string_view(x.record.model) : endpoint.model;
     x.record.endpoint = endpoint.name;
     x.record.upstream_model = x.upstream_model;
+    x.queue_cap = config::effective_queue_timeout(config_, model, endpoint);
     x.metric_labels = &facts(endpoint).model_endpoint_labels;
 
     Upstreams::Admit admit = co_await upstreams_.admit(mi, ei, x.fair_key, x.deadline.at, x.down, wake);
@@ -455,10 +466,14 @@ asio::awaitable<void> Gateway::proxy(Exchange& x, const config::Model& model, st
     std::string body;
     int status = 0;
     if (verdict.code == ErrorCode::upstream_status) {
-      // The upstream's own answer, passed through: the SDKs know how to read it.
+      // The upstream's own answer, passed through: the SDKs know how to read it. An upstream that
+      // echoes the request's Authorization in its error must not hand the endpoint's key over.
       status = o.status;
+      if (auto hint = retry_hint(last.headers, std::chrono::system_clock::now()))
+        x.record.retry_after_ms = static_cast<int>(std::min<int64_t>(hint->count(), INT32_MAX));
       headers = forwardable(std::move(last.headers), x);
       body = std::move(last.body);
+      if (x.endpoint) scrub_secret(body, x.endpoint->api_key);
     } else {
       status = http_status(verdict.code);
       headers = x.headers();
@@ -468,8 +483,7 @@ asio::awaitable<void> Gateway::proxy(Exchange& x, const config::Model& model, st
     // The client's own retries would stack on ours, or could not help.
     if (!verdict.retryable || x.record.attempts.size() > 1 || budget_spent)
       headers.emplace_back("x-should-retry", "false");
-    if (retry_after && verdict.code != ErrorCode::upstream_status)
-      add_retry_after(headers, *retry_after, x.record);
+    if (retry_after && verdict.code != ErrorCode::upstream_status) add_retry_after(headers, *retry_after, x);
     x.record.status = status;
     x.record.bytes_out = body.size();
     co_await x.down.respond(status, headers, std::move(body));
@@ -671,7 +685,7 @@ asio::awaitable<AttemptResult> Gateway::attempt(Exchange& x, const config::Model
 
 asio::awaitable<void> Gateway::refuse(Exchange& x, ErrorCode code, std::string message, Millis retry_after) {
   Headers headers = x.headers();
-  add_retry_after(headers, retry_after, x.record);
+  add_retry_after(headers, retry_after, x);
   headers.emplace_back("x-ballast-attempts", std::to_string(x.record.attempts.size()));
   std::string body = error_body(code, message);
   x.record.status = http_status(code);

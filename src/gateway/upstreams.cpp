@@ -27,7 +27,8 @@ struct Upstreams::Waiter {
 
 double estimate_tokens(size_t body_bytes, std::optional<int64_t> max_tokens) {
   // max_tokens was validated (0 to 2^31); the clamp keeps every limiter's arithmetic finite anyway.
-  double estimate = static_cast<double>(body_bytes) / 4 + static_cast<double>(std::max<int64_t>(0, max_tokens.value_or(0)));
+  double estimate =
+      static_cast<double>(body_bytes) / 4 + static_cast<double>(std::max<int64_t>(0, max_tokens.value_or(0)));
   return std::min(estimate, 1e12);
 }
 
@@ -159,8 +160,9 @@ void Upstreams::log_health(ModelState& m, size_t endpoint, HealthEvent event, co
   const std::string& name = m.pool.name(endpoint);
   if (event == HealthEvent::ejected) {
     metrics_.ejection(name);
-    spdlog::warn("endpoint {} of model '{}' ejected for {} after repeated failures (last: {})", name,
-                 m.pool.model(), format_duration(m.pool.last_ejection(endpoint)), detail);
+    spdlog::warn(
+        "endpoint {} of model '{}' ejected for {}: its requests failed (outlier thresholds; last: {})", name,
+        m.pool.model(), format_duration(m.pool.last_ejection(endpoint)), detail);
   } else if (event == HealthEvent::readmitted) {
     spdlog::info("endpoint {} of model '{}' readmitted: {}", name, m.pool.model(), detail);
   }

@@ -11,6 +11,14 @@ Millis bound_retry_after(Millis wait, Millis cap, Duration time_left) {
   return std::max(Millis(1), std::min({wait, cap, left}));
 }
 
+RetryAfter retry_after_headers(Millis wait, Millis cap, Duration time_left) {
+  RetryAfter r;
+  r.ms = bound_retry_after(wait, cap, time_left);
+  const int64_t limit_ms = std::max<int64_t>(0, std::min(cap, std::chrono::floor<Millis>(time_left)).count());
+  r.seconds = std::min((r.ms.count() + 999) / 1000, limit_ms / 1000);
+  return r;
+}
+
 EndpointPool::State::State(EndpointSpec s, const OutlierPolicy& outlier, TimePoint now)
     : spec(std::move(s)),
       admission(spec.admission),

@@ -121,4 +121,13 @@ class EndpointPool {
 // `time_left`, and at least 1 ms.
 Millis bound_retry_after(Millis wait, Millis cap, Duration time_left);
 
+// Both headers of a refusal, bounded as above: retry-after-ms exact, and Retry-After in whole
+// seconds, rounded up (waiting a little longer is harmless) but never past the bound itself (0
+// when the bound is under a second).
+struct RetryAfter {
+  Millis ms{1};
+  int64_t seconds = 0;
+};
+RetryAfter retry_after_headers(Millis wait, Millis cap, Duration time_left);
+
 }  // namespace ballast

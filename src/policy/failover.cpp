@@ -87,10 +87,13 @@ NextAttempt next_attempt(const RetryPolicy& policy, std::span<const Candidate> c
   if (other >= 0) return go(NextAttempt::Where::other_in_tier, other, Millis(0), true);
 
   // The same endpoint, when the failure was fast and transient, happened once, and the wait is
-  // short: a blip is cheaper to wait out than a fallback is to take.
+  // short: a blip is cheaper to wait out than a fallback is to take. Not with the last attempt
+  // allowed while a next tier could take it: the fallback must get its chance.
   const auto failures_here =
       std::count_if(history.begin(), history.end(), [&](const auto& a) { return a.endpoint == failed; });
-  if (!last.silent && failures_here == 1 && c[failed].available) {
+  const bool last_attempt = static_cast<int>(history.size()) + 1 >= policy.max_attempts;
+  const int fallback = next_tier_pick(c, tier, tried, unit);
+  if (!last.silent && failures_here == 1 && c[failed].available && !(last_attempt && fallback >= 0)) {
     int retry = static_cast<int>(history.size());
     Millis wait = last.hint ? *last.hint : backoff(policy, retry, unit());
     if (wait <= std::min(policy.max_same_wait, policy.retry_after_cap))
@@ -98,8 +101,7 @@ NextAttempt next_attempt(const RetryPolicy& policy, std::span<const Candidate> c
   }
 
   // Otherwise the next tier, at once: no backoff before a different endpoint.
-  int next = next_tier_pick(c, tier, tried, unit);
-  if (next >= 0) return go(NextAttempt::Where::next_tier, next, Millis(0), true);
+  if (fallback >= 0) return go(NextAttempt::Where::next_tier, fallback, Millis(0), true);
   return none(RetryDenial::no_endpoint);
 }
 

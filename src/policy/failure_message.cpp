@@ -63,7 +63,8 @@ std::string describe_failure(ErrorCode code, const Outcome& o, const FailureCont
       return fmt::format(
           "proxy {} (from {}) failed on the way to {}: {} — check the proxy address, or add "
           "'{}' to NO_PROXY if it should be reached directly.",
-          c.proxy, c.proxy_source, c.endpoint, o.detail.empty() ? "no answer" : o.detail, c.host);
+          redact_credentials(c.proxy), c.proxy_source, c.endpoint, o.detail.empty() ? "no answer" : o.detail,
+          c.host);
     case ErrorCode::connect_refused:
       return fmt::format(
           "connect to {} refused (nothing listening) after {}: is the model server running, "
@@ -98,9 +99,10 @@ std::string describe_failure(ErrorCode code, const Outcome& o, const FailureCont
       return fmt::format("upstream {} did not finish within {} ({}).", c.endpoint, deadline_text(c), timings);
     case ErrorCode::upstream_reset:
       if (o.malformed) {
-        return fmt::format("upstream {} answered 2xx with a body that is not JSON ({}): the model server or a "
-                           "proxy in front of it sent something other than an API response.",
-                           c.endpoint, timings);
+        return fmt::format(
+            "upstream {} answered 2xx with a body that is not JSON ({}): the model server or a "
+            "proxy in front of it sent something other than an API response.",
+            c.endpoint, timings);
       }
       if (o.truncated && o.status >= 200 && o.status < 300) {
         return fmt::format(
@@ -113,8 +115,9 @@ std::string describe_failure(ErrorCode code, const Outcome& o, const FailureCont
           "have crashed, restarted, or an idle connection was cut by a load balancer.",
           c.endpoint, timings, o.detail.empty() ? "" : ": " + o.detail);
     case ErrorCode::upstream_error:
-      return fmt::format("upstream {} reported an error inside its stream ({}){}: the response is incomplete.",
-                         c.endpoint, timings, o.detail.empty() ? "" : ": " + o.detail);
+      return fmt::format(
+          "upstream {} reported an error inside its stream ({}){}: the response is incomplete.", c.endpoint,
+          timings, o.detail.empty() ? "" : ": " + o.detail);
     case ErrorCode::upstream_status:
       return fmt::format("upstream {} answered {}.", c.endpoint, o.status);
     case ErrorCode::client_disconnected:

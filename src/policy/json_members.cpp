@@ -106,6 +106,7 @@ std::optional<std::vector<JsonMember>> top_level_members(std::string_view json) 
     s.skip_space();
     JsonMember m;
     m.key = unescape_key(raw);
+    m.escaped = raw.find('\\') != std::string_view::npos;
     m.value_begin = s.pos();
     if (!s.value()) return std::nullopt;
     m.value_end = s.pos();

@@ -10,7 +10,8 @@
 namespace ballast {
 
 struct JsonMember {
-  std::string key;  // unescaped
+  std::string key;       // unescaped
+  bool escaped = false;  // the key was written with escapes ("mod\u0065l")
   size_t value_begin = 0;
   size_t value_end = 0;  // one past the value's last byte
 };

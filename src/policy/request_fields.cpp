@@ -44,9 +44,19 @@ RequestFieldsResult read_request_fields(std::string_view body) {
   if (auto members = top_level_members(body)) {
     for (auto key : kReadOnce) {
       int seen = 0;
-      for (const auto& m : *members) seen += m.key == key ? 1 : 0;
+      bool escaped = false;
+      for (const auto& m : *members) {
+        seen += m.key == key ? 1 : 0;
+        escaped = escaped || (m.key == key && m.escaped);
+      }
       if (seen > 1) {
         r.error = "the request body has '" + std::string(key) + "' more than once: send it once";
+        return r;
+      }
+      // Parsers disagree on escaped keys (some match "mod\u0065l" to "model", some do not): the
+      // keys ballast reads are refused written that way, so every reader sees the same request.
+      if (escaped) {
+        r.error = "the request body writes the key '" + std::string(key) + "' with escapes: write it plainly";
         return r;
       }
     }

@@ -62,6 +62,16 @@ std::optional<Url> parse_url(std::string_view text, std::string* error) {
   return u;
 }
 
+std::string redact_credentials(std::string_view url) {
+  size_t scheme_end = url.find("://");
+  size_t start = scheme_end == std::string_view::npos ? 0 : scheme_end + 3;
+  size_t authority_end = url.find_first_of("/?#", start);
+  if (authority_end == std::string_view::npos) authority_end = url.size();
+  size_t at = url.rfind('@', authority_end);
+  if (at == std::string_view::npos || at < start) return std::string(url);
+  return std::string(url.substr(0, start)) + "***" + std::string(url.substr(at));
+}
+
 bool is_loopback_host(std::string_view host) {
   return host == "localhost" || host == "::1" || host == "[::1]" || host.starts_with("127.") ||
          host.ends_with(".localhost");

@@ -21,6 +21,10 @@ struct Url {
 // Accepts http:// and https:// URLs only. Returns nothing, with `error` set, otherwise.
 std::optional<Url> parse_url(std::string_view text, std::string* error = nullptr);
 
+// `url` as it may be shown: a `user:password@` in it becomes `***@`. Every message and log line
+// that names a proxy shows it this way.
+std::string redact_credentials(std::string_view url);
+
 // localhost, 127.0.0.0/8, ::1 (with or without brackets), *.localhost.
 bool is_loopback_host(std::string_view host);
 // A host on this machine or its network, where a local model server lives: loopback, 10/8,

@@ -179,3 +179,24 @@ test('a 1 MB model name: a bounded 404, a bounded log line', async () => {
   assert.ok(JSON.stringify(line).length < 3000);
   assert.ok(line.model.endsWith('…'));
 });
+
+test("an upstream that echoes the endpoint's key in its error body never hands it to the client", async (t) => {
+  // A scripted upstream: answers 400 with the Authorization header it received in the message.
+  const http = await import('node:http');
+  const server = http.createServer((req, res) => {
+    req.resume();
+    req.on('end', () => {
+      res.writeHead(400, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ error: { message: `bad request with ${req.headers.authorization}`, type: 'invalid_request_error', code: null } }));
+    });
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  t.after(() => server.close());
+  const key = 'sk-canary-0123456789abcdef';
+  const gw = await serve({ models: [{ name: 'm', endpoints: [{ base_url: `http://127.0.0.1:${server.address().port}/v1`, api_key: key, health_check: false }] }] });
+  const r = await chat(gw.base, { model: 'm' });
+  assert.equal(r.status, 400);
+  assert.ok(!r.text.includes(key), r.text);
+  assert.match(r.json.error.message, /Bearer \*\*\*/);
+  assert.ok(!gw.stdout.includes(key) && !gw.stderr.includes(key));
+});

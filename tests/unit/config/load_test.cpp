@@ -219,6 +219,24 @@ outlier: {failure_rate: 150%}
             "f.yaml:7: outlier.failure_rate: '150%' is not a share above 0 and at most 1 (e.g. 0.5 or 50%)");
 }
 
+TEST(ConfigLoad, HeaderValuesCannotCarryLineBreaksAndSecretsAreNotShown) {
+  auto r = load_yaml(R"(models:
+  - name: m
+    endpoints:
+      - base_url: http://127.0.0.1:8000/v1
+        api_key: ${KEY}
+        proxy: "http://user:hunter2@proxy:3128 x"
+)",
+                     "s.yaml", env_of({{"KEY", "sk-abc\r\nx-injected: 1"}}));
+  ASSERT_EQ(r.errors.size(), 2u);
+  EXPECT_EQ(
+      r.errors[0],
+      "s.yaml:5: models[0].endpoints[0].api_key: must not contain a line break or a NUL character (the value "
+      "is not shown)");
+  EXPECT_EQ(r.errors[1].find("hunter2"), std::string::npos) << r.errors[1];
+  EXPECT_NE(r.errors[1].find("***@proxy"), std::string::npos) << r.errors[1];
+}
+
 TEST(ConfigLoad, UnsetVariablesAreErrorsUnlessDefaulted) {
   auto r = load_yaml(R"(models:
   - name: m

@@ -69,6 +69,22 @@ TEST(EndpointPool, NoEndpointAvailableIsRefusedWithABoundedRetryAfter) {
   EXPECT_EQ(p.choose({}, 0, 400ms, t0 + 121s).retry_after, 400ms) << "never past the client's deadline";
 }
 
+TEST(RetryAfterHeaders, SecondsRoundUpButNeverPastTheBound) {
+  auto r = retry_after_headers(2400ms, 30s, 600s);
+  EXPECT_EQ(r.ms, 2400ms);
+  EXPECT_EQ(r.seconds, 3);
+  // A client with 0.3 s left: 285 ms, and 0 whole seconds (1 would be past its deadline).
+  r = retry_after_headers(285ms, 30s, 300ms);
+  EXPECT_EQ(r.ms, 285ms);
+  EXPECT_EQ(r.seconds, 0);
+  r = retry_after_headers(2400ms, 2500ms, 600s);  // timeouts.queue: 2500ms
+  EXPECT_EQ(r.seconds, 2);
+  r = retry_after_headers(90s, 30s, 600s);
+  EXPECT_EQ(r.ms, 30s);
+  EXPECT_EQ(r.seconds, 30);
+  EXPECT_EQ(retry_after_headers(5s, 30s, -1s).ms, 1ms) << "a deadline already gone: at least 1 ms";
+}
+
 TEST(EndpointPool, RetriesSpendTheBudgetAndStopWhenItIsSpent) {
   RetryPolicy r;
   r.budget_ratio = 0;

@@ -62,6 +62,19 @@ TEST(Failover, AFastTransientFailureGoesBackToTheSameEndpointOnce) {
   EXPECT_EQ(n.wait, 0ms);
 }
 
+TEST(Failover, TheLastAttemptGoesToTheFallbackWhenThereIsOne) {
+  // Two endpoints of the first tier failed once each: the third and last attempt is the fallback's,
+  // not a second try on the first tier.
+  auto c = tiers({0, 0, 1});
+  std::vector<AttemptFact> h{failed(0), failed(1)};
+  NextAttempt n = next_attempt(RetryPolicy{}, c, h, 30s, half);
+  EXPECT_EQ(n.where, W::next_tier);
+  EXPECT_EQ(n.endpoint, 2);
+  // With no fallback, the last attempt may go back to the endpoint that blipped.
+  auto one_tier = tiers({0, 0});
+  EXPECT_EQ(next_attempt(RetryPolicy{}, one_tier, h, 30s, half).where, W::same_endpoint);
+}
+
 TEST(Failover, TheUpstreamsShortRetryAfterIsWaitedOutOnTheSameEndpoint) {
   auto c = tiers({0, 1});
   std::vector<AttemptFact> h{failed(0, 1000ms)};

@@ -37,15 +37,19 @@ TEST(RequestFields, AKeyReadTwiceIsRefused) {
   EXPECT_EQ(read_request_fields(R"({"model":"m","stream":false,"stream":true})").error,
             "the request body has 'stream' more than once: send it once");
   EXPECT_NE(read_request_fields(R"({"model":"m","max_tokens":1,"max_tokens":2})").error, "");
-  EXPECT_NE(read_request_fields(R"({"mod\u0065l":"a","model":"b"})").error, "") << "an escaped key is the same key";
+  EXPECT_NE(read_request_fields(R"({"mod\u0065l":"a","model":"b"})").error, "")
+      << "an escaped key is the same key";
+  EXPECT_EQ(read_request_fields(R"({"mod\u0065l":"a","messages":[]})").error,
+            "the request body writes the key 'model' with escapes: write it plainly");
   EXPECT_EQ(read_request_fields(R"({"model":"m","messages":[{"model":"x"},{"model":"y"}]})").error, "")
       << "only top-level keys count";
 }
 
 TEST(RequestFields, TokenLimitsAreNumbersTheLimitersCanUse) {
-  for (const char* bad : {R"({"model":"m","max_tokens":-1})", R"({"model":"m","max_tokens":2147483648})",
-                          R"({"model":"m","max_tokens":1e300})", R"({"model":"m","max_completion_tokens":"10"})",
-                          R"({"model":"m","max_tokens":1.5})"}) {
+  for (const char* bad :
+       {R"({"model":"m","max_tokens":-1})", R"({"model":"m","max_tokens":2147483648})",
+        R"({"model":"m","max_tokens":1e300})", R"({"model":"m","max_completion_tokens":"10"})",
+        R"({"model":"m","max_tokens":1.5})"}) {
     EXPECT_NE(read_request_fields(bad).error, "") << bad;
   }
   EXPECT_EQ(read_request_fields(R"({"model":"m","max_tokens":-1})").error,
@@ -59,7 +63,8 @@ TEST(RequestFields, ReadsUsageFromEveryResponseShape) {
   EXPECT_TRUE(chat.json);
   ASSERT_TRUE(chat.usage);
   EXPECT_EQ(chat.usage->completion_tokens, 4);
-  auto responses = read_response_body(R"({"object":"response","usage":{"input_tokens":5,"output_tokens":6}})");
+  auto responses =
+      read_response_body(R"({"object":"response","usage":{"input_tokens":5,"output_tokens":6}})");
   ASSERT_TRUE(responses.usage);
   EXPECT_EQ(responses.usage->prompt_tokens, 5);
   EXPECT_EQ(responses.usage->total_tokens, 11);

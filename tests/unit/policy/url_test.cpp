@@ -75,10 +75,18 @@ TEST(UpstreamTarget, NoKeyNoCredential) {
 namespace ballast {
 namespace {
 
+TEST(Url, CredentialsAreNeverShown) {
+  EXPECT_EQ(redact_credentials("http://user:s3cret@proxy.corp:3128"), "http://***@proxy.corp:3128");
+  EXPECT_EQ(redact_credentials("http://proxy.corp:3128/p@th"), "http://proxy.corp:3128/p@th");
+  EXPECT_EQ(redact_credentials("user:pw@host:1"), "***@host:1");
+  EXPECT_EQ(redact_credentials("https://api.openai.com/v1"), "https://api.openai.com/v1");
+}
+
 TEST(Url, LocalAndLoopbackHosts) {
   for (const char* h : {"localhost", "127.0.0.1", "127.1.2.3", "::1", "[::1]", "app.localhost"})
     EXPECT_TRUE(is_loopback_host(h)) << h;
-  for (const char* h : {"10.0.0.8", "172.16.0.1", "172.31.255.1", "192.168.1.20", "host.docker.internal", "vllm"})
+  for (const char* h :
+       {"10.0.0.8", "172.16.0.1", "172.31.255.1", "192.168.1.20", "host.docker.internal", "vllm"})
     EXPECT_TRUE(is_local_host(h)) << h;
   for (const char* h : {"api.openai.com", "172.32.0.1", "8.8.8.8", "res.openai.azure.com"}) {
     EXPECT_FALSE(is_local_host(h)) << h;
