@@ -116,6 +116,12 @@ bool is_client_retry(const Request& req) {
   return v && !v->empty() && *v != "0";
 }
 
+bool known_key(const config::Config& config, const std::string& presented) {
+  if (presented.empty()) return false;
+  return std::any_of(config.keys.begin(), config.keys.end(),
+                     [&](const config::ClientKey& k) { return k.key == presented; });
+}
+
 bool key_may_use(const config::ClientKey& key, std::string_view model) {
   return key.models.empty() || std::find(key.models.begin(), key.models.end(), model) != key.models.end() ||
          std::find(key.models.begin(), key.models.end(), "*") != key.models.end();
@@ -213,6 +219,15 @@ asio::awaitable<void> Gateway::handle(Request& req, Downstream& down) {
   if (req.path == "/healthz" || req.path == "/readyz") {
     co_await down.respond(200, x.headers(), R"({"status":"ok"})");
     co_return;
+  }
+  if ((req.path == "/metrics" || req.path == "/ballast/status") && !is_loopback(req.peer) &&
+      !known_key(config_, presented_key(req))) {
+    // Endpoint names, limits and traffic are the operator's: loopback, or a configured client key.
+    co_return co_await fail(
+        x, ErrorCode::unauthorized,
+        fmt::format("{} answers loopback clients and clients with one of the keys configured "
+                    "under keys: (as 'Authorization: Bearer KEY')",
+                    req.path));
   }
   if (req.path == "/metrics") {
     std::string text = metrics_.render();
