@@ -38,20 +38,20 @@ void OutlierState::count(TimePoint now, bool failed) {
   if (failed) ++s.failures;
 }
 
-int OutlierState::window_requests(TimePoint now) const {
+int OutlierState::window_sum(TimePoint now, int Slot::*field) const {
   int64_t index = slot_index(now);
   int n = 0;
   for (const auto& s : slots_)
-    if (s.index > index - static_cast<int64_t>(kSlots) && s.index <= index) n += s.requests;
+    if (s.index > index - static_cast<int64_t>(kSlots) && s.index <= index) n += s.*field;
   return n;
 }
 
+int OutlierState::window_requests(TimePoint now) const {
+  return window_sum(now, &Slot::requests);
+}
+
 int OutlierState::window_failures(TimePoint now) const {
-  int64_t index = slot_index(now);
-  int n = 0;
-  for (const auto& s : slots_)
-    if (s.index > index - static_cast<int64_t>(kSlots) && s.index <= index) n += s.failures;
-  return n;
+  return window_sum(now, &Slot::failures);
 }
 
 bool OutlierState::rate_exceeded(TimePoint now) const {

@@ -65,6 +65,7 @@ class OutlierState {
   };
   static constexpr size_t kSlots = 10;
   int64_t slot_index(TimePoint now) const;
+  int window_sum(TimePoint now, int Slot::*field) const;
   void count(TimePoint now, bool failed);
   bool rate_exceeded(TimePoint now) const;
 
