@@ -175,6 +175,22 @@ asio::awaitable<void> Session<Stream>::run() {
     // client should get a 413 it can read instead of a closed connection.
     parser.body_limit(boost::none);
     auto [ec, n] = co_await http::async_read_header(stream_, buffer_, parser, as_tuple_awaitable);
+    if (ec && ec.category() == http::make_error_code(http::error::end_of_stream).category() &&
+        ec != http::error::end_of_stream && ec != http::error::partial_message) {
+      // A request the parser refuses is answered and logged, not dropped in silence: the operator
+      // sees it, the client reads why.
+      Request bad;
+      bad.framing_error = ec.message();
+      bad.headers_too_large = ec == http::error::header_limit;
+      bad.received = Clock::now();
+      beast::error_code pec;
+      auto peer = lowest().socket().remote_endpoint(pec);
+      if (!pec) bad.peer = peer.address().to_string();
+      keep_alive_ = false;
+      lowest().expires_never();
+      co_await server_->handler(bad, *this);
+      break;
+    }
     if (ec) break;
     idle_ = false;
     Request req;

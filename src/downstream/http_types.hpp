@@ -25,7 +25,11 @@ struct Request {
   std::string body;
   std::string peer;        // the client's address
   bool too_large = false;  // the body exceeded the limit and was not read
-  TimePoint received{};    // when the request was fully read
+  // The HTTP parser refused the request's framing (conflicting lengths, a bad request line, headers
+  // over the limit): why, in the parser's words. The connection closes after the answer.
+  std::string framing_error;
+  bool headers_too_large = false;
+  TimePoint received{};  // when the request was fully read
 
   // The first header named `name` (any case), or nullptr.
   const std::string* header(std::string_view name) const;

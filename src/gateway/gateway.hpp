@@ -39,7 +39,8 @@ class Gateway {
   boost::asio::awaitable<AttemptResult> attempt(Exchange& x, const config::Model& model,
                                                 const config::Endpoint& endpoint, std::string_view api_path,
                                                 bool stream);
-  boost::asio::awaitable<void> fail(Exchange& x, ErrorCode code, std::string message);
+  // `status`: the code's own unless given (431 for headers over the limit).
+  boost::asio::awaitable<void> fail(Exchange& x, ErrorCode code, std::string message, int status = 0);
   // A refusal the client may retry after `retry_after`: overload and rate limits.
   boost::asio::awaitable<void> refuse(Exchange& x, ErrorCode code, std::string message, Millis retry_after);
   // Waits `d` unless the client leaves first (false then).

@@ -216,6 +216,19 @@ asio::awaitable<void> Gateway::handle(Request& req, Downstream& down) {
   x.record.peer = req.peer;
   x.record.bytes_in = req.body.size();
 
+  if (!req.framing_error.empty()) {
+    // The connection closes after this answer: what follows on it cannot be trusted to be framed.
+    x.down.close_after_response();
+    if (req.headers_too_large)
+      co_return co_await fail(x, ErrorCode::invalid_request,
+                              "the request's headers are larger than 64 KiB: send fewer or shorter headers",
+                              431);
+    co_return co_await fail(
+        x, ErrorCode::invalid_request,
+        fmt::format("the HTTP request could not be read ({}): ballast refuses malformed or "
+                    "ambiguous framing, such as Content-Length with Transfer-Encoding",
+                    bounded_echo(req.framing_error)));
+  }
   if (req.path == "/healthz" || req.path == "/readyz") {
     co_await down.respond(200, x.headers(), R"({"status":"ok"})");
     co_return;
@@ -720,11 +733,11 @@ asio::awaitable<bool> Gateway::pause(Exchange& x, Wakeup& wake, Millis d) {
   co_return !x.down.client_gone();
 }
 
-asio::awaitable<void> Gateway::fail(Exchange& x, ErrorCode code, std::string message) {
+asio::awaitable<void> Gateway::fail(Exchange& x, ErrorCode code, std::string message, int status) {
   Headers headers = x.headers();
   headers.emplace_back("x-should-retry", "false");
   std::string body = error_body(code, message);
-  x.record.status = http_status(code);
+  x.record.status = status ? status : http_status(code);
   x.record.code = code;
   x.record.bytes_out = body.size();
   x.record.message = std::move(message);

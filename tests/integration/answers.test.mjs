@@ -200,3 +200,26 @@ test("an upstream that echoes the endpoint's key in its error body never hands i
   assert.match(r.json.error.message, /Bearer \*\*\*/);
   assert.ok(!gw.stdout.includes(key) && !gw.stderr.includes(key));
 });
+
+test('a request the HTTP parser refuses gets a 400 (431 for huge headers) in the OpenAI shape, and a log line', async () => {
+  const net = await import('node:net');
+  const { gw } = await setup();
+  const [host, port] = [gw.address.split(':')[0], Number(gw.address.split(':')[1])];
+  const send = (raw) => new Promise((resolve, reject) => {
+    const sock = net.connect(port, host, () => sock.end(raw));
+    let got = '';
+    sock.on('data', (d) => { got += d; });
+    sock.on('end', () => resolve(got));
+    sock.on('error', reject);
+  });
+  const smuggle = await send('POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n');
+  assert.match(smuggle, /^HTTP\/1\.1 400 /);
+  assert.match(smuggle, /connection: close/i);
+  assert.match(smuggle, /x-ballast-request-id: [0-9a-f]{16}/);
+  const body = JSON.parse(smuggle.slice(smuggle.indexOf('\r\n\r\n') + 4));
+  assert.equal(body.error.code, 'invalid_request');
+  const huge = await send(`GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(70_000)}\r\n\r\n`);
+  assert.match(huge, /^HTTP\/1\.1 431 /);
+  const lines = await eventually(() => { const l = gw.accessLog(); return l.length >= 2 && l; });
+  assert.deepEqual(lines.map((l) => l.status), [400, 431]);
+});
