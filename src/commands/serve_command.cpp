@@ -91,6 +91,11 @@ int run_serve(const ServeArgs& args) {
     spdlog::error("{}", err);
     return 2;
   }
+  // The signals are caught from here on, before anything is served: one that arrives before the
+  // handlers below are armed waits for them instead of taking its default action.
+  boost::asio::io_context main_io(1);
+  boost::asio::signal_set signals(main_io, SIGTERM, SIGINT);
+  boost::asio::signal_set hangup(main_io, SIGHUP);
   ServerOptions so;
   so.max_body_bytes = cfg.max_request_bytes;
   // What the workers share: the endpoints' slots, queues, health and limits, and the metrics.
@@ -139,8 +144,6 @@ int run_serve(const ServeArgs& args) {
                cfg.source);
 
   // Signals on the main thread: the first drains every worker, a second one ends at once.
-  boost::asio::io_context main_io(1);
-  boost::asio::signal_set signals(main_io, SIGTERM, SIGINT);
   bool stopping = false;
   std::function<void(const boost::system::error_code&, int)> on_signal =
       [&](const boost::system::error_code& ec, int sig) {
@@ -162,6 +165,16 @@ int run_serve(const ServeArgs& args) {
         signals.async_wait(on_signal);
       };
   signals.async_wait(on_signal);
+  // SIGHUP's default action would end the process and cut every stream. Until reloading lands, it
+  // is caught and said to do nothing.
+  std::function<void(const boost::system::error_code&, int)> on_hangup =
+      [&](const boost::system::error_code& ec, int) {
+        if (ec) return;
+        spdlog::warn(
+            "SIGHUP: reloading the configuration is not supported yet; restart ballast to apply a new one");
+        hangup.async_wait(on_hangup);
+      };
+  hangup.async_wait(on_hangup);
   std::thread waiter([&] {
     for (auto& w : pool) w->thread.join();
     boost::asio::post(main_io, [&] { main_io.stop(); });
