@@ -49,6 +49,8 @@ class SessionBase {
   virtual ~SessionBase() = default;
   virtual void close_if_idle() = 0;
   virtual void force_close() = 0;
+  // The grace period is over: the request in flight ends itself, with shutting_down.
+  virtual void end_for_shutdown() = 0;
 };
 
 }  // namespace
@@ -113,12 +115,17 @@ class Session : public Downstream, public SessionBase, public std::enable_shared
   }
   void abort(bool reset) override;
   void close_after_response() override { keep_alive_ = false; }
+  bool shutting_down() const override { return shutting_down_; }
 
   // SessionBase
   void close_if_idle() override {
     if (idle_) lowest().socket().close();
   }
   void force_close() override { lowest().socket().close(); }
+  void end_for_shutdown() override {
+    shutting_down_ = true;
+    if (watch_wakeup_) watch_wakeup_->notify();
+  }
 
  private:
   beast::tcp_stream& lowest() { return beast::get_lowest_layer(stream_); }
@@ -142,6 +149,7 @@ class Session : public Downstream, public SessionBase, public std::enable_shared
   bool idle_ = true;
   bool keep_alive_ = true;
   bool client_gone_ = false;
+  bool shutting_down_ = false;
   bool aborted_ = false;
   bool responded_ = false;
   bool unread_body_ = false;
@@ -519,12 +527,19 @@ void HttpServer::shutdown(Duration grace, std::function<void()> done) {
   s.grace_timer.expires_after(grace);
   s.grace_timer.async_wait([impl = impl_](beast::error_code ec) {
     if (ec) return;
-    if (!impl->sessions.empty()) {
-      spdlog::warn("shutdown grace period over: closing {} connection(s) still busy", impl->sessions.size());
-    }
+    spdlog::warn("shutdown grace period over: ending {} connection(s) still busy with shutting_down",
+                 impl->sessions.size());
+    // Each request in flight ends itself first, so its client reads why (an SSE error event, or a
+    // 503) and its log line is written; a second later whatever is left is closed.
     for (auto* session : std::vector<SessionBase*>(impl->sessions.begin(), impl->sessions.end()))
-      session->force_close();
-    impl->finish_shutdown();
+      session->end_for_shutdown();
+    impl->grace_timer.expires_after(std::chrono::seconds(1));
+    impl->grace_timer.async_wait([impl](beast::error_code ec2) {
+      if (ec2) return;
+      for (auto* session : std::vector<SessionBase*>(impl->sessions.begin(), impl->sessions.end()))
+        session->force_close();
+      impl->finish_shutdown();
+    });
   });
 }
 

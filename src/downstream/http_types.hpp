@@ -62,6 +62,9 @@ class Downstream {
   virtual void abort(bool reset) = 0;
   // No keep-alive after this response.
   virtual void close_after_response() = 0;
+  // The drain's grace period ran out with this request still in flight: end it now, with an
+  // answer that says so. The watcher's Wakeup is notified when this turns true.
+  virtual bool shutting_down() const = 0;
 };
 
 using Handler = std::function<boost::asio::awaitable<void>(Request&, Downstream&)>;

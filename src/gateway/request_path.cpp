@@ -508,8 +508,10 @@ asio::awaitable<void> Gateway::proxy(Exchange& x, const config::Model& model, st
       body = error_body(verdict.code, last.message);
     }
     headers.emplace_back("x-ballast-attempts", std::to_string(x.record.attempts.size()));
-    // The client's own retries would stack on ours, or could not help.
-    if (!verdict.retryable || x.record.attempts.size() > 1 || budget_spent)
+    // The client's own retries would stack on ours, or could not help (a replica shutting down is
+    // the exception: elsewhere, the same request can succeed).
+    if (verdict.code != ErrorCode::shutting_down &&
+        (!verdict.retryable || x.record.attempts.size() > 1 || budget_spent))
       headers.emplace_back("x-should-retry", "false");
     if (retry_after && verdict.code != ErrorCode::upstream_status) add_retry_after(headers, *retry_after, x);
     x.record.status = status;
@@ -571,6 +573,10 @@ asio::awaitable<AttemptResult> Gateway::attempt(Exchange& x, const config::Model
   for (;;) {
     if (x.down.client_gone()) {
       o.client_gone = true;
+      break;
+    }
+    if (x.down.shutting_down()) {
+      o.shutting_down = true;
       break;
     }
     if (mode == Mode::undecided && t.headers_done()) {

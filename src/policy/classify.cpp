@@ -59,6 +59,7 @@ namespace {
 Verdict judge(const Outcome& o) {
   const bool fresh = !o.response_started;
   if (o.client_gone) return {ErrorCode::client_disconnected, false};
+  if (o.shutting_down) return {ErrorCode::shutting_down, false};
   if (o.timer != ErrorCode::ok) {
     // The deadline is the client's whole budget: nothing is left for another attempt.
     bool transient = o.timer == ErrorCode::first_byte_timeout || o.timer == ErrorCode::first_token_timeout;

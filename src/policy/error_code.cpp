@@ -48,6 +48,8 @@ std::string_view code_name(ErrorCode code) {
       return "upstream_status";
     case ErrorCode::all_endpoints_down:
       return "all_endpoints_down";
+    case ErrorCode::shutting_down:
+      return "shutting_down";
     case ErrorCode::client_disconnected:
       return "client_disconnected";
   }
@@ -71,6 +73,7 @@ int http_status(ErrorCode code) {
     case ErrorCode::queue_full:
     case ErrorCode::queue_timeout:
     case ErrorCode::all_endpoints_down:
+    case ErrorCode::shutting_down:
       return 503;
     case ErrorCode::deadline_exceeded:
     case ErrorCode::connect_timeout:
@@ -105,6 +108,7 @@ std::string_view error_type(ErrorCode code) {
       return "rate_limit_error";
     case ErrorCode::queue_full:
     case ErrorCode::queue_timeout:
+    case ErrorCode::shutting_down:
       return "overloaded_error";
     case ErrorCode::deadline_exceeded:
     case ErrorCode::connect_timeout:

@@ -30,6 +30,7 @@ enum class ErrorCode : uint8_t {
   upstream_error,  // the upstream's own error event inside a stream
   upstream_status,
   all_endpoints_down,
+  shutting_down,  // the drain's grace period ran out with the request in flight
   client_disconnected,
 };
 

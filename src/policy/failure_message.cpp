@@ -120,6 +120,11 @@ std::string describe_failure(ErrorCode code, const Outcome& o, const FailureCont
           timings, o.detail.empty() ? "" : ": " + o.detail);
     case ErrorCode::upstream_status:
       return fmt::format("upstream {} answered {}.", c.endpoint, o.status);
+    case ErrorCode::shutting_down:
+      return fmt::format(
+          "ballast is shutting down and its shutdown_grace ran out while this request to {} was in flight "
+          "({}): retry it, on another replica if there is one.",
+          c.endpoint, timings);
     case ErrorCode::client_disconnected:
       return fmt::format("the client disconnected after {}; the upstream request to {} was cancelled.",
                          timings, c.endpoint);

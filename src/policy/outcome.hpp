@@ -41,11 +41,12 @@ struct Outcome {
   bool reused_connection = false;  // sent on a kept-alive connection
   bool response_started = false;   // response bytes reached the client: nothing may be retried after
   bool client_gone = false;        // the client disconnected first
-  bool truncated = false;       // body shorter than announced, or a stream ended before it was complete
-  bool malformed = false;       // a 2xx body that is not valid JSON
-  bool upstream_error = false;  // the upstream's own error event inside a stream
-  int malformed_events = 0;     // stream events whose data was not JSON: dropped, not relayed
-  std::string detail;      // the transport's own words (curl's error text), for the message
+  bool shutting_down = false;      // ballast's drain ran out of grace with this attempt in flight
+  bool truncated = false;          // body shorter than announced, or a stream ended before it was complete
+  bool malformed = false;          // a 2xx body that is not valid JSON
+  bool upstream_error = false;     // the upstream's own error event inside a stream
+  int malformed_events = 0;        // stream events whose data was not JSON: dropped, not relayed
+  std::string detail;              // the transport's own words (curl's error text), for the message
   PhaseTimings timings;
 };
 

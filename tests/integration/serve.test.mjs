@@ -202,7 +202,7 @@ test('SIGTERM: stops accepting, lets an in-flight stream finish, exits 0', async
   }
 });
 
-test('SIGTERM: a stream longer than the grace period is cut when it ends', async () => {
+test('SIGTERM: a stream longer than the grace period ends with a shutting_down event, and is logged', async () => {
   const sim = await startSim(['--tokens', '100', '--itl', '100']);
   const gw = await startServe({ models: [{ name: 'm', endpoints: [{ base_url: sim.base }] }], shutdown_grace: '500ms' });
   try {
@@ -216,6 +216,11 @@ test('SIGTERM: a stream longer than the grace period is cut when it ends', async
     assert.ok(waited >= 450 && waited < 1_500, `exited after ${waited} ms`);
     const r = await inflight;
     assert.ok(!r.text.includes('[DONE]'), 'never passed off as complete');
+    const last = r.events.at(-1);
+    assert.equal(last.event, 'error');
+    assert.equal(JSON.parse(last.data).error.code, 'shutting_down');
+    const line = gw.accessLog().at(-1);
+    assert.equal(line.code, 'shutting_down');
   } finally {
     await gw.stop();
     await sim.stop();
