@@ -90,8 +90,9 @@ struct Config {
   std::vector<Model> models;
   std::vector<ClientKey> keys;
   size_t max_request_bytes = size_t{32} * 1024 * 1024;  // large enough for base64 images in a chat request
-  Millis shutdown_grace{30'000};                        // how long SIGTERM waits for in-flight requests
-  std::string access_log = "stdout";                    // stdout, stderr, off, or a file path
+  size_t max_sse_line = size_t{1} << 20;  // the longest SSE line an upstream may send (limits.max_sse_line)
+  Millis shutdown_grace{30'000};          // how long SIGTERM waits for in-flight requests
+  std::string access_log = "stdout";      // stdout, stderr, off, or a file path
   std::string log_level = "info";
 
   const Model* find_model(std::string_view name) const;

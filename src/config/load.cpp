@@ -502,7 +502,10 @@ LoadResult load_yaml(std::string_view text, const std::string& name, const GetEn
   if (root["outlier"]) read_outlier(r, root["outlier"], "outlier", c.outlier);
   if (const auto& limits = root["limits"]) {
     if (r.is_map(limits, "limits")) {
-      r.only_keys(limits, "limits", {"max_request_body"});
+      r.only_keys(limits, "limits", {"max_request_body", "max_sse_line"});
+      if (limits["max_sse_line"]) {
+        if (auto v = r.size(limits["max_sse_line"], "limits.max_sse_line")) c.max_sse_line = *v;
+      }
       if (limits["max_request_body"]) {
         if (auto v = r.size(limits["max_request_body"], "limits.max_request_body")) c.max_request_bytes = *v;
       }

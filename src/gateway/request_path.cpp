@@ -562,7 +562,7 @@ asio::awaitable<AttemptResult> Gateway::attempt(Exchange& x, const config::Model
   // How the response is handled once its headers arrive.
   enum class Mode { undecided, buffer, stream } mode = Mode::undecided;
   AttemptPhase phase = AttemptPhase::connecting;
-  SseScanner scanner;
+  SseScanner scanner(config_.max_sse_line);
   StreamProgress progress;  // whether what was relayed is a whole answer yet
   std::string held;         // stream events received before the first token: sent with it, or never
   std::optional<TimePoint> first_token_at;
@@ -587,8 +587,8 @@ asio::awaitable<AttemptResult> Gateway::attempt(Exchange& x, const config::Model
     if (mode == Mode::buffer && !t.buffered().empty()) {
       r.body += t.take();
       if (r.body.size() > kMaxBufferedResponse) {
-        o.transport = TransportError::other;
-        o.detail = "the response is larger than 128 MiB";
+        o.oversized = true;
+        o.detail = "a response larger than 128 MiB, more than ballast holds for a non-streamed answer";
         break;
       }
     }
@@ -614,7 +614,12 @@ asio::awaitable<AttemptResult> Gateway::attempt(Exchange& x, const config::Model
         out.append(ev->raw);
         if (!first_token_at && (ev->has_content || ev->terminal)) first_token_at = Clock::now();
       }
-      if (o.upstream_error && !first_token_at) break;
+      if (scanner.oversized()) {
+        o.oversized = true;
+        o.detail =
+            fmt::format("an SSE line longer than limits.max_sse_line ({} bytes)", config_.max_sse_line);
+      }
+      if ((o.upstream_error || o.oversized) && !first_token_at) break;
       if (!first_token_at) {
         held += out;
       } else {
@@ -636,7 +641,7 @@ asio::awaitable<AttemptResult> Gateway::attempt(Exchange& x, const config::Model
         }
         ready_since = Clock::now();
       }
-      if (o.upstream_error) break;
+      if (o.upstream_error || o.oversized) break;
     }
     if (t.done() && t.buffered().empty()) break;
     // Nothing new to handle: wait for the upstream, the client, or the bound of this phase.

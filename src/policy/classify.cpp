@@ -74,6 +74,8 @@ Verdict judge(const Outcome& o) {
     // The upstream's own failure, told inside its stream: like an error status before the first
     // token, a failure of an answer that had begun after it.
     if (o.upstream_error) return {ErrorCode::upstream_error, fresh};
+    // Over a limit of ballast's own: the same upstream would send the same again.
+    if (o.oversized) return {ErrorCode::upstream_reset, false};
     if (o.truncated || o.malformed) return {ErrorCode::upstream_reset, fresh};
     return {ErrorCode::ok, false};
   }

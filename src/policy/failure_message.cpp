@@ -98,6 +98,11 @@ std::string describe_failure(ErrorCode code, const Outcome& o, const FailureCont
     case ErrorCode::deadline_exceeded:
       return fmt::format("upstream {} did not finish within {} ({}).", c.endpoint, deadline_text(c), timings);
     case ErrorCode::upstream_reset:
+      if (o.oversized) {
+        return fmt::format(
+            "upstream {} sent {} ({}): not retried, the same request would get the same answer.", c.endpoint,
+            o.detail, timings);
+      }
       if (o.malformed) {
         return fmt::format(
             "upstream {} answered 2xx with a body that is not JSON ({}): the model server or a "

@@ -45,6 +45,7 @@ struct Outcome {
   bool truncated = false;          // body shorter than announced, or a stream ended before it was complete
   bool malformed = false;          // a 2xx body that is not valid JSON
   bool upstream_error = false;     // the upstream's own error event inside a stream
+  bool oversized = false;          // more than ballast holds: an SSE line or a buffered answer over its limit
   int malformed_events = 0;        // stream events whose data was not JSON: dropped, not relayed
   std::string detail;              // the transport's own words (curl's error text), for the message
   PhaseTimings timings;

@@ -159,31 +159,41 @@ void SseScanner::feed(std::string_view bytes) {
 }
 
 std::optional<SseEvent> SseScanner::next() {
-  // An event ends at the first empty line; lines end in \n, \r\n or \r.
-  for (;;) {
+  // An event ends at the first empty line; lines end in \n, \r\n or \r. The scan resumes where
+  // the last call stopped (scanned_, line_start_ are relative to pos_).
+  while (!oversized_) {
     std::string_view rest(buffer_.data() + pos_, buffer_.size() - pos_);
-    bool at_line_start = true;
-    size_t i = 0;
+    size_t i = scanned_;
     size_t event_end = 0;
     while (i < rest.size() && event_end == 0) {
       char c = rest[i];
       if (c != '\n' && c != '\r') {
-        at_line_start = false;
         ++i;
         continue;
       }
-      if (c == '\r' && i + 1 == rest.size()) return std::nullopt;  // a \r\n split across reads
+      if (c == '\r' && i + 1 == rest.size()) break;  // a \r\n split across reads: wait for the rest
       size_t eol = (c == '\r' && rest[i + 1] == '\n') ? 2 : 1;
-      if (at_line_start) event_end = i + eol;
-      at_line_start = true;
+      if (i - line_start_ > max_line_) {
+        oversized_ = true;
+        return std::nullopt;
+      }
+      if (i == line_start_) event_end = i + eol;  // an empty line
       i += eol;
+      line_start_ = i;
     }
-    if (event_end == 0) return std::nullopt;
+    scanned_ = i;
+    if (event_end == 0) {
+      if (scanned_ - line_start_ > max_line_) oversized_ = true;
+      return std::nullopt;
+    }
     std::string_view raw = rest.substr(0, event_end);
     pos_ += raw.size();
+    scanned_ = 0;
+    line_start_ = 0;
     if (raw.find_first_not_of("\r\n") == std::string_view::npos) continue;  // stray blank line between events
     return inspect_sse_event(raw);
   }
+  return std::nullopt;
 }
 
 }  // namespace ballast

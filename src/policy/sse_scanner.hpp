@@ -50,15 +50,25 @@ class StreamProgress {
 
 class SseScanner {
  public:
+  // `max_line`: the longest line accepted (limits.max_sse_line); a longer one makes the stream
+  // `oversized`, and nothing more is handed out.
+  SseScanner(size_t max_line = size_t{1} << 20) : max_line_(max_line) {}  // NOLINT: {} is the default
+
   void feed(std::string_view bytes);
-  // The next complete event, if one is buffered.
+  // The next complete event, if one is buffered. Each byte is looked at once however the stream
+  // is split, so the cost is linear in what arrives.
   std::optional<SseEvent> next();
   // Bytes of an event not yet complete.
   size_t pending_bytes() const { return buffer_.size() - pos_; }
+  bool oversized() const { return oversized_; }
 
  private:
   std::string buffer_;
-  size_t pos_ = 0;
+  size_t pos_ = 0;         // the start of the event being read
+  size_t scanned_ = 0;     // bytes after pos_ already looked at
+  size_t line_start_ = 0;  // where the current line began, after pos_
+  size_t max_line_;
+  bool oversized_ = false;
 };
 
 // Reads one event's fields (the text between blank lines) and judges it. Exposed for tests.

@@ -223,3 +223,27 @@ test('a request the HTTP parser refuses gets a 400 (431 for huge headers) in the
   const lines = await eventually(() => { const l = gw.accessLog(); return l.length >= 2 && l; });
   assert.deepEqual(lines.map((l) => l.status), [400, 431]);
 });
+
+test('an SSE line longer than limits.max_sse_line fails the stream as upstream_reset, named, and is not retried', async (t) => {
+  const http = await import('node:http');
+  let requests = 0;
+  // A scripted upstream: a stream whose first event never ends its line.
+  const server = http.createServer((req, res) => {
+    requests++;
+    req.resume();
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    res.write(`data: {"choices":[{"index":0,"delta":{"content":"${'x'.repeat(200_000)}`);
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  t.after(() => { server.closeAllConnections(); server.close(); });
+  const gw = await serve({
+    limits: { max_sse_line: '64KiB' },
+    models: [{ name: 'm', endpoints: [{ base_url: `http://127.0.0.1:${server.address().port}/v1`, health_check: false }] }],
+  });
+  const r = await chat(gw.base, { model: 'm', stream: true });
+  assert.equal(r.status, 502);
+  assert.equal(r.json.error.code, 'upstream_reset');
+  assert.match(r.json.error.message, /longer than limits\.max_sse_line \(65536 bytes\)/);
+  assert.equal(r.headers.get('x-ballast-attempts'), '1');
+  assert.equal(requests, 1);
+});

@@ -65,10 +65,12 @@ TEST(SseScanner, AnUpstreamErrorKeepsItsWords) {
   auto e = inspect_sse_event("data: {\"error\":{\"message\":\"overloaded\",\"code\":\"server_error\"}}\n\n");
   EXPECT_EQ(e.error_message, "overloaded");
   auto failed = inspect_sse_event(
-      "event: response.failed\ndata: {\"type\":\"response.failed\",\"response\":{\"error\":{\"message\":\"boom\"}}}\n\n");
+      "event: response.failed\ndata: "
+      "{\"type\":\"response.failed\",\"response\":{\"error\":{\"message\":\"boom\"}}}\n\n");
   EXPECT_TRUE(failed.upstream_error);
   EXPECT_EQ(failed.error_message, "boom");
-  EXPECT_TRUE(inspect_sse_event("event: response.incomplete\ndata: {\"type\":\"response.incomplete\"}\n\n").upstream_error);
+  EXPECT_TRUE(inspect_sse_event("event: response.incomplete\ndata: {\"type\":\"response.incomplete\"}\n\n")
+                  .upstream_error);
   EXPECT_FALSE(inspect_sse_event("data: {\"type\":\"response.completed\"}\n\n").upstream_error);
 }
 
@@ -102,6 +104,25 @@ TEST(StreamProgress, CompleteAsTheSdksJudgeIt) {
   EXPECT_FALSE(responses.complete());
   responses.see(chunk(R"({"type":"response.completed","response":{}})"));
   EXPECT_TRUE(responses.complete());
+}
+
+TEST(SseScanner, ALineLongerThanTheLimitStopsTheStream) {
+  SseScanner s(16);
+  s.feed("data: {\"a\":1}\n\n");
+  ASSERT_TRUE(s.next());
+  s.feed(std::string(10, 'x'));
+  EXPECT_FALSE(s.next());
+  EXPECT_FALSE(s.oversized()) << "10 bytes of a line so far";
+  s.feed(std::string(10, 'x'));
+  EXPECT_FALSE(s.next());
+  EXPECT_TRUE(s.oversized()) << "20 bytes and no end of line";
+  SseScanner whole(16);
+  whole.feed("data: " + std::string(32, 'x') + "\n\n");
+  EXPECT_FALSE(whole.next());
+  EXPECT_TRUE(whole.oversized()) << "a complete line over the limit too";
+  SseScanner fits(16);
+  fits.feed("data: 0123456789\n\n");  // 16 bytes
+  EXPECT_TRUE(fits.next());
 }
 
 TEST(SseScanner, InvalidJsonIsMalformed) {
