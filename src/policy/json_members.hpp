@@ -18,6 +18,8 @@ struct JsonMember {
 
 // The members of the object `json`, in order (duplicates included); nothing when the text is not
 // one well-formed JSON object.
+// An escaped key is decoded with this thread's JSON parser (json_parser()): a document parsed with
+// it before this call is not valid after it.
 std::optional<std::vector<JsonMember>> top_level_members(std::string_view json);
 
 // `body` with the value of every top-level "model" replaced by `model` (as a JSON string); every

@@ -28,15 +28,7 @@ std::optional<Usage> usage_from(simdjson::dom::element u) {
 
 RequestFieldsResult read_request_fields(std::string_view body) {
   RequestFieldsResult r;
-  simdjson::dom::element doc;
-  if (auto err = json_parser().parse(body.data(), body.size()).get(doc); err) {
-    r.error = std::string("the request body is not valid JSON: ") + simdjson::error_message(err);
-    return r;
-  }
-  if (!doc.is_object()) {
-    r.error = "the request body must be a JSON object";
-    return r;
-  }
+  // Done before the parse below, whose document would not survive it (see top_level_members).
   // A key given twice means one thing to ballast's parser and maybe another to the upstream's (the
   // first, or the last): a client could route or authorize as one model and be served as another.
   static constexpr std::string_view kReadOnce[] = {"model", "stream", "max_tokens", "max_completion_tokens",
@@ -60,6 +52,15 @@ RequestFieldsResult read_request_fields(std::string_view body) {
         return r;
       }
     }
+  }
+  simdjson::dom::element doc;
+  if (auto err = json_parser().parse(body.data(), body.size()).get(doc); err) {
+    r.error = std::string("the request body is not valid JSON: ") + simdjson::error_message(err);
+    return r;
+  }
+  if (!doc.is_object()) {
+    r.error = "the request body must be a JSON object";
+    return r;
   }
   simdjson::dom::element model;
   if (doc["model"].get(model) == simdjson::SUCCESS) {

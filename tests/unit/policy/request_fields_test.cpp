@@ -45,6 +45,16 @@ TEST(RequestFields, AKeyReadTwiceIsRefused) {
       << "only top-level keys count";
 }
 
+TEST(RequestFields, AnEscapedKeyElsewhereLeavesTheFieldsReadRight) {
+  // Reading an escaped key must not disturb the parsed document the fields are read from.
+  auto r = read_request_fields(
+      R"({"model":"m","messag\u0065s":[{"role":"user","content":"hi"}],"stream":true,"max_tokens":7})");
+  ASSERT_EQ(r.error, "");
+  EXPECT_EQ(r.fields.model, "m");
+  EXPECT_TRUE(r.fields.stream);
+  EXPECT_EQ(r.fields.max_tokens, 7);
+}
+
 TEST(RequestFields, TokenLimitsAreNumbersTheLimitersCanUse) {
   for (const char* bad :
        {R"({"model":"m","max_tokens":-1})", R"({"model":"m","max_tokens":2147483648})",
