@@ -26,6 +26,9 @@ int main(int argc, char** argv) {
                    "threads serving requests (overrides the config's workers; "
                    "default one per core)")
       ->check(CLI::Range(1, 256));
+  serve_cmd->add_flag("--check", serve.check,
+                      "validate the configuration, print its problems (file:line: key) and exit: 0 "
+                      "when it is good, 2 when not; nothing is started");
 
   ballast::SimArgs sim;
   auto& o = sim.options;

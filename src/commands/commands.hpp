@@ -12,6 +12,7 @@ struct ServeArgs {
   std::string config_file;  // empty: the provider variables, or the built-in simulated model
   std::string listen;       // overrides the config's listen
   int workers = 0;          // overrides the config's workers
+  bool check = false;       // validate the configuration and exit: 0 when good, 2 with its problems
 };
 int run_serve(const ServeArgs& args);
 

@@ -1,9 +1,11 @@
 // `ballast serve`: load and validate the configuration, start the built-in simulators it names,
 // start the workers, and drain them gracefully on SIGTERM.
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <cstdlib>
+#include <future>
 #include <list>
 #include <memory>
 #include <thread>
@@ -39,19 +41,120 @@ config::LoadResult load_config(const ServeArgs& args) {
 namespace {
 
 // One thread serving requests: its own loop, gateway (and so its own curl multi and connection
-// pools) and listener. Workers share only the read-only configuration and the access log.
+// pools) and listener. Workers share the configuration in force (a Generation), the access log and
+// the metrics.
 struct Worker {
   // Only this worker's thread touches its sockets and timers, so the reactor needs no locks; the
-  // scheduler keeps its own, for the main thread's shutdown post.
+  // scheduler keeps its own, for the main thread's posts (reload, shutdown).
   boost::asio::io_context io{BOOST_ASIO_CONCURRENCY_HINT_UNSAFE_IO};
   std::unique_ptr<Gateway> gateway;
   std::unique_ptr<HttpServer> server;
   std::thread thread;
 };
 
+// The simulators behind `provider: sim` endpoints, on a thread of their own, reached over loopback
+// like any other upstream: the request path has no special case for them. A reload keeps the
+// simulator of an endpoint whose name and settings stay.
+class BuiltinSims {
+ public:
+  BuiltinSims() : guard_(io_.get_executor()), thread_([this] { io_.run(); }) {}
+  ~BuiltinSims() {
+    guard_.reset();
+    io_.stop();
+    thread_.join();
+  }
+
+  // Points every sim endpoint of `cfg` at its simulator, starting those it lacks. "" or an error.
+  std::string attach(config::Config& cfg) {
+    std::promise<std::string> done;
+    boost::asio::post(io_, [&] {
+      std::string err;
+      for (auto& model : cfg.models) {
+        for (auto& ep : model.endpoints) {
+          if (ep.provider != config::Provider::sim || !err.empty()) continue;
+          Sim* sim = find(model.name + "/" + ep.name, ep.sim);
+          if (!sim) {
+            sim::SimOptions so;
+            so.ttft = ep.sim.ttft;
+            so.itl = ep.sim.itl;
+            so.tokens = ep.sim.tokens;
+            sim = &sims_.emplace_back(io_, so, model.name + "/" + ep.name, ep.sim);
+            if (err = sim->server.listen("127.0.0.1:0"); !err.empty()) {
+              err = "cannot start the built-in simulator: " + err;
+              sims_.pop_back();
+              continue;
+            }
+            sim->server.start();
+          }
+          ep.base_url = "http://" + sim->server.address() + "/v1";
+        }
+      }
+      done.set_value(err);
+    });
+    return done.get_future().get();
+  }
+
+ private:
+  struct Sim {
+    Sim(boost::asio::io_context& io, const sim::SimOptions& so, std::string k, const config::SimOptions& s)
+        : server(io, so), key(std::move(k)), settings(s) {}
+    sim::SimServer server;
+    std::string key;  // model/endpoint
+    config::SimOptions settings;
+  };
+  Sim* find(const std::string& key, const config::SimOptions& settings) {
+    for (auto& s : sims_) {
+      if (s.key == key && s.settings == settings) return &s;
+    }
+    return nullptr;
+  }
+
+  boost::asio::io_context io_{1};
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> guard_;
+  std::list<Sim> sims_;  // only touched on io_'s thread
+  std::thread thread_;
+};
+
+// The settings a running process cannot change: they shape its sockets, threads and files.
+void warn_restart_only(const config::Config& running, const config::Config& loaded) {
+  auto warn = [](std::string_view key) {
+    spdlog::warn("reload: {} changed; it takes effect when ballast restarts", key);
+  };
+  if (loaded.listen != running.listen) warn("listen");
+  if (loaded.workers != running.workers) warn("workers");
+  if (loaded.access_log != running.access_log) warn("access_log");
+  if (loaded.admin_listen != running.admin_listen) warn("admin_listen");
+  if (loaded.max_request_bytes != running.max_request_bytes) warn("limits.max_request_body");
+  if (loaded.max_connections != running.max_connections) warn("limits.max_connections");
+  if (loaded.max_buffered_bytes != running.max_buffered_bytes) warn("limits.max_buffered_bytes");
+}
+
+void log_models(const config::Config& cfg) {
+  for (const auto& m : cfg.models) {
+    for (const auto& ep : m.endpoints) {
+      spdlog::info("model '{}' → {} endpoint {}", m.name, config::provider_name(ep.provider), ep.name);
+    }
+  }
+}
+
 }  // namespace
 
+int check_config(const ServeArgs& args) {
+  config::LoadResult loaded = load_config(args);
+  if (!loaded.ok()) {
+    fmt::print(stderr, "{}: {} problem(s):\n", loaded.config.source, loaded.errors.size());
+    for (const auto& e : loaded.errors) fmt::print(stderr, "  {}\n", e);
+    return 2;
+  }
+  size_t endpoints = 0;
+  for (const auto& m : loaded.config.models) endpoints += m.endpoints.size();
+  fmt::print("{}: ok ({} model(s), {} endpoint(s))\n", loaded.config.source, loaded.config.models.size(),
+             endpoints);
+  return 0;
+}
+
 int run_serve(const ServeArgs& args) {
+  if (args.check) return check_config(args);
   config::LoadResult loaded = load_config(args);
   setup_logging(loaded.ok() ? loaded.config.log_level : "info");
   if (!loaded.ok()) {
@@ -59,31 +162,19 @@ int run_serve(const ServeArgs& args) {
     for (const auto& e : loaded.errors) spdlog::error("  {}", e);
     return 2;
   }
+  auto apply_overrides = [&](config::Config& cfg) {
+    if (!args.listen.empty()) cfg.listen = args.listen;
+    if (args.workers > 0) cfg.workers = args.workers;
+  };
   config::Config cfg = std::move(loaded.config);
-  if (!args.listen.empty()) cfg.listen = args.listen;
-  if (args.workers > 0) cfg.workers = args.workers;
+  apply_overrides(cfg);
   const int workers =
       cfg.workers > 0 ? cfg.workers : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 
-  // `provider: sim` endpoints are answered by simulators inside this process, on a thread of their
-  // own, reached over loopback like any other upstream: the request path has no special case for them.
-  boost::asio::io_context sim_io(1);
-  std::list<sim::SimServer> sims;
-  for (auto& model : cfg.models) {
-    for (auto& ep : model.endpoints) {
-      if (ep.provider != config::Provider::sim) continue;
-      sim::SimOptions so;
-      so.ttft = ep.sim.ttft;
-      so.itl = ep.sim.itl;
-      so.tokens = ep.sim.tokens;
-      auto& s = sims.emplace_back(sim_io, so);
-      if (auto err = s.listen("127.0.0.1:0"); !err.empty()) {
-        spdlog::error("cannot start the built-in simulator: {}", err);
-        return 1;
-      }
-      s.start();
-      ep.base_url = "http://" + s.address() + "/v1";
-    }
+  BuiltinSims sims;
+  if (auto err = sims.attach(cfg); !err.empty()) {
+    spdlog::error("{}", err);
+    return 1;
   }
 
   AccessLog access_log;
@@ -98,14 +189,19 @@ int run_serve(const ServeArgs& args) {
   boost::asio::signal_set hangup(main_io, SIGHUP);
   ServerOptions so;
   so.max_body_bytes = cfg.max_request_bytes;
-  // What the workers share: the endpoints' slots, queues, health and limits, and the metrics.
+  so.load->max_connections = cfg.max_connections;
+  so.load->max_buffered_bytes = static_cast<int64_t>(cfg.max_buffered_bytes);
   Metrics metrics;
-  Upstreams upstreams(cfg, metrics);
+  const bool builtin_default = cfg.models.size() == 1 && cfg.models[0].name == "sim" &&
+                               cfg.models[0].endpoints[0].provider == config::Provider::sim &&
+                               args.config_file.empty();
+  auto generation = std::make_shared<Generation>(std::move(cfg), metrics, env, nullptr);
+  const config::Config& started = generation->config;  // what the sockets and threads were made from
   std::vector<std::unique_ptr<Worker>> pool;
-  std::string address = cfg.listen;
+  std::string address = started.listen;
   for (int i = 0; i < workers; ++i) {
     auto w = std::make_unique<Worker>();
-    w->gateway = std::make_unique<Gateway>(w->io, cfg, access_log, env, upstreams, metrics);
+    w->gateway = std::make_unique<Gateway>(w->io, generation, access_log, metrics);
     Gateway* gateway = w->gateway.get();
     w->server = std::make_unique<HttpServer>(
         w->io, so, [gateway](Request& req, Downstream& down) { return gateway->handle(req, down); });
@@ -122,26 +218,38 @@ int run_serve(const ServeArgs& args) {
     pool.push_back(std::move(w));
   }
 
-  if (cfg.models.size() == 1 && cfg.models[0].name == "sim" &&
-      cfg.models[0].endpoints[0].provider == config::Provider::sim && args.config_file.empty()) {
+  // The admin listener, when configured, on the first worker's loop: /metrics and /ballast/status
+  // move there, to anyone who can reach it, and leave the main listener.
+  std::unique_ptr<HttpServer> admin;
+  if (!started.admin_listen.empty()) {
+    Gateway* gateway = pool.front()->gateway.get();
+    ServerOptions ao;
+    ao.max_body_bytes = 64 * 1024;
+    admin = std::make_unique<HttpServer>(pool.front()->io, ao, [gateway](Request& req, Downstream& down) {
+      return gateway->handle_admin(req, down);
+    });
+    if (auto err = admin->listen(started.admin_listen); !err.empty()) {
+      spdlog::error("admin_listen: {}", err);
+      return 1;
+    }
+    admin->start();
+    for (auto& w : pool) w->gateway->admin_elsewhere();
+    spdlog::info("admin pages (/metrics, /ballast/status) on http://{}", admin->address());
+  }
+
+  if (builtin_default) {
     spdlog::info(
         "no config and no provider variables (OPENAI_API_KEY, AZURE_OPENAI_*): serving the built-in "
         "simulated model 'sim'");
   } else {
-    for (const auto& m : cfg.models) {
-      for (const auto& ep : m.endpoints) {
-        spdlog::info("model '{}' → {} endpoint {}", m.name, config::provider_name(ep.provider), ep.name);
-      }
-    }
+    log_models(started);
   }
 
-  std::thread sim_thread;
-  if (!sims.empty()) sim_thread = std::thread([&] { sim_io.run(); });
-  HealthChecks checks(cfg, upstreams, env);
-  if (int n = checks.start(); n > 0) spdlog::info("active health checks on {} endpoint(s)", n);
+  auto checks = std::make_unique<HealthChecks>(generation->config, generation->upstreams, env);
+  if (int n = checks->start(); n > 0) spdlog::info("active health checks on {} endpoint(s)", n);
   for (auto& w : pool) w->thread = std::thread([&io = w->io] { io.run(); });
   spdlog::info("ballast serve listening on http://{} ({} worker(s), config: {})", address, workers,
-               cfg.source);
+               started.source);
 
   // Signals on the main thread: the first drains every worker, a second one ends at once.
   bool stopping = false;
@@ -156,23 +264,51 @@ int run_serve(const ServeArgs& args) {
         }
         stopping = true;
         spdlog::info("{}: no new connections; letting in-flight requests finish (shutdown_grace {})",
-                     sig == SIGTERM ? "SIGTERM" : "SIGINT", format_duration(cfg.shutdown_grace));
+                     sig == SIGTERM ? "SIGTERM" : "SIGINT",
+                     format_duration(generation->config.shutdown_grace));
         for (auto& w : pool) {
-          boost::asio::post(w->io, [&w = *w, grace = cfg.shutdown_grace] {
+          boost::asio::post(w->io, [&w = *w, grace = generation->config.shutdown_grace, &admin,
+                                    first = w.get() == pool.front().get()] {
+            if (first && admin) admin->shutdown(Millis(0), [] {});
             w.server->shutdown(grace, [&w] { w.io.stop(); });
           });
         }
         signals.async_wait(on_signal);
       };
   signals.async_wait(on_signal);
-  // SIGHUP's default action would end the process and cut every stream. Until reloading lands, it
-  // is caught and said to do nothing.
+  // SIGHUP reloads: a configuration with any problem is refused whole and the running one stays;
+  // a good one serves every request that arrives from then on, while those in flight finish under
+  // the one they started with.
   std::function<void(const boost::system::error_code&, int)> on_hangup =
       [&](const boost::system::error_code& ec, int) {
         if (ec) return;
-        spdlog::warn(
-            "SIGHUP: reloading the configuration is not supported yet; restart ballast to apply a new one");
         hangup.async_wait(on_hangup);
+        if (stopping) return;
+        config::LoadResult next = load_config(args);
+        if (!next.ok()) {
+          spdlog::error("reload refused: {} has {} problem(s); the running configuration stays:",
+                        next.config.source, next.errors.size());
+          for (const auto& e : next.errors) spdlog::error("  {}", e);
+          return;
+        }
+        apply_overrides(next.config);
+        if (auto err = sims.attach(next.config); !err.empty()) {
+          spdlog::error("reload refused: {}; the running configuration stays", err);
+          return;
+        }
+        warn_restart_only(started, next.config);
+        spdlog::set_level(spdlog::level::from_str(next.config.log_level));
+        checks->stop();
+        generation = std::make_shared<Generation>(std::move(next.config), metrics, env, generation.get());
+        for (auto& w : pool) {
+          boost::asio::post(w->io, [&w = *w, g = generation] { w.gateway->use(g); });
+        }
+        checks = std::make_unique<HealthChecks>(generation->config, generation->upstreams, env);
+        checks->start();
+        spdlog::info(
+            "reloaded {} (configuration #{}): {} model(s); requests in flight finish under the previous one",
+            generation->config.source, generation->number, generation->config.models.size());
+        log_models(generation->config);
       };
   hangup.async_wait(on_hangup);
   std::thread waiter([&] {
@@ -181,9 +317,7 @@ int run_serve(const ServeArgs& args) {
   });
   main_io.run();
   waiter.join();
-  checks.stop();
-  sim_io.stop();
-  if (sim_thread.joinable()) sim_thread.join();
+  checks->stop();
   spdlog::info("drained: exiting");
   return 0;
 }

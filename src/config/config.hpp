@@ -38,6 +38,8 @@ struct SimOptions {
   Millis ttft{100};  // time to first token
   Millis itl{10};    // inter-token latency
   int tokens = 32;   // tokens per answer
+
+  bool operator==(const SimOptions&) const = default;
 };
 
 struct Endpoint {
@@ -82,8 +84,9 @@ struct ClientKey {
 struct Config {
   std::string source = "built-in default";  // the file, or where the defaults came from
   std::string listen = "127.0.0.1:4000";
-  int workers = 0;               // threads serving requests, each with its own loop; 0 = one per core
-  PhaseBounds timeouts;          // global defaults
+  std::string admin_listen;  // HOST:PORT: /metrics and /ballast/status there only, to anyone; "": on listen
+  int workers = 0;           // threads serving requests, each with its own loop; 0 = one per core
+  PhaseBounds timeouts;      // global defaults
   Millis queue_timeout{30'000};  // longest wait for an endpoint's max_in_flight, global default
   RetryPolicy retries;
   OutlierPolicy outlier;
@@ -91,8 +94,10 @@ struct Config {
   std::vector<ClientKey> keys;
   size_t max_request_bytes = size_t{32} * 1024 * 1024;  // large enough for base64 images in a chat request
   size_t max_sse_line = size_t{1} << 20;  // the longest SSE line an upstream may send (limits.max_sse_line)
-  Millis shutdown_grace{30'000};          // how long SIGTERM waits for in-flight requests
-  std::string access_log = "stdout";      // stdout, stderr, off, or a file path
+  int64_t max_connections = 10'000;       // open client connections; more wait in the accept queue
+  size_t max_buffered_bytes = size_t{256} << 20;  // request bodies held at once, across every request
+  Millis shutdown_grace{30'000};                  // how long SIGTERM waits for in-flight requests
+  std::string access_log = "stdout";              // stdout, stderr, off, or a file path
   std::string log_level = "info";
 
   const Model* find_model(std::string_view name) const;

@@ -478,8 +478,8 @@ LoadResult load_yaml(std::string_view text, const std::string& name, const GetEn
   }
   Config& c = out.config;
   r.only_keys(root, "",
-              {"listen", "workers", "models", "timeouts", "retries", "outlier", "keys", "limits",
-               "shutdown_grace", "log"});
+              {"listen", "admin_listen", "workers", "models", "timeouts", "retries", "outlier", "keys",
+               "limits", "shutdown_grace", "log"});
   r.set(root, "", "workers", c.workers, 0, 256);
   if (root["listen"]) {
     if (auto v = r.string(root["listen"], "listen")) {
@@ -487,6 +487,14 @@ LoadResult load_yaml(std::string_view text, const std::string& name, const GetEn
         c.listen = *v;
       else
         r.error(root["listen"], "listen", fmt::format("'{}' is not HOST:PORT", *v));
+    }
+  }
+  if (root["admin_listen"]) {
+    if (auto v = r.string(root["admin_listen"], "admin_listen")) {
+      if (valid_listen(*v))
+        c.admin_listen = *v;
+      else
+        r.error(root["admin_listen"], "admin_listen", fmt::format("'{}' is not HOST:PORT", *v));
     }
   }
   if (root["timeouts"]) {
@@ -502,7 +510,16 @@ LoadResult load_yaml(std::string_view text, const std::string& name, const GetEn
   if (root["outlier"]) read_outlier(r, root["outlier"], "outlier", c.outlier);
   if (const auto& limits = root["limits"]) {
     if (r.is_map(limits, "limits")) {
-      r.only_keys(limits, "limits", {"max_request_body", "max_sse_line"});
+      r.only_keys(limits, "limits",
+                  {"max_request_body", "max_sse_line", "max_connections", "max_buffered_bytes"});
+      if (limits["max_connections"]) {
+        if (auto v = r.integer(limits["max_connections"], "limits.max_connections", 1, 1'000'000))
+          c.max_connections = *v;
+      }
+      if (limits["max_buffered_bytes"]) {
+        if (auto v = r.size(limits["max_buffered_bytes"], "limits.max_buffered_bytes"))
+          c.max_buffered_bytes = *v;
+      }
       if (limits["max_sse_line"]) {
         if (auto v = r.size(limits["max_sse_line"], "limits.max_sse_line")) c.max_sse_line = *v;
       }

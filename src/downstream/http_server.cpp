@@ -92,8 +92,12 @@ class Session : public Downstream, public SessionBase, public std::enable_shared
   Session(std::shared_ptr<HttpServer::Impl> server, Stream stream)
       : server_(std::move(server)), stream_(std::move(stream)) {
     server_->sessions.insert(this);
+    server_->options.load->connections.fetch_add(1, std::memory_order_relaxed);
   }
-  ~Session() override { server_->session_ended(this); }
+  ~Session() override {
+    server_->options.load->connections.fetch_sub(1, std::memory_order_relaxed);
+    server_->session_ended(this);
+  }
 
   asio::awaitable<void> run();
 
@@ -116,6 +120,7 @@ class Session : public Downstream, public SessionBase, public std::enable_shared
   void abort(bool reset) override;
   void close_after_response() override { keep_alive_ = false; }
   bool shutting_down() const override { return shutting_down_; }
+  bool draining() const override { return server_->stopping; }
 
   // SessionBase
   void close_if_idle() override {
@@ -203,6 +208,15 @@ asio::awaitable<void> Session<Stream>::run() {
     idle_ = false;
     Request req;
     bool too_large = parser.content_length() && *parser.content_length() > opt.max_body_bytes;
+    // The body's bytes count against the process-wide bound while the request is served: the
+    // declared length before it is read, a chunked body's once it is.
+    int64_t held = 0;
+    if (!too_large && parser.content_length() && *parser.content_length() > 0) {
+      if (opt.load->hold(static_cast<int64_t>(*parser.content_length())))
+        held = static_cast<int64_t>(*parser.content_length());
+      else
+        req.over_buffer_bound = too_large = true;  // read and dropped like a body over the limit
+    }
     parser.body_limit(opt.max_body_bytes);  // still applies to a chunked body as it arrives
     const auto& head = parser.get();
     if (!too_large && iequals(head[http::field::expect], "100-continue")) {
@@ -246,9 +260,17 @@ asio::awaitable<void> Session<Stream>::run() {
     if (q != std::string::npos) req.query = req.target.substr(q + 1);
     req.headers.reserve(16);
     for (const auto& f : msg) req.headers.emplace_back(std::string(f.name_string()), std::string(f.value()));
-    req.too_large = too_large;
+    req.too_large = too_large && !req.over_buffer_bound;
     unread_body_ = too_large && !(parser.content_length() && *parser.content_length() <= kMaxDrainBytes);
     if (!too_large) req.body = std::move(msg.body());
+    if (!too_large && !parser.content_length() && !req.body.empty()) {
+      if (opt.load->hold(static_cast<int64_t>(req.body.size()))) {
+        held = static_cast<int64_t>(req.body.size());
+      } else {
+        req.over_buffer_bound = true;
+        std::string().swap(req.body);
+      }
+    }
     req.received = Clock::now();
     if (peer_.empty()) {
       beast::error_code pec;
@@ -259,6 +281,7 @@ asio::awaitable<void> Session<Stream>::run() {
     keep_alive_ = msg.keep_alive() && !too_large;
     responded_ = false;
     co_await server_->handler(req, *this);
+    opt.load->release(held);
     stop_watching();
     if (aborted_ || client_gone_ || !keep_alive_ || !responded_) break;
   }
@@ -414,7 +437,20 @@ void spawn_session(const std::shared_ptr<HttpServer::Impl>& impl, S stream) {
 asio::awaitable<void> HttpServer::Impl::accept_loop() {
   auto self = shared_from_this();
   asio::steady_timer backoff(io);
+  ServerLoad& load = *options.load;
   for (;;) {
+    // At limits.max_connections, new connections wait in the kernel's accept queue until one
+    // closes (in any worker: checked every few milliseconds).
+    while (load.connections.load(std::memory_order_relaxed) >= load.max_connections && !stopping) {
+      if (!load.at_connection_limit.exchange(true))
+        spdlog::warn("limits.max_connections ({}) reached: new connections wait until others close",
+                     load.max_connections);
+      backoff.expires_after(std::chrono::milliseconds(5));
+      co_await backoff.async_wait(as_tuple_awaitable);
+    }
+    if (stopping) co_return;
+    if (load.connections.load(std::memory_order_relaxed) < load.max_connections * 9 / 10)
+      load.at_connection_limit.store(false, std::memory_order_relaxed);
     auto [ec, socket] = co_await acceptor.async_accept(as_tuple_awaitable);
     if (!acceptor.is_open() || stopping) co_return;
     if (ec) {
@@ -433,6 +469,13 @@ asio::awaitable<void> HttpServer::Impl::accept_loop() {
       spawn_session(self, beast::tcp_stream(std::move(socket)));
     }
   }
+}
+
+bool ServerLoad::hold(int64_t n) {
+  int64_t now = buffered_bytes.fetch_add(n, std::memory_order_relaxed) + n;
+  if (now <= max_buffered_bytes || now == n) return true;  // one body alone always fits
+  buffered_bytes.fetch_sub(n, std::memory_order_relaxed);
+  return false;
 }
 
 HttpServer::HttpServer(asio::io_context& io, ServerOptions options, Handler handler)

@@ -2,6 +2,8 @@
 // with bounded sizes and idle times, hands each to a Handler, and drains gracefully on shutdown.
 #pragma once
 
+#include <atomic>
+
 #include <boost/asio/io_context.hpp>
 #include <cstdint>
 #include <memory>
@@ -12,6 +14,19 @@
 
 namespace ballast {
 
+// What every worker's server of one process counts together, against the process-wide bounds.
+struct ServerLoad {
+  int64_t max_connections = 10'000;                 // limits.max_connections: more wait in the accept queue
+  int64_t max_buffered_bytes = int64_t{256} << 20;  // limits.max_buffered_bytes: request bodies held
+  std::atomic<int64_t> connections{0};
+  std::atomic<int64_t> buffered_bytes{0};
+  std::atomic<bool> at_connection_limit{false};  // said in the log once per spell
+
+  // Holds `n` more bytes of request bodies, or false (nothing held) when that would pass the bound.
+  bool hold(int64_t n);
+  void release(int64_t n) { buffered_bytes.fetch_sub(n, std::memory_order_relaxed); }
+};
+
 struct ServerOptions {
   size_t max_body_bytes = size_t{32} * 1024 * 1024;
   size_t max_header_bytes = size_t{64} * 1024;
@@ -20,7 +35,8 @@ struct ServerOptions {
   Millis write_timeout{60'000};   // a client that accepts no data for this long is gone
   std::string tls_cert_file;      // both set: serve HTTPS
   std::string tls_key_file;
-  std::string name = "ballast";  // the Server header
+  std::string name = "ballast";                                       // the Server header
+  std::shared_ptr<ServerLoad> load = std::make_shared<ServerLoad>();  // shared by the workers' servers
 };
 
 class HttpServer {

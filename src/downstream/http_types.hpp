@@ -25,6 +25,8 @@ struct Request {
   std::string body;
   std::string peer;        // the client's address
   bool too_large = false;  // the body exceeded the limit and was not read
+  // Not read either: the process already holds limits.max_buffered_bytes of request bodies.
+  bool over_buffer_bound = false;
   // The HTTP parser refused the request's framing (conflicting lengths, a bad request line, headers
   // over the limit): why, in the parser's words. The connection closes after the answer.
   std::string framing_error;
@@ -65,6 +67,8 @@ class Downstream {
   // The drain's grace period ran out with this request still in flight: end it now, with an
   // answer that says so. The watcher's Wakeup is notified when this turns true.
   virtual bool shutting_down() const = 0;
+  // The server is draining (SIGTERM): it accepts no new connections and keeps none alive.
+  virtual bool draining() const = 0;
 };
 
 using Handler = std::function<boost::asio::awaitable<void>(Request&, Downstream&)>;

@@ -9,29 +9,30 @@
 
 namespace ballast {
 
-Gateway::Gateway(boost::asio::io_context& io, config::Config config, AccessLog& access_log, GetEnv getenv,
-                 Upstreams& upstreams, Metrics& metrics)
-    : config_(std::move(config)),
-      multi_(io),
-      access_log_(access_log),
-      upstreams_(upstreams),
-      metrics_(metrics),
-      getenv_(std::move(getenv)) {
-  in_container_ = running_in_container();
-  for (const auto& model : config_.models) {
+Generation::Generation(config::Config c, Metrics& metrics, const GetEnv& getenv, Generation* previous)
+    : config(std::move(c)),
+      upstreams(config, metrics, previous ? &previous->upstreams : nullptr),
+      number(previous ? previous->number + 1 : 1) {
+  for (const auto& model : config.models) {
     for (const auto& ep : model.endpoints) {
       EndpointFacts f;
       if (auto url = parse_url(upstream_target(ep, "", "").url)) {
         f.scheme = url->scheme;
         f.host = url->host;
       }
-      f.proxy = choose_proxy(f.scheme.empty() ? "http" : f.scheme, f.host, ep.proxy, getenv_);
+      f.proxy = choose_proxy(f.scheme.empty() ? "http" : f.scheme, f.host, ep.proxy, getenv);
       f.endpoint_labels = Metrics::endpoint_labels(ep.name);
       f.model_endpoint_labels =
           Metrics::model_endpoint_labels(model.name, ep.name, ep.model.empty() ? model.name : ep.model);
       facts_.emplace(&ep, std::move(f));
     }
   }
+}
+
+Gateway::Gateway(boost::asio::io_context& io, std::shared_ptr<Generation> generation, AccessLog& access_log,
+                 Metrics& metrics)
+    : generation_(std::move(generation)), multi_(io), access_log_(access_log), metrics_(metrics) {
+  in_container_ = running_in_container();
   std::random_device rd;
   id_prefix_ = (static_cast<uint64_t>(rd()) << 32 | rd()) & 0xffffffffull;
 }

@@ -5,6 +5,7 @@
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <unordered_map>
 
@@ -22,18 +23,54 @@ namespace ballast {
 struct AttemptResult;
 struct Exchange;
 
+// The configuration in force and what is made from it: the endpoints' shared state and what each
+// request needs to know about them, worked out once. Every worker serves the same one. A reload
+// makes a new one; each request keeps the one it began with until it ends, so it finishes under the
+// settings it started with.
+class Generation {
+ public:
+  // `previous`: the one a reload replaces; state carries over from it (see Upstreams).
+  Generation(config::Config config, Metrics& metrics, const GetEnv& getenv, Generation* previous);
+  Generation(const Generation&) = delete;  // facts point into config
+  Generation& operator=(const Generation&) = delete;
+
+  struct EndpointFacts {
+    std::string scheme;
+    std::string host;
+    ProxyChoice proxy;
+    std::string endpoint_labels;        // for /metrics: endpoint="…"
+    std::string model_endpoint_labels;  // model="…",endpoint="…"
+  };
+  const EndpointFacts& facts(const config::Endpoint& endpoint) const { return facts_.at(&endpoint); }
+  size_t model_index(const config::Model& m) const { return static_cast<size_t>(&m - config.models.data()); }
+
+  const config::Config config;
+  Upstreams upstreams;
+  const uint64_t number;  // 1 for the configuration ballast started with, then one more per reload
+
+ private:
+  std::unordered_map<const config::Endpoint*, EndpointFacts> facts_;
+};
+
 class Gateway {
  public:
-  // `upstreams` and `metrics` are shared with the other workers' gateways.
-  Gateway(boost::asio::io_context& io, config::Config config, AccessLog& access_log, GetEnv getenv,
-          Upstreams& upstreams, Metrics& metrics);
+  // `metrics` is shared with the other workers' gateways, as `generation` is.
+  Gateway(boost::asio::io_context& io, std::shared_ptr<Generation> generation, AccessLog& access_log,
+          Metrics& metrics);
 
   // The Handler the downstream server calls for every request.
   boost::asio::awaitable<void> handle(Request& request, Downstream& downstream);
+  // The admin listener's (admin_listen): /metrics, /ballast/status, /healthz and /readyz, to anyone.
+  boost::asio::awaitable<void> handle_admin(Request& request, Downstream& downstream);
+  // With an admin listener, the main one no longer serves /metrics and /ballast/status.
+  void admin_elsewhere() { admin_elsewhere_ = true; }
 
-  const config::Config& config() const { return config_; }
+  // New requests use `generation` from now on. Called on this worker's thread.
+  void use(std::shared_ptr<Generation> generation) { generation_ = std::move(generation); }
 
  private:
+  enum class Side { main, admin };
+  boost::asio::awaitable<void> serve(Request& request, Downstream& downstream, Side side);
   boost::asio::awaitable<void> proxy(Exchange& x, const config::Model& model, std::string_view api_path,
                                      bool stream);
   boost::asio::awaitable<AttemptResult> attempt(Exchange& x, const config::Model& model,
@@ -48,27 +85,12 @@ class Gateway {
   void finish(Exchange& x);
   std::string next_request_id();
 
-  // What each endpoint needs on every request, worked out once: the environment and the
-  // configuration do not change while ballast runs.
-  struct EndpointFacts {
-    std::string scheme;
-    std::string host;
-    ProxyChoice proxy;
-    std::string endpoint_labels;        // for /metrics: endpoint="…"
-    std::string model_endpoint_labels;  // model="…",endpoint="…"
-  };
-  const EndpointFacts& facts(const config::Endpoint& endpoint) const { return facts_.at(&endpoint); }
-  std::unordered_map<const config::Endpoint*, EndpointFacts> facts_;
-
-  size_t model_index(const config::Model& m) const { return static_cast<size_t>(&m - config_.models.data()); }
-
-  config::Config config_;
+  std::shared_ptr<Generation> generation_;
   CurlMulti multi_;
   AccessLog& access_log_;
-  Upstreams& upstreams_;
   Metrics& metrics_;
-  GetEnv getenv_;
   bool in_container_ = false;
+  bool admin_elsewhere_ = false;
   uint64_t id_prefix_ = 0;
   uint64_t id_counter_ = 0;
 };

@@ -34,6 +34,10 @@ namespace asio = boost::asio;
 struct Exchange {
   Request& req;
   Downstream& down;
+  // The configuration this request started under, kept until it ends (a reload does not change it).
+  std::shared_ptr<Generation> generation;
+  const config::Config& cfg;
+  Upstreams& upstreams;
   std::string id;
   RequestDeadline deadline;
   AccessRecord record;
@@ -208,7 +212,16 @@ constexpr size_t kMaxBufferedResponse = size_t{128} * 1024 * 1024;
 }  // namespace
 
 asio::awaitable<void> Gateway::handle(Request& req, Downstream& down) {
-  Exchange x{req, down, next_request_id(), {}, {}};
+  return serve(req, down, Side::main);
+}
+
+asio::awaitable<void> Gateway::handle_admin(Request& req, Downstream& down) {
+  return serve(req, down, Side::admin);
+}
+
+asio::awaitable<void> Gateway::serve(Request& req, Downstream& down, Side side) {
+  std::shared_ptr<Generation> generation = generation_;
+  Exchange x{req, down, generation, generation->config, generation->upstreams, next_request_id(), {}, {}};
   x.record.id = x.id;
   // What the client sent is echoed into logs and messages only bounded (see bounded_echo).
   x.record.method = bounded_echo(req.method, 16);
@@ -229,12 +242,33 @@ asio::awaitable<void> Gateway::handle(Request& req, Downstream& down) {
                     "ambiguous framing, such as Content-Length with Transfer-Encoding",
                     bounded_echo(req.framing_error)));
   }
-  if (req.path == "/healthz" || req.path == "/readyz") {
+  if (req.path == "/healthz") {
     co_await down.respond(200, x.headers(), R"({"status":"ok"})");
     co_return;
   }
-  if ((req.path == "/metrics" || req.path == "/ballast/status") && !is_loopback(req.peer) &&
-      !known_key(config_, presented_key(req))) {
+  if (req.path == "/readyz") {
+    // Not ready while draining: a load balancer stops sending before the listener is gone. (Before
+    // the configuration is loaded nothing listens at all.)
+    if (down.draining()) {
+      x.down.close_after_response();
+      co_await down.respond(503, x.headers(), R"({"status":"draining"})");
+    } else {
+      co_await down.respond(200, x.headers(), R"({"status":"ready"})");
+    }
+    co_return;
+  }
+  const bool admin_page = req.path == "/metrics" || req.path == "/ballast/status";
+  if (side == Side::admin && !admin_page) {
+    co_return co_await fail(x, ErrorCode::invalid_request,
+                            "this is ballast's admin listener: it serves GET /metrics, /ballast/status, "
+                            "/healthz and /readyz; the API is on the main listener");
+  }
+  if (admin_page && side == Side::main && admin_elsewhere_) {
+    co_return co_await fail(
+        x, ErrorCode::invalid_request,
+        fmt::format("{} is served on the admin listener (admin_listen), not here", req.path));
+  }
+  if (admin_page && side == Side::main && !is_loopback(req.peer) && !known_key(x.cfg, presented_key(req))) {
     // Endpoint names, limits and traffic are the operator's: loopback, or a configured client key.
     co_return co_await fail(
         x, ErrorCode::unauthorized,
@@ -244,19 +278,29 @@ asio::awaitable<void> Gateway::handle(Request& req, Downstream& down) {
   }
   if (req.path == "/metrics") {
     std::string text = metrics_.render();
-    render_endpoint_gauges(text, upstreams_.view(Clock::now()));
+    render_endpoint_gauges(text, x.upstreams.view(Clock::now()));
     co_await down.respond(200, x.headers("text/plain; version=0.0.4"), std::move(text));
     co_return;
   }
   if (req.path == "/ballast/status") {
-    co_await down.respond(200, x.headers(), endpoint_status_json(upstreams_.view(Clock::now())));
+    co_await down.respond(200, x.headers(), endpoint_status_json(x.upstreams.view(Clock::now())));
     co_return;
+  }
+  if (req.over_buffer_bound) {
+    x.queue_cap = x.cfg.queue_timeout;
+    x.deadline = plan_deadline(req.received, x.cfg.timeouts.total, client_timeout(req));
+    co_return co_await refuse(
+        x, ErrorCode::queue_full,
+        fmt::format("ballast already holds limits.max_buffered_bytes ({} bytes) of request bodies in "
+                    "flight: retry shortly, or raise the limit",
+                    x.cfg.max_buffered_bytes),
+        Millis(1000));
   }
   if (req.too_large) {
     co_return co_await fail(x, ErrorCode::payload_too_large,
                             fmt::format("the request body is larger than limits.max_request_body ({} bytes): "
                                         "send less, or raise the limit in the config",
-                                        config_.max_request_bytes));
+                                        x.cfg.max_request_bytes));
   }
 
   // Admit: a known path, and a client allowed to use it.
@@ -275,13 +319,13 @@ asio::awaitable<void> Gateway::handle(Request& req, Downstream& down) {
         fmt::format("{} takes {}, not {}", x.record.path, route->method, x.record.method));
   }
   const config::ClientKey* key = nullptr;
-  if (!config_.keys.empty()) {
+  if (!x.cfg.keys.empty()) {
     std::string presented = presented_key(req);
-    for (const auto& k : config_.keys) {
+    for (const auto& k : x.cfg.keys) {
       if (k.key == presented) key = &k;
     }
     if (key) {
-      x.key = static_cast<int>(key - config_.keys.data());
+      x.key = static_cast<int>(key - x.cfg.keys.data());
       x.fair_key = std::to_string(x.key);
     }
     if (!key) {
@@ -300,13 +344,13 @@ asio::awaitable<void> Gateway::handle(Request& req, Downstream& down) {
 
   // Route: the model names the route; the listing is answered here unless a wildcard fronts a provider.
   if (!route->has_model) {
-    const config::Model* wildcard = config_.find_model("*");
+    const config::Model* wildcard = x.cfg.find_model("*");
     if (wildcard && wildcard->endpoints.front().provider == config::Provider::openai) {
       co_return co_await proxy(x, *wildcard, route->path, false);
     }
     JsonWriter w;
     w.begin_object().field("object", "list").key("data").begin_array();
-    for (const auto& m : config_.models) {
+    for (const auto& m : x.cfg.models) {
       // The client-facing names, and only those this client's key may use.
       if (m.name == "*" || (key && !key_may_use(*key, m.name))) continue;
       w.begin_object()
@@ -329,15 +373,15 @@ asio::awaitable<void> Gateway::handle(Request& req, Downstream& down) {
   x.record.model = bounded_echo(name);
   x.record.stream = fields.fields.stream;
   if (name.empty()) co_return co_await fail(x, ErrorCode::invalid_request, "'model' is required");
-  const config::Model* model = config_.find_model(name);
+  const config::Model* model = x.cfg.find_model(name);
   if (!model) {
     std::string names;
-    for (const auto& m : config_.models) names += (names.empty() ? "" : ", ") + m.name;
+    for (const auto& m : x.cfg.models) names += (names.empty() ? "" : ", ") + m.name;
     co_return co_await fail(
         x, ErrorCode::unknown_model,
         fmt::format("model '{}' is not configured (configured: {}): use one of those names, "
                     "or add it under models: in {}",
-                    x.record.model, names, config_.source));
+                    x.record.model, names, x.cfg.source));
   }
   if (key && !key_may_use(*key, model->name)) {
     co_return co_await fail(
@@ -346,9 +390,9 @@ asio::awaitable<void> Gateway::handle(Request& req, Downstream& down) {
   }
   x.tokens = estimate_tokens(req.body.size(), fields.fields.max_tokens);
   if (key && (key->rpm > 0 || key->tpm > 0)) {
-    if (auto wait = upstreams_.charge_key(static_cast<size_t>(x.key), x.tokens, Clock::now())) {
-      x.queue_cap = config_.queue_timeout;
-      x.deadline = plan_deadline(req.received, config_.timeouts.total, client_timeout(req));
+    if (auto wait = x.upstreams.charge_key(static_cast<size_t>(x.key), x.tokens, Clock::now())) {
+      x.queue_cap = x.cfg.queue_timeout;
+      x.deadline = plan_deadline(req.received, x.cfg.timeouts.total, client_timeout(req));
       co_return co_await refuse(x, ErrorCode::rate_limited,
                                 fmt::format("this client key is over its limit (keys[{}]: rpm {}, tpm {}): "
                                             "retry after {}, or raise the key's limits",
@@ -363,13 +407,13 @@ asio::awaitable<void> Gateway::proxy(Exchange& x, const config::Model& model, st
                                      bool stream) {
   // Plan the deadline: the total bound, capped by the client's own deadline.
   config::Endpoint no_endpoint;
-  Millis total = config::effective_bounds(config_, model, no_endpoint).total;
+  Millis total = config::effective_bounds(x.cfg, model, no_endpoint).total;
   auto client = client_timeout(x.req);
   if (client) x.record.client_timeout_ms = to_ms(*client);
   x.deadline = plan_deadline(x.req.received, total, client);
-  x.queue_cap = config::effective_queue_timeout(config_, model, no_endpoint);
-  const size_t mi = model_index(model);
-  upstreams_.record_request(mi, is_client_retry(x.req), Clock::now());
+  x.queue_cap = config::effective_queue_timeout(x.cfg, model, no_endpoint);
+  const size_t mi = x.generation->model_index(model);
+  x.upstreams.record_request(mi, is_client_retry(x.req), Clock::now());
 
   // The attempt loop: choose an endpoint, wait for a slot, send, classify, report, decide.
   Wakeup wake(co_await asio::this_coro::executor);
@@ -382,7 +426,7 @@ asio::awaitable<void> Gateway::proxy(Exchange& x, const config::Model& model, st
   bool client_left = false;
   for (;;) {
     EndpointPool::Choice choice =
-        upstreams_.choose(mi, history, x.tokens, x.deadline.at - Clock::now(), Clock::now());
+        x.upstreams.choose(mi, history, x.tokens, x.deadline.at - Clock::now(), Clock::now());
     if (choice.endpoint < 0) {
       if (history.empty()) {
         refusal = choice.refusal;
@@ -402,7 +446,7 @@ asio::awaitable<void> Gateway::proxy(Exchange& x, const config::Model& model, st
       bool stayed = co_await pause(x, wake, choice.wait);
       x.record.backoff_ms += to_ms(Clock::now() - paused);
       if (!stayed) {
-        upstreams_.finish_unsent(mi, static_cast<size_t>(choice.endpoint));
+        x.upstreams.finish_unsent(mi, static_cast<size_t>(choice.endpoint));
         client_left = true;
         break;
       }
@@ -413,13 +457,13 @@ asio::awaitable<void> Gateway::proxy(Exchange& x, const config::Model& model, st
     x.upstream_model = endpoint.model.empty() ? std::string_view(x.record.model) : endpoint.model;
     x.record.endpoint = endpoint.name;
     x.record.upstream_model = x.upstream_model;
-    x.queue_cap = config::effective_queue_timeout(config_, model, endpoint);
-    x.metric_labels = &facts(endpoint).model_endpoint_labels;
+    x.queue_cap = config::effective_queue_timeout(x.cfg, model, endpoint);
+    x.metric_labels = &x.generation->facts(endpoint).model_endpoint_labels;
 
-    Upstreams::Admit admit = co_await upstreams_.admit(mi, ei, x.fair_key, x.deadline.at, x.down, wake);
+    Upstreams::Admit admit = co_await x.upstreams.admit(mi, ei, x.fair_key, x.deadline.at, x.down, wake);
     x.record.queue_ms += to_ms(admit.waited);
     if (admit.kind != Upstreams::Admit::admitted) {
-      upstreams_.finish_unsent(mi, ei);
+      x.upstreams.finish_unsent(mi, ei);
       if (admit.kind == Upstreams::Admit::client_gone) {
         client_left = true;
         break;
@@ -432,7 +476,7 @@ asio::awaitable<void> Gateway::proxy(Exchange& x, const config::Model& model, st
     const TimePoint admitted_at = Clock::now();
     last = co_await attempt(x, model, endpoint, api_path, stream);
     x.record.attempts.push_back(last.record);
-    metrics_.attempt(facts(endpoint).endpoint_labels, last.record.code, last.outcome.timings);
+    metrics_.attempt(x.generation->facts(endpoint).endpoint_labels, last.record.code, last.outcome.timings);
     if (last.outcome.malformed_events > 0) {
       x.record.malformed_events += last.outcome.malformed_events;
       metrics_.malformed_events(endpoint.name, last.outcome.malformed_events);
@@ -447,7 +491,7 @@ asio::awaitable<void> Gateway::proxy(Exchange& x, const config::Model& model, st
         verdict.code == ErrorCode::ok
             ? (x.record.usage ? x.tokens - static_cast<double>(x.record.usage->total_tokens) : 0)
             : x.tokens;
-    upstreams_.finish(mi, ei, admitted_at, verdict, first_token, tokens_delta, Clock::now());
+    x.upstreams.finish(mi, ei, admitted_at, verdict, first_token, tokens_delta, Clock::now());
 
     // Decide: done, or another attempt (failover decides where) if it may help.
     if (verdict.code == ErrorCode::ok) break;
@@ -528,12 +572,12 @@ asio::awaitable<AttemptResult> Gateway::attempt(Exchange& x, const config::Model
                                                 bool stream) {
   AttemptResult r;
   Outcome& o = r.outcome;
-  const PhaseBounds bounds = config::effective_bounds(config_, model, endpoint);
+  const PhaseBounds bounds = config::effective_bounds(x.cfg, model, endpoint);
 
   // Build the upstream request: the provider's URL, the client's headers less hop-by-hop ones
   // and credentials, the endpoint's own key, the proxy that applies.
   UpstreamTarget target = upstream_target(endpoint, api_path, x.req.query);
-  const EndpointFacts& facts = this->facts(endpoint);
+  const Generation::EndpointFacts& facts = x.generation->facts(endpoint);
   const ProxyChoice& proxy = facts.proxy;
   UpstreamRequest request;
   request.method = x.req.method;
@@ -562,7 +606,7 @@ asio::awaitable<AttemptResult> Gateway::attempt(Exchange& x, const config::Model
   // How the response is handled once its headers arrive.
   enum class Mode { undecided, buffer, stream } mode = Mode::undecided;
   AttemptPhase phase = AttemptPhase::connecting;
-  SseScanner scanner(config_.max_sse_line);
+  SseScanner scanner(x.cfg.max_sse_line);
   StreamProgress progress;  // whether what was relayed is a whole answer yet
   std::string held;         // stream events received before the first token: sent with it, or never
   std::optional<TimePoint> first_token_at;
@@ -616,8 +660,7 @@ asio::awaitable<AttemptResult> Gateway::attempt(Exchange& x, const config::Model
       }
       if (scanner.oversized()) {
         o.oversized = true;
-        o.detail =
-            fmt::format("an SSE line longer than limits.max_sse_line ({} bytes)", config_.max_sse_line);
+        o.detail = fmt::format("an SSE line longer than limits.max_sse_line ({} bytes)", x.cfg.max_sse_line);
       }
       if ((o.upstream_error || o.oversized) && !first_token_at) break;
       if (!first_token_at) {
@@ -766,8 +809,8 @@ void Gateway::finish(Exchange& x) {
     else  // refused before an endpoint was picked: rare enough to make the labels here
       metrics_.request(Metrics::model_endpoint_labels(x.record.model, "", ""), x.record.code, seconds);
     if (x.key >= 0 && x.record.usage)
-      upstreams_.correct_key(static_cast<size_t>(x.key),
-                             x.tokens - static_cast<double>(x.record.usage->total_tokens), Clock::now());
+      x.upstreams.correct_key(static_cast<size_t>(x.key),
+                              x.tokens - static_cast<double>(x.record.usage->total_tokens), Clock::now());
   }
   access_log_.write(x.record);
 }

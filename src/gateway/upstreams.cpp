@@ -57,23 +57,58 @@ Upstreams::ModelState::ModelState(const config::Model& model, const config::Conf
            config::effective_queue_timeout(config, model, config::Endpoint{}), std::random_device{}(), now),
       waiters(model.endpoints.size()) {
   for (const auto& ep : model.endpoints) metric_labels.push_back(Metrics::endpoint_labels(ep.name));
+  for (auto& w : waiters) w = std::make_shared<Waiters>();
 }
 
-Upstreams::Upstreams(const config::Config& config, Metrics& metrics) : metrics_(metrics) {
+Upstreams::Upstreams(const config::Config& config, Metrics& metrics, Upstreams* previous)
+    : metrics_(metrics) {
   TimePoint now = Clock::now();
-  for (const auto& m : config.models) models_.push_back(std::make_unique<ModelState>(m, config, now));
-  for (const auto& k : config.keys) {
-    auto ks = std::make_unique<KeyState>();
-    if (k.rpm > 0) ks->rpm = TokenBucket(k.rpm, now);
-    if (k.tpm > 0) ks->tpm = TokenBucket(k.tpm, now);
-    keys_.push_back(std::move(ks));
+  for (const auto& m : config.models) {
+    auto state = std::make_unique<ModelState>(m, config, now);
+    if (previous) {
+      for (auto& old : previous->models_) {
+        if (old->pool.model() == m.name) adopt(*state, *old, now);
+      }
+    }
+    models_.push_back(std::move(state));
   }
+  for (size_t i = 0; i < config.keys.size(); ++i) {
+    const config::ClientKey& k = config.keys[i];
+    std::shared_ptr<KeyState> ks;
+    if (previous) {
+      for (size_t j = 0; j < previous->keys_.size() && !ks; ++j) {
+        if (previous->key_names_[j] == k.key) ks = previous->keys_[j];
+      }
+    }
+    if (ks) {
+      std::lock_guard lock(ks->mu);
+      ks->rpm.retune(k.rpm, now);
+      ks->tpm.retune(k.tpm, now);
+    } else {
+      ks = std::make_shared<KeyState>();
+      if (k.rpm > 0) ks->rpm = TokenBucket(k.rpm, now);
+      if (k.tpm > 0) ks->tpm = TokenBucket(k.tpm, now);
+    }
+    keys_.push_back(std::move(ks));
+    key_names_.push_back(k.key);
+  }
+}
+
+void Upstreams::adopt(ModelState& m, ModelState& previous, TimePoint now) {
+  std::lock_guard lock(*previous.mu);
+  m.mu = previous.mu;
+  for (size_t i = 0; i < m.pool.size(); ++i) {
+    for (size_t j = 0; j < previous.pool.size(); ++j) {
+      if (previous.pool.name(j) == m.pool.name(i)) m.waiters[i] = previous.waiters[j];
+    }
+  }
+  for (const auto& [endpoint, changes] : m.pool.adopt(previous.pool, now)) wake(m, endpoint, changes);
 }
 
 EndpointPool::Choice Upstreams::choose(size_t model, std::span<const AttemptFact> history, double tokens,
                                        Duration time_left, TimePoint now) {
   ModelState& m = *models_[model];
-  std::lock_guard lock(m.mu);
+  std::lock_guard lock(*m.mu);
   return m.pool.choose(history, tokens, time_left, now);
 }
 
@@ -88,7 +123,7 @@ asio::awaitable<Upstreams::Admit> Upstreams::admit(size_t model, size_t endpoint
   std::shared_ptr<Waiter> waiter;
   const auto executor = co_await asio::this_coro::executor;
   {
-    std::lock_guard lock(m.mu);
+    std::lock_guard lock(*m.mu);
     start_by = admission.start_by(arrived, deadline);
     auto a = admission.arrive(fair_key, arrived, deadline);
     switch (a.decision) {
@@ -106,13 +141,13 @@ asio::awaitable<Upstreams::Admit> Upstreams::admit(size_t model, size_t endpoint
     waiter = std::make_shared<Waiter>();
     waiter->executor = executor;
     waiter->wake = &wake;
-    m.waiters[endpoint].emplace(ticket, waiter);
+    m.waiters[endpoint]->emplace(ticket, waiter);
   }
   down.watch_disconnect(wake);
   Admit result;
   for (;;) {
     co_await wake.wait_until(start_by);
-    std::lock_guard lock(m.mu);
+    std::lock_guard lock(*m.mu);
     TimePoint now = Clock::now();
     result.waited = now - arrived;
     if (waiter->state == Waiter::State::granted) {
@@ -127,7 +162,7 @@ asio::awaitable<Upstreams::Admit> Upstreams::admit(size_t model, size_t endpoint
     if (gone || now >= start_by) {
       // Still waiting (the state would say otherwise): leave the queue.
       admission.cancel(ticket);
-      m.waiters[endpoint].erase(ticket);
+      m.waiters[endpoint]->erase(ticket);
       result.kind = gone ? Admit::client_gone : Admit::queue_timeout;
       result.retry_after = admission.retry_after(now, deadline);
       break;
@@ -140,7 +175,7 @@ asio::awaitable<Upstreams::Admit> Upstreams::admit(size_t model, size_t endpoint
 }
 
 void Upstreams::wake(ModelState& m, size_t endpoint, const Admission::Changes& changes) {
-  auto& waiters = m.waiters[endpoint];
+  Waiters& waiters = *m.waiters[endpoint];
   auto post = [&](uint64_t ticket, Waiter::State state, Millis retry_after) {
     auto it = waiters.find(ticket);
     if (it == waiters.end()) return;
@@ -171,7 +206,7 @@ void Upstreams::log_health(ModelState& m, size_t endpoint, HealthEvent event, co
 void Upstreams::finish(size_t model, size_t endpoint, TimePoint admitted_at, const Verdict& verdict,
                        std::optional<Duration> first_token, double tokens_delta, TimePoint now) {
   ModelState& m = *models_[model];
-  std::lock_guard lock(m.mu);
+  std::lock_guard lock(*m.mu);
   wake(m, endpoint, m.pool.admission(endpoint).finish(now, admitted_at, verdict.load, first_token));
   HealthEvent event = m.pool.report(endpoint, verdict.health, now);
   log_health(m, endpoint, event,
@@ -182,13 +217,13 @@ void Upstreams::finish(size_t model, size_t endpoint, TimePoint admitted_at, con
 
 void Upstreams::finish_unsent(size_t model, size_t endpoint) {
   ModelState& m = *models_[model];
-  std::lock_guard lock(m.mu);
+  std::lock_guard lock(*m.mu);
   m.pool.unsent(endpoint);
 }
 
 void Upstreams::record_request(size_t model, bool client_retry, TimePoint now) {
   ModelState& m = *models_[model];
-  std::lock_guard lock(m.mu);
+  std::lock_guard lock(*m.mu);
   m.pool.record_request(client_retry, now);
 }
 
@@ -213,7 +248,7 @@ void Upstreams::correct_key(size_t key, double tokens_delta, TimePoint now) {
 void Upstreams::check_result(size_t model, size_t endpoint, bool ok, const std::string& detail,
                              TimePoint now) {
   ModelState& m = *models_[model];
-  std::lock_guard lock(m.mu);
+  std::lock_guard lock(*m.mu);
   HealthEvent event = m.pool.check_result(endpoint, ok, now);
   log_health(m, endpoint, event,
              event == HealthEvent::readmitted ? "its ejection ran out and its health check passed"
@@ -223,7 +258,7 @@ void Upstreams::check_result(size_t model, size_t endpoint, bool ok, const std::
 std::vector<ModelView> Upstreams::view(TimePoint now) {
   std::vector<ModelView> out;
   for (auto& m : models_) {
-    std::lock_guard lock(m->mu);
+    std::lock_guard lock(*m->mu);
     out.push_back(m->pool.view(now));
   }
   return out;

@@ -26,7 +26,10 @@ namespace ballast {
 
 class Upstreams {
  public:
-  Upstreams(const config::Config& config, Metrics& metrics);
+  // `previous`: the configuration being replaced by a reload. Each model, endpoint and client key
+  // that it has too, by name, keeps its state (slots, queue, health, adaptive limit, rate buckets)
+  // under the new settings; `previous` stays usable by the requests that started under it.
+  Upstreams(const config::Config& config, Metrics& metrics, Upstreams* previous = nullptr);
   Upstreams(const Upstreams&) = delete;
   Upstreams& operator=(const Upstreams&) = delete;
 
@@ -69,23 +72,27 @@ class Upstreams {
 
  private:
   struct Waiter;
+  using Waiters = std::unordered_map<uint64_t, std::shared_ptr<Waiter>>;  // by admission ticket
   struct ModelState {
     ModelState(const config::Model& model, const config::Config& config, TimePoint now);
-    std::mutex mu;
+    // Shared with the same model's state before and after a reload, as its endpoints' are.
+    std::shared_ptr<std::mutex> mu = std::make_shared<std::mutex>();
     EndpointPool pool;
-    std::vector<std::string> metric_labels;  // endpoint="…", per endpoint
-    std::vector<std::unordered_map<uint64_t, std::shared_ptr<Waiter>>> waiters;  // per endpoint
+    std::vector<std::string> metric_labels;         // endpoint="…", per endpoint
+    std::vector<std::shared_ptr<Waiters>> waiters;  // per endpoint, shared as its state is
   };
   struct KeyState {
     std::mutex mu;
     TokenBucket rpm, tpm;
   };
+  void adopt(ModelState& m, ModelState& previous, TimePoint now);
   void wake(ModelState& m, size_t endpoint, const Admission::Changes& changes);
   void log_health(ModelState& m, size_t endpoint, HealthEvent event, const std::string& detail);
 
   Metrics& metrics_;
   std::vector<std::unique_ptr<ModelState>> models_;
-  std::vector<std::unique_ptr<KeyState>> keys_;
+  std::vector<std::shared_ptr<KeyState>> keys_;  // shared with a reload that keeps the key
+  std::vector<std::string> key_names_;           // the keys themselves, to find them again
 };
 
 // Rough token count of a request for tpm limits before its usage is known: ~4 bytes per token of

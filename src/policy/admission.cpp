@@ -157,6 +157,16 @@ Admission::Changes Admission::finish(TimePoint now, TimePoint started, LoadSigna
   return settle(now);
 }
 
+Admission::Changes Admission::retune(const AdmissionPolicy& policy, TimePoint now) {
+  const bool stays_adaptive = policy.adaptive && policy_.adaptive;
+  policy_ = policy;
+  if (stays_adaptive)
+    limit_ = std::clamp<double>(limit_, policy_.min_limit, policy_.max_limit);
+  else
+    limit_ = policy_.adaptive ? policy_.initial_limit : policy_.max_in_flight;
+  return settle(now);
+}
+
 Admission::Changes Admission::settle(TimePoint now) {
   Changes out;
   while (in_flight_ < limit() && !turn_.empty()) {
@@ -224,6 +234,22 @@ std::optional<Millis> TokenBucket::take(double n, TimePoint now) {
 void TokenBucket::adjust(double n, TimePoint now) {
   refill(now);
   level_ = std::min(capacity_, level_ + n);
+}
+
+void TokenBucket::retune(double per_minute, TimePoint now) {
+  if (per_minute <= 0) {
+    *this = TokenBucket();
+    return;
+  }
+  if (!enabled()) {
+    *this = TokenBucket(per_minute, now);
+    return;
+  }
+  refill(now);
+  const double spent = capacity_ - level_;
+  rate_per_s_ = per_minute / 60;
+  capacity_ = std::max(1.0, per_minute / 6);
+  level_ = capacity_ - spent;
 }
 
 double TokenBucket::level(TimePoint now) {

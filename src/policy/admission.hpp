@@ -68,6 +68,11 @@ class Admission {
   // false if it was granted or refused meanwhile (the caller then owns that result).
   bool cancel(uint64_t ticket);
 
+  // The endpoint's settings changed (a reload). What it holds and has learned stays: the requests
+  // in flight and queued, the drain rate, and the adaptive limit while it stays adaptive (clamped
+  // to the new range). A higher limit may admit waiters at once.
+  Changes retune(const AdmissionPolicy& policy, TimePoint now);
+
   // When a request refused now could try again: time for the queue ahead of it, and the requests
   // refused before it, to drain; never more than the queue timeout or the time its client has left
   // before `deadline`.
@@ -124,6 +129,8 @@ class TokenBucket {
   // Corrects an earlier take by `n` (positive gives back, negative charges more).
   void adjust(double n, TimePoint now);
   double level(TimePoint now);
+  // A new rate (a reload): what was spent stays spent; 0 disables.
+  void retune(double per_minute, TimePoint now);
   double capacity() const { return capacity_; }
 
  private:

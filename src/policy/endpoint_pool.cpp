@@ -19,12 +19,19 @@ RetryAfter retry_after_headers(Millis wait, Millis cap, Duration time_left) {
   return r;
 }
 
-EndpointPool::State::State(EndpointSpec s, const OutlierPolicy& outlier, TimePoint now)
-    : spec(std::move(s)),
+EndpointState::EndpointState(const EndpointSpec& spec, const OutlierPolicy& o, TimePoint now)
+    : outlier(o),
       admission(spec.admission),
       health(outlier),
       rpm(spec.rpm > 0 ? TokenBucket(spec.rpm, now) : TokenBucket()),
       tpm(spec.tpm > 0 ? TokenBucket(spec.tpm, now) : TokenBucket()) {}
+
+Admission::Changes EndpointState::retune(const EndpointSpec& spec, const OutlierPolicy& o, TimePoint now) {
+  outlier = o;  // health reads it from here
+  rpm.retune(spec.rpm, now);
+  tpm.retune(spec.tpm, now);
+  return admission.retune(spec.admission, now);
+}
 
 EndpointPool::EndpointPool(std::string model, std::vector<EndpointSpec> endpoints,
                            const OutlierPolicy& outlier, const RetryPolicy& retries, Millis refusal_cap,
@@ -35,18 +42,34 @@ EndpointPool::EndpointPool(std::string model, std::vector<EndpointSpec> endpoint
       budget_(retries),
       refusal_cap_(refusal_cap),
       rng_(seed) {
-  endpoints_.reserve(endpoints.size());
-  for (auto& e : endpoints) endpoints_.emplace_back(std::move(e), outlier_, now);
+  for (auto& e : endpoints) {
+    states_.push_back(std::make_shared<EndpointState>(e, outlier_, now));
+    specs_.push_back(std::move(e));
+  }
+}
+
+std::vector<std::pair<size_t, Admission::Changes>> EndpointPool::adopt(const EndpointPool& previous,
+                                                                       TimePoint now) {
+  std::vector<std::pair<size_t, Admission::Changes>> changes;
+  for (size_t i = 0; i < specs_.size(); ++i) {
+    for (size_t j = 0; j < previous.specs_.size(); ++j) {
+      if (previous.specs_[j].name != specs_[i].name) continue;
+      states_[i] = previous.states_[j];
+      changes.emplace_back(i, states_[i]->retune(specs_[i], outlier_, now));
+      break;
+    }
+  }
+  return changes;
 }
 
 std::vector<Candidate> EndpointPool::candidates(double tokens, TimePoint now,
                                                 std::optional<Millis>* rate_wait) {
-  std::vector<Candidate> out(endpoints_.size());
-  for (size_t i = 0; i < endpoints_.size(); ++i) {
-    State& ep = endpoints_[i];
+  std::vector<Candidate> out(specs_.size());
+  for (size_t i = 0; i < specs_.size(); ++i) {
+    EndpointState& ep = *states_[i];
     Candidate& c = out[i];
-    c.weight = ep.spec.weight;
-    c.priority = ep.spec.priority;
+    c.weight = specs_[i].weight;
+    c.priority = specs_[i].priority;
     c.outstanding = ep.admission.in_flight() + ep.admission.queued();
     const bool healthy = ep.health.available(now);
     std::optional<Millis> wait;
@@ -59,7 +82,7 @@ std::vector<Candidate> EndpointPool::candidates(double tokens, TimePoint now,
 }
 
 void EndpointPool::claim(size_t endpoint, double tokens, TimePoint now) {
-  State& ep = endpoints_[endpoint];
+  EndpointState& ep = *states_[endpoint];
   ep.health.on_send(now);
   if (ep.rpm.enabled()) ep.rpm.take(1, now);
   if (ep.tpm.enabled()) ep.tpm.take(tokens, now);
@@ -68,8 +91,8 @@ void EndpointPool::claim(size_t endpoint, double tokens, TimePoint now) {
 EndpointPool::Choice EndpointPool::refuse(const std::optional<Millis>& rate_wait, Duration time_left,
                                           TimePoint now) {
   Choice c;
-  bool any_healthy = std::any_of(endpoints_.begin(), endpoints_.end(),
-                                 [&](const State& ep) { return ep.health.available(now); });
+  bool any_healthy =
+      std::any_of(states_.begin(), states_.end(), [&](const auto& ep) { return ep->health.available(now); });
   if (any_healthy && rate_wait) {
     c.refusal = ErrorCode::rate_limited;
     c.retry_after = bound_retry_after(*rate_wait, refusal_cap_, time_left);
@@ -77,7 +100,7 @@ EndpointPool::Choice EndpointPool::refuse(const std::optional<Millis>& rate_wait
     return c;
   }
   TimePoint soonest = TimePoint::max();
-  for (const auto& ep : endpoints_) soonest = std::min(soonest, ep.health.ejected_until());
+  for (const auto& ep : states_) soonest = std::min(soonest, ep->health.ejected_until());
   c.refusal = ErrorCode::all_endpoints_down;
   c.retry_after = bound_retry_after(std::max(Millis(1000), std::chrono::ceil<Millis>(soonest - now)),
                                     refusal_cap_, time_left);
@@ -115,14 +138,14 @@ EndpointPool::Choice EndpointPool::choose(std::span<const AttemptFact> history, 
 }
 
 HealthEvent EndpointPool::report(size_t endpoint, Verdict::Health health, TimePoint now) {
-  State& ep = endpoints_[endpoint];
+  EndpointState& ep = *states_[endpoint];
   switch (health) {
     case Verdict::Health::success:
       return ep.health.report_success(now);
     case Verdict::Health::failure: {
       // Never eject the last endpoint standing: with none left, every request would fail.
       int standing = 0;
-      for (const auto& other : endpoints_) standing += other.health.ejected(now) ? 0 : 1;
+      for (const auto& other : states_) standing += other->health.ejected(now) ? 0 : 1;
       return ep.health.report_failure(now, standing > 1);
     }
     case Verdict::Health::neutral:
@@ -133,16 +156,16 @@ HealthEvent EndpointPool::report(size_t endpoint, Verdict::Health health, TimePo
 }
 
 void EndpointPool::unsent(size_t endpoint) {
-  endpoints_[endpoint].health.report_neutral();
+  states_[endpoint]->health.report_neutral();
 }
 
 HealthEvent EndpointPool::check_result(size_t endpoint, bool ok, TimePoint now) {
-  if (ok) return endpoints_[endpoint].health.check_passed(now);
+  if (ok) return states_[endpoint]->health.check_passed(now);
   return report(endpoint, Verdict::Health::failure, now);
 }
 
 void EndpointPool::correct_tokens(size_t endpoint, double delta, TimePoint now) {
-  State& ep = endpoints_[endpoint];
+  EndpointState& ep = *states_[endpoint];
   if (ep.tpm.enabled() && delta != 0) ep.tpm.adjust(delta, now);
 }
 
@@ -158,11 +181,12 @@ ModelView EndpointPool::view(TimePoint now) {
   m.name = model_;
   m.retry_budget_used = budget_.retries(now);
   m.retry_budget_allowed = budget_.allowed(now);
-  for (auto& ep : endpoints_) {
+  for (size_t i = 0; i < specs_.size(); ++i) {
+    EndpointState& ep = *states_[i];
     EndpointView v;
-    v.name = ep.spec.name;
-    v.priority = ep.spec.priority;
-    v.weight = ep.spec.weight;
+    v.name = specs_[i].name;
+    v.priority = specs_[i].priority;
+    v.weight = specs_[i].weight;
     v.health = ep.health.state(now);
     if (v.health == OutlierState::State::ejected) v.ejected_for = ep.health.ejected_until() - now;
     v.in_flight = ep.admission.in_flight();

@@ -5,6 +5,7 @@
 // names.
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <random>
 #include <span>
@@ -53,13 +54,34 @@ struct ModelView {
   std::vector<EndpointView> endpoints;
 };
 
+// One endpoint's state: its slots and queue, health and rate buckets. A reload that keeps the
+// endpoint (by name) keeps it, shared by the pools of the old and new configurations and held under
+// their model's one lock, so requests under either count against the same limits.
+struct EndpointState {
+  EndpointState(const EndpointSpec& spec, const OutlierPolicy& outlier, TimePoint now);
+  EndpointState(const EndpointState&) = delete;  // health points at outlier
+  EndpointState& operator=(const EndpointState&) = delete;
+  // New settings from a reload; what the endpoint holds and has learned stays.
+  Admission::Changes retune(const EndpointSpec& spec, const OutlierPolicy& outlier, TimePoint now);
+
+  OutlierPolicy outlier;
+  Admission admission;
+  OutlierState health;
+  TokenBucket rpm, tpm;
+};
+
 class EndpointPool {
  public:
   // `refusal_cap` bounds the Retry-After of a refusal made here (the model's queue timeout).
   EndpointPool(std::string model, std::vector<EndpointSpec> endpoints, const OutlierPolicy& outlier,
                const RetryPolicy& retries, Millis refusal_cap, uint64_t seed, TimePoint now);
-  EndpointPool(const EndpointPool&) = delete;  // endpoints point at outlier_
+  EndpointPool(const EndpointPool&) = delete;
   EndpointPool& operator=(const EndpointPool&) = delete;
+
+  // After a reload: every endpoint that `previous` has too, by name, takes over its state under
+  // this pool's settings. Returns, per endpoint of this pool, what the new settings changed in its
+  // queue (a higher limit admits waiters), for the caller to wake.
+  std::vector<std::pair<size_t, Admission::Changes>> adopt(const EndpointPool& previous, TimePoint now);
 
   struct Choice {
     int endpoint = -1;
@@ -77,7 +99,7 @@ class EndpointPool {
   // one in `history` failed; its rate limits are charged and its half-open probe claimed.
   Choice choose(std::span<const AttemptFact> history, double tokens, Duration time_left, TimePoint now);
 
-  Admission& admission(size_t endpoint) { return endpoints_[endpoint].admission; }
+  Admission& admission(size_t endpoint) { return states_[endpoint]->admission; }
 
   // An attempt's verdict on the endpoint's health; never ejects the last endpoint standing.
   HealthEvent report(size_t endpoint, Verdict::Health health, TimePoint now);
@@ -91,26 +113,20 @@ class EndpointPool {
   void record_request(bool client_retry, TimePoint now);
 
   const std::string& model() const { return model_; }
-  const std::string& name(size_t endpoint) const { return endpoints_[endpoint].spec.name; }
-  Millis last_ejection(size_t endpoint) const { return endpoints_[endpoint].health.last_ejection(); }
-  size_t size() const { return endpoints_.size(); }
+  const std::string& name(size_t endpoint) const { return specs_[endpoint].name; }
+  Millis last_ejection(size_t endpoint) const { return states_[endpoint]->health.last_ejection(); }
+  size_t size() const { return specs_.size(); }
   ModelView view(TimePoint now);
 
  private:
-  struct State {
-    State(EndpointSpec s, const OutlierPolicy& outlier, TimePoint now);
-    EndpointSpec spec;
-    Admission admission;
-    OutlierState health;
-    TokenBucket rpm, tpm;
-  };
   std::vector<Candidate> candidates(double tokens, TimePoint now, std::optional<Millis>* rate_wait);
   Choice refuse(const std::optional<Millis>& rate_wait, Duration time_left, TimePoint now);
   void claim(size_t endpoint, double tokens, TimePoint now);
 
   std::string model_;
   OutlierPolicy outlier_;
-  std::vector<State> endpoints_;
+  std::vector<EndpointSpec> specs_;
+  std::vector<std::shared_ptr<EndpointState>> states_;  // per spec
   RetryPolicy retries_;
   RetryBudget budget_;
   Millis refusal_cap_;

@@ -110,5 +110,58 @@ TEST(EndpointPool, AHealthCheckReadmitsOnlyAnExpiredEjection) {
   EXPECT_EQ(v.endpoints[0].health, OutlierState::State::healthy);
 }
 
+TEST(EndpointPoolReload, AKeptEndpointKeepsItsSlotsHealthAndBucketsUnderTheNewSettings) {
+  OutlierPolicy o;
+  o.consecutive_failures = 1;
+  EndpointSpec a = spec("a");
+  a.admission.max_in_flight = 1;
+  a.rpm = 60;  // a bucket of 10
+  EndpointPool old("m", {a, spec("gone")}, o, RetryPolicy{}, 30s, 42, t0);
+  // One request holds a's slot, a second waits for it, and "gone" is ejected.
+  ASSERT_EQ(old.admission(0).arrive("k", t0, t0 + 60s).decision, Admission::Decision::admitted);
+  auto queued = old.admission(0).arrive("k", t0, t0 + 60s);
+  ASSERT_EQ(queued.decision, Admission::Decision::queued);
+  ASSERT_EQ(old.report(1, Verdict::Health::failure, t0), HealthEvent::ejected);
+  for (int i = 0; i < 4; ++i) ASSERT_EQ(old.choose({}, 0, 60s, t0).endpoint, 0);  // spends 4 of a's 10
+
+  EndpointSpec a2 = a;
+  a2.admission.max_in_flight = 2;
+  a2.rpm = 120;  // a bucket of 20
+  EndpointPool next("m", {spec("new"), a2}, o, RetryPolicy{}, 30s, 7, t0);
+  auto changes = next.adopt(old, t0);
+  ASSERT_EQ(changes.size(), 1u);
+  EXPECT_EQ(changes[0].first, 1u) << "a is the new pool's second endpoint";
+  ASSERT_EQ(changes[0].second.granted.size(), 1u) << "the higher limit admits the waiter at once";
+  EXPECT_EQ(changes[0].second.granted[0], queued.ticket);
+  EXPECT_EQ(next.admission(1).in_flight(), 2) << "both requests count against the one endpoint";
+  EXPECT_EQ(&next.admission(1), &old.admission(0)) << "requests under either configuration share it";
+  EXPECT_EQ(next.view(t0).endpoints[1].rpm_available, 16.0) << "what was spent stays spent";
+  EXPECT_EQ(next.view(t0).endpoints[0].in_flight, 0) << "a new endpoint starts fresh";
+}
+
+TEST(EndpointPoolReload, AnEjectionCarriesOverAndALoweredLimitAdmitsNoOneUntilSlotsFree) {
+  OutlierPolicy o;
+  o.consecutive_failures = 1;
+  EndpointSpec a = spec("a");
+  a.admission.max_in_flight = 2;
+  EndpointPool old("m", {a, spec("b")}, o, RetryPolicy{}, 30s, 42, t0);
+  ASSERT_EQ(old.report(1, Verdict::Health::failure, t0), HealthEvent::ejected);
+  ASSERT_EQ(old.admission(0).arrive("k", t0, t0 + 60s).decision, Admission::Decision::admitted);
+  ASSERT_EQ(old.admission(0).arrive("k", t0, t0 + 60s).decision, Admission::Decision::admitted);
+
+  EndpointSpec a2 = a;
+  a2.admission.max_in_flight = 1;
+  EndpointPool next("m", {a2, spec("b")}, o, RetryPolicy{}, 30s, 7, t0);
+  next.adopt(old, t0);
+  EXPECT_EQ(next.view(t0).endpoints[1].health, OutlierState::State::ejected);
+  for (int i = 0; i < 5; ++i) EXPECT_EQ(next.choose({}, 0, 60s, t0).endpoint, 0) << "b is still ejected";
+  EXPECT_EQ(next.admission(0).arrive("k", t0, t0 + 60s).decision, Admission::Decision::queued);
+  // The old configuration's requests end: only then does one slot (the new limit) open.
+  auto first = old.admission(0).finish(t0 + 1s, t0, LoadSignal::success, std::nullopt);
+  EXPECT_TRUE(first.granted.empty()) << "2 in flight under a limit of 1: one ending leaves it full";
+  auto second = old.admission(0).finish(t0 + 1s, t0, LoadSignal::success, std::nullopt);
+  EXPECT_EQ(second.granted.size(), 1u);
+}
+
 }  // namespace
 }  // namespace ballast
