@@ -218,23 +218,25 @@ int run_serve(const ServeArgs& args) {
     pool.push_back(std::move(w));
   }
 
-  // The admin listener, when configured, on the first worker's loop: /metrics and /ballast/status
-  // move there, to anyone who can reach it, and leave the main listener.
+  // The admin listener, when configured, on the main thread's loop with a gateway of its own: it
+  // stays open while the workers drain (its /readyz says so) until the process exits. /metrics and
+  // /ballast/status move there, to anyone who can reach it, and leave the main listener.
+  std::unique_ptr<Gateway> admin_gateway;
   std::unique_ptr<HttpServer> admin;
   if (!started.admin_listen.empty()) {
-    Gateway* gateway = pool.front()->gateway.get();
+    admin_gateway = std::make_unique<Gateway>(main_io, generation, access_log, metrics);
     ServerOptions ao;
     ao.max_body_bytes = 64 * 1024;
-    admin = std::make_unique<HttpServer>(pool.front()->io, ao, [gateway](Request& req, Downstream& down) {
-      return gateway->handle_admin(req, down);
-    });
+    admin = std::make_unique<HttpServer>(
+        main_io, ao,
+        [g = admin_gateway.get()](Request& req, Downstream& down) { return g->handle_admin(req, down); });
     if (auto err = admin->listen(started.admin_listen); !err.empty()) {
       spdlog::error("admin_listen: {}", err);
       return 1;
     }
     admin->start();
     for (auto& w : pool) w->gateway->admin_elsewhere();
-    spdlog::info("admin pages (/metrics, /ballast/status) on http://{}", admin->address());
+    spdlog::info("admin pages (/metrics, /ballast/status, /readyz) on http://{}", admin->address());
   }
 
   if (builtin_default) {
@@ -263,13 +265,14 @@ int run_serve(const ServeArgs& args) {
           return;
         }
         stopping = true;
+        if (admin_gateway) admin_gateway->drain();
         spdlog::info("{}: no new connections; letting in-flight requests finish (shutdown_grace {})",
                      sig == SIGTERM ? "SIGTERM" : "SIGINT",
                      format_duration(generation->config.shutdown_grace));
         for (auto& w : pool) {
-          boost::asio::post(w->io, [&w = *w, grace = generation->config.shutdown_grace, &admin,
-                                    first = w.get() == pool.front().get()] {
-            if (first && admin) admin->shutdown(Millis(0), [] {});
+          // The admin listener stays open until the process exits: /readyz there says draining.
+          boost::asio::post(w->io, [&w = *w, grace = generation->config.shutdown_grace] {
+            w.gateway->drain();
             w.server->shutdown(grace, [&w] { w.io.stop(); });
           });
         }
@@ -303,6 +306,7 @@ int run_serve(const ServeArgs& args) {
         for (auto& w : pool) {
           boost::asio::post(w->io, [&w = *w, g = generation] { w.gateway->use(g); });
         }
+        if (admin_gateway) admin_gateway->use(generation);
         checks = std::make_unique<HealthChecks>(generation->config, generation->upstreams, env);
         checks->start();
         spdlog::info(

@@ -64,6 +64,8 @@ class Gateway {
   boost::asio::awaitable<void> handle_admin(Request& request, Downstream& downstream);
   // With an admin listener, the main one no longer serves /metrics and /ballast/status.
   void admin_elsewhere() { admin_elsewhere_ = true; }
+  // The process is draining: /readyz says so. Called on this worker's thread.
+  void drain() { draining_ = true; }
 
   // New requests use `generation` from now on. Called on this worker's thread.
   void use(std::shared_ptr<Generation> generation) { generation_ = std::move(generation); }
@@ -91,6 +93,7 @@ class Gateway {
   Metrics& metrics_;
   bool in_container_ = false;
   bool admin_elsewhere_ = false;
+  bool draining_ = false;
   uint64_t id_prefix_ = 0;
   uint64_t id_counter_ = 0;
 };

@@ -247,9 +247,10 @@ asio::awaitable<void> Gateway::serve(Request& req, Downstream& down, Side side) 
     co_return;
   }
   if (req.path == "/readyz") {
-    // Not ready while draining: a load balancer stops sending before the listener is gone. (Before
-    // the configuration is loaded nothing listens at all.)
-    if (down.draining()) {
+    // Not ready while draining, on the admin listener (which stays open until the process exits)
+    // or a connection still open on the main one. Before the configuration is loaded nothing
+    // listens at all.
+    if (draining_ || down.draining()) {
       x.down.close_after_response();
       co_await down.respond(503, x.headers(), R"({"status":"draining"})");
     } else {
