@@ -280,6 +280,13 @@ asio::awaitable<void> Gateway::serve(Request& req, Downstream& down, Side side) 
   if (req.path == "/metrics") {
     std::string text = metrics_.render();
     render_endpoint_gauges(text, x.upstreams.view(Clock::now()));
+    fmt::format_to(std::back_inserter(text),
+                   "# HELP ballast_log_lines_dropped_total Log lines that could not be written (the reader "
+                   "went away, a full disk); serving went on.\n"
+                   "# TYPE ballast_log_lines_dropped_total counter\n"
+                   "ballast_log_lines_dropped_total{{log=\"access\"}} {}\n"
+                   "ballast_log_lines_dropped_total{{log=\"server\"}} {}\n",
+                   access_log_.dropped(), server_log_lines_dropped.load(std::memory_order_relaxed));
     co_await down.respond(200, x.headers("text/plain; version=0.0.4"), std::move(text));
     co_return;
   }

@@ -85,8 +85,12 @@ void AccessLog::write(const AccessRecord& record) {
   if (!file_) return;
   std::string line = format_access_line(record, utc_now());
   line.push_back('\n');
-  std::fwrite(line.data(), 1, line.size(), file_);
-  std::fflush(file_);
+  // FILE's own lock keeps the workers' lines whole. A failed write (EPIPE once the reader is gone:
+  // SIGPIPE is ignored) is counted and forgotten, so the next line is tried afresh.
+  if (std::fwrite(line.data(), 1, line.size(), file_) != line.size() || std::fflush(file_) != 0) {
+    dropped_.fetch_add(1, std::memory_order_relaxed);
+    std::clearerr(file_);
+  }
 }
 
 AccessLog::~AccessLog() {

@@ -2,6 +2,8 @@
 // timings, how it ended (status and taxonomy code), tokens and bytes.
 #pragma once
 
+#include <atomic>
+
 #include <cstdio>
 #include <memory>
 #include <optional>
@@ -56,11 +58,18 @@ class AccessLog {
   std::string open(const std::string& target);
   void write(const AccessRecord& record);
   bool enabled() const { return file_ != nullptr; }
+  // Lines that could not be written (a reader that went away, a full disk): serving goes on.
+  uint64_t dropped() const { return dropped_.load(std::memory_order_relaxed); }
   ~AccessLog();
 
  private:
+  std::atomic<uint64_t> dropped_{0};
   std::FILE* file_ = nullptr;
   bool owned_ = false;
 };
+
+// Lines of the server log (stderr) that could not be written. Counted by its sink, shown in
+// /metrics beside the access log's.
+inline std::atomic<uint64_t> server_log_lines_dropped{0};
 
 }  // namespace ballast

@@ -199,3 +199,20 @@ test('limits.max_connections: past it a new connection waits in the accept queue
   held[1].destroy();
   third.destroy();
 });
+
+test('a log reader that goes away never stops serving: lost lines are counted, and SIGTERM still drains', async () => {
+  const gw = await run.serve({ models: [{ name: 'm', endpoints: [{ provider: 'sim' }] }] });
+  // Both pipes' readers go away, as with `ballast serve | head` or a log shipper that restarts.
+  gw.proc.stdout.destroy();
+  gw.proc.stderr.destroy();
+  for (let i = 0; i < 5; i++) assert.equal((await chat(gw.base, { model: 'm' })).status, 200);
+  gw.proc.kill('SIGHUP');  // logs a line to the lost stderr
+  const text = await eventually(async () => {
+    const t = await (await fetch(`${gw.url}/metrics`)).text();
+    return /ballast_log_lines_dropped_total\{log="server"\} [1-9]/.test(t) && t;
+  });
+  assert.match(text, /ballast_log_lines_dropped_total\{log="access"\} ([5-9]|\d\d+)/);
+  assert.equal((await chat(gw.base, { model: 'm' })).status, 200);
+  gw.proc.kill('SIGTERM');
+  assert.deepEqual(await gw.exited, { code: 0, signal: null });
+});
