@@ -715,7 +715,10 @@ asio::awaitable<AttemptResult> Gateway::attempt(Exchange& x, const config::Model
 
   // Facts of the attempt, for the classifier and the log.
   o.status = t.status();
-  if (t.done() && t.error() != TransportError::none) {
+  if (t.headers_too_large()) {
+    o.oversized = true;
+    o.detail = "response headers larger than 64 KiB, more than ballast reads";
+  } else if (t.done() && t.error() != TransportError::none) {
     o.transport = t.error();
     o.detail = t.error_text();
   }

@@ -65,6 +65,9 @@ Verdict judge(const Outcome& o) {
     bool transient = o.timer == ErrorCode::first_byte_timeout || o.timer == ErrorCode::first_token_timeout;
     return {o.timer, transient && fresh};
   }
+  // Over a limit of ballast's own (a response header block, a non-streamed answer, an SSE line):
+  // the same upstream would send the same again.
+  if (o.oversized) return {ErrorCode::upstream_reset, false};
   if (o.transport != TransportError::none) {
     // A TLS or DNS failure repeats on every attempt to the same host; another endpoint may differ,
     // so they stay retryable and the retry policy prefers another endpoint.
@@ -74,8 +77,6 @@ Verdict judge(const Outcome& o) {
     // The upstream's own failure, told inside its stream: like an error status before the first
     // token, a failure of an answer that had begun after it.
     if (o.upstream_error) return {ErrorCode::upstream_error, fresh};
-    // Over a limit of ballast's own: the same upstream would send the same again.
-    if (o.oversized) return {ErrorCode::upstream_reset, false};
     if (o.truncated || o.malformed) return {ErrorCode::upstream_reset, fresh};
     return {ErrorCode::ok, false};
   }

@@ -3,9 +3,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/post.hpp>
-#include <algorithm>
 #include <cstring>
 
 #include <spdlog/spdlog.h>
@@ -314,6 +314,12 @@ size_t Transfer::on_read(char* buffer, size_t size, size_t n, void* self) {
 size_t Transfer::on_header(char* data, size_t size, size_t n, void* self) {
   auto* t = static_cast<Transfer*>(self);
   std::string_view line(data, size * n);
+  if (line.starts_with("HTTP/")) t->header_bytes_ = 0;
+  t->header_bytes_ += line.size();
+  if (t->header_bytes_ > kMaxResponseHeaderBytes) {
+    t->headers_too_large_ = true;
+    return 0;  // curl stops the transfer (CURLE_WRITE_ERROR)
+  }
   while (!line.empty() && (line.back() == '\n' || line.back() == '\r')) line.remove_suffix(1);
   if (line.starts_with("HTTP/")) {
     // A new status line: 1xx responses and redirects start over.

@@ -49,6 +49,9 @@ class Transfer {
   void cancel();
 
   bool headers_done() const { return headers_done_; }
+  // The response's header block passed kMaxResponseHeaderBytes: the transfer was stopped.
+  bool headers_too_large() const { return headers_too_large_; }
+  static constexpr size_t kMaxResponseHeaderBytes = size_t{64} * 1024;
   int status() const { return status_; }
   const Headers& headers() const { return headers_; }
   Headers take_headers() { return std::move(headers_); }
@@ -85,6 +88,8 @@ class Transfer {
   bool running_ = false;
   bool paused_ = false;
   bool headers_done_ = false;
+  bool headers_too_large_ = false;
+  size_t header_bytes_ = 0;  // of the current response's header block
   bool done_ = false;
   int status_ = 0;
   Headers headers_;

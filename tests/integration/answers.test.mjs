@@ -247,3 +247,27 @@ test('an SSE line longer than limits.max_sse_line fails the stream as upstream_r
   assert.equal(r.headers.get('x-ballast-attempts'), '1');
   assert.equal(requests, 1);
 });
+
+test('a response header block over 64 KiB fails as upstream_reset, named, and is not retried', async (t) => {
+  const http = await import('node:http');
+  let requests = 0;
+  const server = http.createServer((req, res) => {
+    requests++;
+    req.resume();
+    const headers = { 'content-type': 'application/json' };
+    for (let i = 0; i < 10; i++) headers[`x-filler-${i}`] = 'a'.repeat(8_000);
+    res.writeHead(200, headers);
+    res.end('{"choices":[]}');
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  t.after(() => { server.closeAllConnections(); server.close(); });
+  const gw = await serve({
+    models: [{ name: 'm', endpoints: [{ base_url: `http://127.0.0.1:${server.address().port}/v1`, health_check: false }] }],
+  });
+  const r = await chat(gw.base, { model: 'm' });
+  assert.equal(r.status, 502);
+  assert.equal(r.json.error.code, 'upstream_reset');
+  assert.match(r.json.error.message, /response headers larger than 64 KiB/);
+  assert.equal(r.headers.get('x-ballast-attempts'), '1');
+  assert.equal(requests, 1, 'the same upstream would send the same again: not retried');
+});

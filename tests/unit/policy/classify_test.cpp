@@ -33,6 +33,18 @@ TEST(Classify, ConfigurationBugsAreNeverRetried) {
   }
 }
 
+TEST(Classify, OverABallastLimitIsAResetNeverRetriedWhateverTheStatus) {
+  // Headers over 64 KiB stop the transfer before its status means anything; an error body over the
+  // buffer limit is as oversized as a successful one.
+  for (int s : {0, 200, 500}) {
+    Outcome o = with_status(s);
+    o.oversized = true;
+    Verdict v = classify(o);
+    EXPECT_EQ(v.code, ErrorCode::upstream_reset) << s;
+    EXPECT_FALSE(v.retryable) << s;
+  }
+}
+
 TEST(Classify, NothingIsRetriedOnceTheResponseBegan) {
   Outcome o = with_status(200);
   o.response_started = true;
