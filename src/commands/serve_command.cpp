@@ -122,7 +122,7 @@ void warn_restart_only(const config::Config& running, const config::Config& load
   };
   if (loaded.listen != running.listen) warn("listen");
   if (loaded.workers != running.workers) warn("workers");
-  if (loaded.access_log != running.access_log) warn("access_log");
+  if (loaded.access_log != running.access_log) warn("log.access");
   if (loaded.admin_listen != running.admin_listen) warn("admin_listen");
   if (loaded.max_request_bytes != running.max_request_bytes) warn("limits.max_request_body");
   if (loaded.max_connections != running.max_connections) warn("limits.max_connections");
@@ -196,7 +196,8 @@ int run_serve(const ServeArgs& args) {
                                cfg.models[0].endpoints[0].provider == config::Provider::sim &&
                                args.config_file.empty();
   auto generation = std::make_shared<Generation>(std::move(cfg), metrics, env, nullptr);
-  const config::Config& started = generation->config;  // what the sockets and threads were made from
+  // What the sockets and threads were made from: a copy, as a reload replaces the generation.
+  const config::Config started = generation->config;
   std::vector<std::unique_ptr<Worker>> pool;
   std::string address = started.listen;
   for (int i = 0; i < workers; ++i) {
