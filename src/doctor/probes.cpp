@@ -22,6 +22,7 @@
 #include "common/json_writer.hpp"
 #include "policy/classify.hpp"
 #include "policy/duration.hpp"
+#include "policy/failure_message.hpp"
 #include "policy/json_read.hpp"
 #include "policy/sse_scanner.hpp"
 #include "policy/upstream_target.hpp"
@@ -457,11 +458,15 @@ class Diagnosis {
   // `why`, when given, is what the fix says went wrong; otherwise the hop's detail.
   bool hop(const char* name, TimePoint began, bool ok, std::string detail, Cause cause = Cause::ok,
            std::string why = {}) {
+    // What the server said (an error quoting the Authorization it was sent) must not show the key.
+    scrub_secret(detail, t_.ep.api_key);
+    scrub_secret(why, t_.ep.api_key);
     report_.hops.push_back({name, ok, to_ms(began - start_), ms_since(began), detail});
     if (!ok) {
       report_.cause = cause;
       ctx_.detail = why.empty() ? std::move(detail) : std::move(why);
       report_.fix = fix_for(cause, ctx_);
+      scrub_secret(report_.fix, t_.ep.api_key);
     }
     return ok;
   }

@@ -187,13 +187,6 @@ std::string describe_refusal(ErrorCode code, const config::Endpoint& endpoint,
       format_duration(admit.retry_after));
 }
 
-// Every occurrence of `secret` in `text` becomes ***.
-void scrub_secret(std::string& text, std::string_view secret) {
-  if (secret.size() < 4) return;  // too short to be a key; replacing it would garble the text
-  for (size_t at = text.find(secret); at != std::string::npos; at = text.find(secret, at + 3))
-    text.replace(at, secret.size(), "***");
-}
-
 // The upstream refused this request in a way another model may not (fallback_on: an error code such
 // as context_length_exceeded in its 4xx body).
 bool falls_back(const config::Model& model, const AttemptResult& r) {
@@ -553,7 +546,10 @@ asio::awaitable<void> Gateway::proxy(Exchange& x, const config::Model& model, st
         x.record.retry_after_ms = static_cast<int>(std::min<int64_t>(hint->count(), INT32_MAX));
       headers = forwardable(std::move(last.headers), x);
       body = std::move(last.body);
-      if (x.endpoint) scrub_secret(body, x.endpoint->api_key);
+      if (x.endpoint) {
+        scrub_secret(body, x.endpoint->api_key);
+        for (auto& h : headers) scrub_secret(h.second, x.endpoint->api_key);  // WWW-Authenticate, say
+      }
     } else {
       status = http_status(verdict.code);
       headers = x.headers();
@@ -652,9 +648,16 @@ asio::awaitable<AttemptResult> Gateway::attempt(Exchange& x, const config::Model
           // The upstream's own failure. Once the answer has begun it is relayed, so the client's SDK
           // raises the upstream's reason, and ends the stream; before that, nothing was sent and it
           // is a failure like an error status (retried, or answered by ballast).
+          // Its words go into ballast's own message and the log, and the event itself may be relayed:
+          // neither may repeat the endpoint's key, should the upstream quote it.
           o.upstream_error = true;
           o.detail = ev->error_message;
-          if (first_token_at) out.append(ev->raw);
+          scrub_secret(o.detail, endpoint.api_key);
+          if (first_token_at) {
+            std::string event(ev->raw);
+            scrub_secret(event, endpoint.api_key);
+            out.append(event);
+          }
           break;
         }
         if (ev->malformed) {

@@ -43,6 +43,12 @@ std::string describe_timings(const PhaseTimings& t) {
   return out;
 }
 
+void scrub_secret(std::string& text, std::string_view secret) {
+  if (secret.size() < 4) return;  // too short to be a key; replacing it would garble the text
+  for (size_t at = text.find(secret); at != std::string::npos; at = text.find(secret, at + 3))
+    text.replace(at, secret.size(), "***");
+}
+
 std::string describe_failure(ErrorCode code, const Outcome& o, const FailureContext& c) {
   const PhaseBounds defaults;
   const PhaseBounds& b = c.bounds ? *c.bounds : defaults;

@@ -25,4 +25,8 @@ std::string describe_failure(ErrorCode code, const Outcome& outcome, const Failu
 // "dns 0.1ms, connect 0.3ms, first byte 512ms": the milestones an attempt reached.
 std::string describe_timings(const PhaseTimings& t);
 
+// Every occurrence of `secret` (an endpoint's key) in `text` becomes ***: for what an upstream says
+// back (an error body, header or event quoting the Authorization it was sent) before anyone sees it.
+void scrub_secret(std::string& text, std::string_view secret);
+
 }  // namespace ballast
