@@ -77,7 +77,8 @@ std::vector<doctor::Target> from_config(const config::Config& c) {
       t.key_source = fmt::format("api_key: of {} (line {})", c.source, ep.line);
       if (ep.api_key.starts_with("${") && ep.api_key.ends_with("}"))
         t.key_source = ep.api_key.substr(2, ep.api_key.size() - 3);
-      t.model = m.name == "*" ? "" : m.name;
+      // The name the endpoint's upstream is asked for: its own model:, else the client-facing one.
+      t.model = !ep.model.empty() ? ep.model : m.name == "*" ? "" : m.name;
       t.first_token_timeout = config::effective_bounds(c, m, ep).first_token;
       t.timeout_source = "timeouts.first_token";
       out.push_back(std::move(t));

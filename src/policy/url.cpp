@@ -65,9 +65,9 @@ std::optional<Url> parse_url(std::string_view text, std::string* error) {
 std::string redact_credentials(std::string_view url) {
   size_t scheme_end = url.find("://");
   size_t start = scheme_end == std::string_view::npos ? 0 : scheme_end + 3;
-  size_t authority_end = url.find_first_of("/?#", start);
-  if (authority_end == std::string_view::npos) authority_end = url.size();
-  size_t at = url.rfind('@', authority_end);
+  // The last '@' anywhere, not only before the first '/': a password written unencoded may hold
+  // '/', '?' or '#' itself. A path with an '@' in it is hidden too; a secret never shows.
+  size_t at = url.rfind('@');
   if (at == std::string_view::npos || at < start) return std::string(url);
   return std::string(url.substr(0, start)) + "***" + std::string(url.substr(at));
 }

@@ -77,7 +77,11 @@ namespace {
 
 TEST(Url, CredentialsAreNeverShown) {
   EXPECT_EQ(redact_credentials("http://user:s3cret@proxy.corp:3128"), "http://***@proxy.corp:3128");
-  EXPECT_EQ(redact_credentials("http://proxy.corp:3128/p@th"), "http://proxy.corp:3128/p@th");
+  // An unencoded password may hold '/', '?' or '#': everything up to the last '@' is hidden, even
+  // when that over-hides a path with an '@' in it.
+  EXPECT_EQ(redact_credentials("http://user:pa/ss@proxy.corp:3128"), "http://***@proxy.corp:3128");
+  EXPECT_EQ(redact_credentials("http://user:p?a#s@proxy.corp:3128"), "http://***@proxy.corp:3128");
+  EXPECT_EQ(redact_credentials("http://proxy.corp:3128/p@th"), "http://***@th");
   EXPECT_EQ(redact_credentials("user:pw@host:1"), "***@host:1");
   EXPECT_EQ(redact_credentials("https://api.openai.com/v1"), "https://api.openai.com/v1");
 }
