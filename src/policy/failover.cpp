@@ -86,18 +86,26 @@ NextAttempt next_attempt(const RetryPolicy& policy, std::span<const Candidate> c
       c, [&](size_t i) { return i != failed && !tried[i] && c[i].priority == tier; }, unit);
   if (other >= 0) return go(NextAttempt::Where::other_in_tier, other, Millis(0), true);
 
-  // The same endpoint, when the failure was fast and transient, happened once, and the wait is
-  // short: a blip is cheaper to wait out than a fallback is to take. Not with the last attempt
-  // allowed while a next tier could take it: the fallback must get its chance.
-  const auto failures_here =
-      std::count_if(history.begin(), history.end(), [&](const auto& a) { return a.endpoint == failed; });
+  // Back to an endpoint of this tier whose one failure was fast and transient, when the wait is
+  // short: a blip is cheaper to wait out than a fallback is to take. The one that just failed
+  // first, else one tried earlier (A answered a quick 503, then B went silent: A may take the
+  // attempt that is left). Not with the last attempt allowed while a next tier could take it:
+  // the fallback must get its chance.
   const bool last_attempt = static_cast<int>(history.size()) + 1 >= policy.max_attempts;
   const int fallback = next_tier_pick(c, tier, tried, unit);
-  if (!last.silent && failures_here == 1 && c[failed].available && !(last_attempt && fallback >= 0)) {
-    int retry = static_cast<int>(history.size());
-    Millis wait = last.hint ? *last.hint : backoff(policy, retry, unit());
-    if (wait <= std::min(policy.max_same_wait, policy.retry_after_cap))
-      return go(NextAttempt::Where::same_endpoint, static_cast<int>(failed), wait, true);
+  if (!(last_attempt && fallback >= 0)) {
+    const int retry = static_cast<int>(history.size());
+    for (size_t k = history.size(); k-- > 0;) {
+      const AttemptFact& a = history[k];
+      const auto failures = std::count_if(history.begin(), history.end(),
+                                          [&](const auto& b) { return b.endpoint == a.endpoint; });
+      if (a.silent || !a.retryable || failures != 1 || !c[a.endpoint].available ||
+          c[a.endpoint].priority != tier)
+        continue;
+      Millis wait = a.hint ? *a.hint : backoff(policy, retry, unit());
+      if (wait <= std::min(policy.max_same_wait, policy.retry_after_cap))
+        return go(NextAttempt::Where::same_endpoint, static_cast<int>(a.endpoint), wait, true);
+    }
   }
 
   // Otherwise the next tier, at once: no backoff before a different endpoint.

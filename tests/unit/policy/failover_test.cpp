@@ -62,6 +62,27 @@ TEST(Failover, AFastTransientFailureGoesBackToTheSameEndpointOnce) {
   EXPECT_EQ(n.wait, 0ms);
 }
 
+TEST(Failover, AnEarlierFastFailureTakesTheAttemptLeftWhenTheOtherEndpointWentSilent) {
+  // A answered a quick 503, then B went silent; with no other tier, A takes the third attempt.
+  auto c = tiers({0, 0});
+  std::vector<AttemptFact> h{failed(0), silent(1)};
+  NextAttempt n = next_attempt(RetryPolicy{}, c, h, 30s, half);
+  EXPECT_EQ(n.where, W::same_endpoint);
+  EXPECT_EQ(n.endpoint, 0);
+  EXPECT_EQ(n.wait, 250ms);  // the backoff of a second retry: 0.5 × 500 ms
+  // Not when A's hint is longer than retries.max_same_wait, nor when A itself went silent.
+  h = {failed(0, 5000ms), silent(1)};
+  EXPECT_EQ(next_attempt(RetryPolicy{}, c, h, 30s, half).denied, RetryDenial::no_endpoint);
+  h = {silent(0), silent(1)};
+  EXPECT_EQ(next_attempt(RetryPolicy{}, c, h, 30s, half).denied, RetryDenial::no_endpoint);
+  // With a fallback tier, the last attempt goes there instead.
+  auto with_fallback = tiers({0, 0, 1});
+  h = {failed(0), silent(1)};
+  n = next_attempt(RetryPolicy{}, with_fallback, h, 30s, half);
+  EXPECT_EQ(n.where, W::next_tier);
+  EXPECT_EQ(n.endpoint, 2);
+}
+
 TEST(Failover, TheLastAttemptGoesToTheFallbackWhenThereIsOne) {
   // Two endpoints of the first tier failed once each: the third and last attempt is the fallback's,
   // not a second try on the first tier.
