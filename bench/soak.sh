@@ -14,7 +14,7 @@ minutes=${1:-30}
 rate=${SOAK_RATE:-80}
 fd_slack=${SOAK_FD_SLACK:-5}
 reload_every=30      # seconds between SIGHUPs
-bin=build/ballast
+bin=${BALLAST_BIN:-build/ballast}
 [[ $minutes =~ ^[1-9][0-9]*$ ]] || { echo "usage: bench/soak.sh [MINUTES]  (a whole number ≥ 1)" >&2; exit 2; }
 [[ $rate =~ ^[1-9][0-9]*$ && $rate -ge 2 ]] || { echo "SOAK_RATE must be a whole number ≥ 2" >&2; exit 2; }
 for tool in curl awk python3; do command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 1; }; done
