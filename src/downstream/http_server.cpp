@@ -20,6 +20,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "downstream/request_parser.hpp"
 #include "policy/header_filter.hpp"
 
 namespace ballast {
@@ -177,11 +178,8 @@ asio::awaitable<void> Session<Stream>::run() {
     idle_ = true;
     if (server_->stopping) break;
     lowest().expires_after(opt.idle_timeout);
-    http::request_parser<http::string_body> parser;
-    parser.header_limit(static_cast<std::uint32_t>(opt.max_header_bytes));
-    // No body limit for the header: Beast would refuse a large Content-Length there, and the
-    // client should get a 413 it can read instead of a closed connection.
-    parser.body_limit(boost::none);
+    RequestParser parser;
+    limit_request_header(parser, opt);
     auto [ec, n] = co_await http::async_read_header(stream_, buffer_, parser, as_tuple_awaitable);
     if (ec && ec.category() == http::make_error_code(http::error::end_of_stream).category() &&
         ec != http::error::end_of_stream && ec != http::error::partial_message) {
@@ -202,8 +200,7 @@ asio::awaitable<void> Session<Stream>::run() {
     if (ec) break;
     idle_ = false;
     Request req;
-    bool too_large = parser.content_length() && *parser.content_length() > opt.max_body_bytes;
-    parser.body_limit(opt.max_body_bytes);  // still applies to a chunked body as it arrives
+    bool too_large = limit_request_body(parser, opt);
     const auto& head = parser.get();
     if (!too_large && iequals(head[http::field::expect], "100-continue")) {
       http::response<http::empty_body> cont{http::status::continue_, 11};
