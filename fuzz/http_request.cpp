@@ -1,6 +1,6 @@
 // The bytes a client sends on one connection, read as the downstream server reads them
-// (downstream/http_server.cpp): the parser set up by downstream/request_parser.hpp, the header read
-// with http::async_read_header, then the body unless its declared length is over the limit,
+// (downstream/http_server.cpp): the parser set up and the header read by
+// downstream/request_parser.hpp, then the body unless its declared length is over the limit,
 // request after request while the connection is kept alive. The input's hash picks how the bytes
 // arrive (a few at a time, all at once, or each read ending just past a line ending, as a client
 // sending one header line per packet would) and, for half the inputs, small limits.
@@ -91,13 +91,6 @@ class ClientStream {
   size_t pos_ = 0;
 };
 
-// The header, read as http_server.cpp reads it.
-asio::awaitable<std::tuple<beast::error_code, size_t>> read_header(ClientStream& client,
-                                                                   beast::flat_buffer& buffer,
-                                                                   ballast::RequestParser& parser) {
-  co_return co_await http::async_read_header(client, buffer, parser, asio::as_tuple(asio::use_awaitable));
-}
-
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -119,7 +112,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     ballast::limit_request_header(parser, options);
     std::tuple<beast::error_code, size_t> header;
     bool read = false;
-    asio::co_spawn(io, read_header(client, buffer, parser),
+    asio::co_spawn(io, ballast::read_request_header(client, buffer, parser, options),
                    [&](std::exception_ptr e, std::tuple<beast::error_code, size_t> r) {
                      if (e) std::rethrow_exception(e);
                      header = r;

@@ -180,7 +180,7 @@ asio::awaitable<void> Session<Stream>::run() {
     lowest().expires_after(opt.idle_timeout);
     RequestParser parser;
     limit_request_header(parser, opt);
-    auto [ec, n] = co_await http::async_read_header(stream_, buffer_, parser, as_tuple_awaitable);
+    auto [ec, n] = co_await read_request_header(stream_, buffer_, parser, opt);
     if (ec && ec.category() == http::make_error_code(http::error::end_of_stream).category() &&
         ec != http::error::end_of_stream && ec != http::error::partial_message) {
       // A request the parser refuses is answered and logged, not dropped in silence: the operator
