@@ -29,7 +29,7 @@ for target in "$@"; do
   else
     failed=1
     echo "$name: FOUND SOMETHING, see $work/log; the input is in:" >&2
-    ls "$work"/crash-* "$work"/timeout-* "$work"/leak-* "$work"/oom-* 2>/dev/null >&2
+    ls -d "$work"/crash-* "$work"/timeout-* "$work"/leak-* "$work"/oom-* 2>/dev/null | sed 's/^/  /' >&2
     grep -m1 -A30 -E '^==[0-9]+==ERROR|runtime error|invariant broken|ERROR: libFuzzer' "$work/log" >&2
   fi
 done
