@@ -113,7 +113,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::tuple<beast::error_code, size_t> header;
     bool read = false;
     asio::co_spawn(io, ballast::read_request_header(client, buffer, parser, options),
-                   [&](std::exception_ptr e, std::tuple<beast::error_code, size_t> r) {
+                   [&](const std::exception_ptr& e, std::tuple<beast::error_code, size_t> r) {
                      if (e) std::rethrow_exception(e);
                      header = r;
                      read = true;

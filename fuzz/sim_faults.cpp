@@ -47,12 +47,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::vector<int> hits(faults.size(), 0);
   std::mt19937_64 rng(size);
   for (int request = 0; request < 8; ++request) {
-    std::vector<int> before;
-    for (const auto& f : faults) before.push_back(f.times);
+    std::vector<Fault> before = faults;
     auto plan = ballast::sim::plan_faults(faults, rng);
     for (size_t i = 0; i < faults.size(); ++i) {
-      FUZZ_CHECK(faults[i].times == before[i] || (before[i] > 0 && faults[i].times == before[i] - 1));
-      if (faults[i].times != before[i]) ++hits[i];
+      int was = before[i].times;
+      FUZZ_CHECK(faults[i].times == was || (was > 0 && faults[i].times == was - 1));
+      if (faults[i].times != was) ++hits[i];
     }
     if (plan.status) FUZZ_CHECK(*plan.status >= 100 && *plan.status <= 599);
     FUZZ_CHECK(plan.slow_headers_ms >= 0);
