@@ -2,16 +2,21 @@
 JOBS      ?= $(shell nproc)
 BUILD     ?= build
 ASAN      ?= build-asan
+FUZZ      ?= build-fuzz
+# How long `make fuzz` runs each target, in seconds (`make test` runs each for 10 s).
+FUZZ_SECONDS ?= 60
 GENERATOR := -G Ninja
 LAUNCHER   = $(shell command -v ccache >/dev/null 2>&1 && echo "-DCMAKE_CXX_COMPILER_LAUNCHER=ccache")
 
-.PHONY: run test build build-asan deps deps-test unit-test sanitize bench format clean
+.PHONY: run test build build-asan build-fuzz fuzz deps deps-test deps-fuzz unit-test sanitize bench format clean
 
 run: deps build
 	./$(BUILD)/ballast serve
 
-test: deps-test build build-asan
+test: deps-test build build-asan build-fuzz
 	ctest --test-dir $(BUILD) --output-on-failure -j1
+	@echo "== the fuzz targets, 10 s each on their corpora =="
+	ctest --test-dir $(FUZZ) --output-on-failure -j1
 	@echo "== the same suite under AddressSanitizer + UndefinedBehaviorSanitizer =="
 	ctest --test-dir $(ASAN) --output-on-failure -j1
 
@@ -21,6 +26,9 @@ deps:
 deps-test:
 	@scripts/install-deps.sh test
 
+deps-fuzz:
+	@scripts/install-deps.sh fuzz
+
 build:
 	cmake -S . -B $(BUILD) $(GENERATOR) $(LAUNCHER) -DCMAKE_BUILD_TYPE=Release >/dev/null
 	cmake --build $(BUILD) -j $(JOBS)
@@ -28,6 +36,16 @@ build:
 build-asan:
 	cmake -S . -B $(ASAN) $(GENERATOR) $(LAUNCHER) -DCMAKE_BUILD_TYPE=Debug -DBALLAST_SANITIZE=ON >/dev/null
 	cmake --build $(ASAN) -j $(JOBS)
+
+# The parsers under libFuzzer (clang, ASan, UBSan): the pure libraries and fuzz/ only.
+build-fuzz:
+	cmake -S . -B $(FUZZ) $(GENERATOR) $(LAUNCHER) -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DBALLAST_FUZZ=ON >/dev/null
+	cmake --build $(FUZZ) -j $(JOBS)
+
+# Each target for FUZZ_SECONDS on its corpus; new inputs and findings go to $(FUZZ)/fuzz-out.
+fuzz: deps-fuzz build-fuzz
+	fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ)/fuzz-out $(FUZZ)/fuzz/fuzz_*
 
 unit-test: build
 	ctest --test-dir $(BUILD) --output-on-failure -L unit
@@ -42,4 +60,4 @@ format:
 	clang-format -i $$(git ls-files '*.cpp' '*.hpp')
 
 clean:
-	rm -rf $(BUILD) $(ASAN)
+	rm -rf $(BUILD) $(ASAN) $(FUZZ)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing ballast needs on Debian 12, and nothing that is already there.
 #   scripts/install-deps.sh build   — compiler, CMake and the libraries
-#   scripts/install-deps.sh test    — the above, plus the test tools and the Node clients (npm ci)
+#   scripts/install-deps.sh fuzz    — the above, plus clang and libFuzzer's runtime (make fuzz)
+#   scripts/install-deps.sh test    — all of the above, plus the test tools and the Node clients (npm ci)
 #   scripts/install-deps.sh bench   — the above, plus the peers measured in bench/ (wrk, haproxy, nginx)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,11 +11,14 @@ what=${1:-build}
 packages=(g++ cmake make ninja-build pkg-config ccache
   libboost1.81-dev libcurl4-openssl-dev libssl-dev libsimdjson-dev libyaml-cpp-dev
   libspdlog-dev libfmt-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev)
+# -fsanitize=fuzzer comes with clang's runtime libraries, in a package of their own on Debian 12.
+fuzz_packages=(clang libclang-rt-14-dev)
 case "$what" in
   build) ;;
-  test) packages+=(curl openssl python3 nginx tinyproxy) ;;
+  fuzz) packages+=("${fuzz_packages[@]}") ;;
+  test) packages+=(curl openssl python3 nginx tinyproxy "${fuzz_packages[@]}") ;;
   bench) packages+=(curl openssl python3 nginx tinyproxy wrk haproxy) ;;
-  *) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
+  *) echo "usage: $0 build|fuzz|test|bench" >&2; exit 2 ;;
 esac
 
 missing=()
@@ -30,7 +34,7 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-if [ "$what" != build ]; then
+if [ "$what" != build ] && [ "$what" != fuzz ]; then
   # The Node clients need Node 20 or newer; Debian's nodejs (18) is too old, so it is never installed from here.
   if ! command -v node >/dev/null 2>&1; then
     echo "error: node is not installed; the integration tests need Node.js 20 or newer with npm" >&2

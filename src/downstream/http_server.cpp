@@ -20,6 +20,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "downstream/request_parser.hpp"
 #include "policy/header_filter.hpp"
 
 namespace ballast {
@@ -182,12 +183,9 @@ asio::awaitable<void> Session<Stream>::run() {
     idle_ = true;
     if (server_->stopping) break;
     lowest().expires_after(opt.idle_timeout);
-    http::request_parser<http::string_body> parser;
-    parser.header_limit(static_cast<std::uint32_t>(opt.max_header_bytes));
-    // No body limit for the header: Beast would refuse a large Content-Length there, and the
-    // client should get a 413 it can read instead of a closed connection.
-    parser.body_limit(boost::none);
-    auto [ec, n] = co_await http::async_read_header(stream_, buffer_, parser, as_tuple_awaitable);
+    RequestParser parser;
+    limit_request_header(parser, opt);
+    auto [ec, n] = co_await read_request_header(stream_, buffer_, parser, opt);
     if (ec && ec.category() == http::make_error_code(http::error::end_of_stream).category() &&
         ec != http::error::end_of_stream && ec != http::error::partial_message) {
       // A request the parser refuses is answered and logged, not dropped in silence: the operator
@@ -207,7 +205,7 @@ asio::awaitable<void> Session<Stream>::run() {
     if (ec) break;
     idle_ = false;
     Request req;
-    bool too_large = parser.content_length() && *parser.content_length() > opt.max_body_bytes;
+    bool too_large = limit_request_body(parser, opt);
     // The body's bytes count against the process-wide bound while the request is served: the
     // declared length before it is read, a chunked body's once it is.
     int64_t held = 0;
@@ -217,7 +215,6 @@ asio::awaitable<void> Session<Stream>::run() {
       else
         req.over_buffer_bound = too_large = true;  // read and dropped like a body over the limit
     }
-    parser.body_limit(opt.max_body_bytes);  // still applies to a chunked body as it arrives
     const auto& head = parser.get();
     if (!too_large && iequals(head[http::field::expect], "100-continue")) {
       http::response<http::empty_body> cont{http::status::continue_, 11};

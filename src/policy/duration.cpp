@@ -53,7 +53,11 @@ std::optional<Duration> parse_seconds(std::string_view text) {
   while (!text.empty() && text.back() == ' ') text.remove_suffix(1);
   auto v = parse_number(text);
   if (!v || *v <= 0 || *v > 1e9) return std::nullopt;
-  return std::chrono::duration_cast<Duration>(std::chrono::duration<double>(*v));
+  // "1e-20" is positive but under the clock's 1 ns tick: it is refused like "0", not read as a
+  // zero timeout (a deadline already past on arrival).
+  auto d = std::chrono::duration_cast<Duration>(std::chrono::duration<double>(*v));
+  if (d <= Duration::zero()) return std::nullopt;
+  return d;
 }
 
 }  // namespace ballast

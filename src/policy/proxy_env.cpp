@@ -34,8 +34,9 @@ bool entry_matches(std::string_view entry, std::string_view host) {
     for (char c : entry.substr(slash + 1)) {
       if (!std::isdigit(static_cast<unsigned char>(c))) return false;
       bits = bits * 10 + (c - '0');
+      if (bits > 32) return false;  // before a long run of digits overflows it
     }
-    if (!net || !addr || bits > 32) return false;
+    if (!net || !addr) return false;
     uint32_t mask = bits == 0 ? 0 : ~uint32_t{0} << (32 - bits);
     return (*net & mask) == (*addr & mask);
   }
@@ -46,7 +47,10 @@ bool entry_matches(std::string_view entry, std::string_view host) {
       entry = entry.substr(0, colon);
     }
   }
-  if (entry.front() == '.') entry.remove_prefix(1);
+  if (entry.starts_with('.')) entry.remove_prefix(1);
+  // Nothing left (":8080", "."): the entry names no host. Compared as "", it would match every
+  // host ending in a dot.
+  if (entry.empty()) return false;
   if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
   if (entry.size() >= 2 && entry.front() == '[' && entry.back() == ']')
     entry = entry.substr(1, entry.size() - 2);

@@ -26,12 +26,15 @@ const std::string* find(const HeaderPairs& headers, std::string_view name) {
   return nullptr;
 }
 
-// "Sun, 06 Nov 1994 08:49:37 GMT" (IMF-fixdate, the only form servers send today).
+// "Sun, 06 Nov 1994 08:49:37 GMT" (IMF-fixdate, the only form servers send today). The year can be
+// anything from 0 to 9999, and system_clock (nanoseconds) ends in 2262: a date is clamped to
+// 1970-2200 first. Either way the wait it gives is the same: none, or past any retry_after_cap.
 std::optional<std::chrono::system_clock::time_point> parse_http_date(const std::string& text) {
   std::tm tm{};
   const char* end = ::strptime(text.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm);
   if (!end || *end != '\0') return std::nullopt;
-  return std::chrono::system_clock::from_time_t(::timegm(&tm));
+  constexpr std::time_t kLatest = 7'258'118'400;  // 2200-01-01T00:00:00Z
+  return std::chrono::system_clock::from_time_t(std::clamp<std::time_t>(::timegm(&tm), 0, kLatest));
 }
 
 Millis at_least_zero(Millis d) {

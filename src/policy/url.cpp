@@ -83,7 +83,8 @@ bool is_local_host(std::string_view host) {
   if (host.starts_with("172.")) {
     int second = 0;
     for (char c : host.substr(4)) {
-      if (!std::isdigit(static_cast<unsigned char>(c))) break;
+      // Past 255 it is no octet: stop before a long run of digits overflows `second`.
+      if (!std::isdigit(static_cast<unsigned char>(c)) || second > 255) break;
       second = second * 10 + (c - '0');
     }
     return second >= 16 && second <= 31;

@@ -33,7 +33,8 @@ FaultParse parse_fault(std::string_view spec) {
     std::string_view p = body.substr(at + 1);
     double prob = -1;
     auto [end, ec] = std::from_chars(p.data(), p.data() + p.size(), prob);
-    if (ec != std::errc() || end != p.data() + p.size() || prob < 0 || prob > 1) {
+    // Written so that NaN ("nan" reads as one) fails too: it would make the fault hit every request.
+    if (ec != std::errc() || end != p.data() + p.size() || !(prob >= 0 && prob <= 1)) {
       out.error = "'" + std::string(spec) + "': the probability after @ must be a number from 0 to 1";
       return out;
     }

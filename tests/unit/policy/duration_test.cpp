@@ -37,6 +37,7 @@ TEST(Duration, ReadsTheSdksTimeoutHeader) {
   EXPECT_FALSE(parse_seconds("0"));
   EXPECT_FALSE(parse_seconds("abc"));
   EXPECT_FALSE(parse_seconds("-1"));
+  EXPECT_FALSE(parse_seconds("1e-20"));  // positive, but no whole nanosecond
 }
 
 }  // namespace

@@ -59,5 +59,12 @@ TEST(NoProxy, MatchingRules) {
   EXPECT_EQ(no_proxy_match("", "x"), "");
 }
 
+TEST(NoProxy, EntriesThatNameNoHostMatchNothing) {
+  EXPECT_EQ(no_proxy_match(":8080", "example.com."), "");
+  EXPECT_EQ(no_proxy_match(".", "example.com."), "");
+  EXPECT_EQ(no_proxy_match("10.0.0.0/99999999999", "10.0.0.1"), "");
+  EXPECT_EQ(no_proxy_match("10.0.0.0/33", "10.0.0.1"), "");
+}
+
 }  // namespace
 }  // namespace ballast

@@ -32,6 +32,14 @@ TEST(RetryHint, RetryAfterSecondsAndDate) {
   EXPECT_EQ(retry_hint({{"retry-after", "soon"}}, now), std::nullopt);
 }
 
+TEST(RetryHint, ADateBeyondTheClocksRangeIsFarAwayNotGarbage) {
+  auto now = std::chrono::system_clock::from_time_t(1'717'200'000);  // 2024-06-01
+  auto far = retry_hint({{"retry-after", "Sat, 01 Jun 8473 00:00:30 GMT"}}, now);
+  ASSERT_TRUE(far);
+  EXPECT_GT(*far, Millis(std::chrono::hours(24 * 365 * 100)));  // clamped to 2200: far past any cap
+  EXPECT_EQ(retry_hint({{"retry-after", "Mon, 01 Jan 0001 00:00:00 GMT"}}, now), 0ms);
+}
+
 TEST(RetryHint, RateLimitResetOfTheExhaustedLimit) {
   HeaderPairs h = {{"x-ratelimit-reset-requests", "20ms"},
                    {"x-ratelimit-remaining-requests", "59"},

@@ -92,7 +92,8 @@ TEST(Url, LocalAndLoopbackHosts) {
   for (const char* h :
        {"10.0.0.8", "172.16.0.1", "172.31.255.1", "192.168.1.20", "host.docker.internal", "vllm"})
     EXPECT_TRUE(is_local_host(h)) << h;
-  for (const char* h : {"api.openai.com", "172.32.0.1", "8.8.8.8", "res.openai.azure.com"}) {
+  for (const char* h :
+       {"api.openai.com", "172.32.0.1", "8.8.8.8", "res.openai.azure.com", "172.99999999999"}) {
     EXPECT_FALSE(is_local_host(h)) << h;
     EXPECT_FALSE(is_loopback_host(h)) << h;
   }

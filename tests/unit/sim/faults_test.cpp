@@ -27,6 +27,7 @@ TEST(Faults, ExplainsBadSpecs) {
   EXPECT_NE(parse_fault("blackhole=3").error.find("takes no value"), std::string::npos);
   EXPECT_NE(parse_fault("explode").error.find("unknown fault"), std::string::npos);
   EXPECT_NE(parse_fault("reset@2").error.find("from 0 to 1"), std::string::npos);
+  EXPECT_NE(parse_fault("reset@nan").error.find("from 0 to 1"), std::string::npos);
   EXPECT_NE(parse_fault("status=503,later").error.find("retry-after"), std::string::npos);
   EXPECT_NE(parse_fault("status=503,code=").error.find("code=NAME"), std::string::npos);
 }
