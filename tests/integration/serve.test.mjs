@@ -6,9 +6,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { startProcess, startSim, startServe, chat, streamChat, tempDir, selfSignedCert, eventually } from './lib/harness.mjs';
+import { startPeer, startProcess, startSim, startServe, chat, streamChat, tempDir, selfSignedCert, eventually } from './lib/harness.mjs';
 
 test('a bad config reports every problem with file, line and key, and exits 2', async () => {
   const file = path.join(tempDir(), 'bad.yaml');
@@ -22,7 +20,7 @@ test('a bad config reports every problem with file, line and key, and exits 2', 
     'timeouts: {connect: 5}',
     'retry: 3',
   ].join('\n'));
-  const p = await startProcess(['serve', '--config', file], { expectListen: false });
+  const p = await startProcess(['serve', '--config', file], { expectListen: false, expectExit: 2 });
   const { code } = await p.exited;
   assert.equal(code, 2);
   assert.match(p.stderr, /the configuration has 4 problem\(s\); nothing was started/);
@@ -255,7 +253,7 @@ test('one owner per port: a second ballast on a port a running one holds fails, 
   try {
     const file = path.join(tempDir(), 'second.yaml');
     fs.writeFileSync(file, JSON.stringify({ listen: gw.address, models: [{ name: 'other', endpoints: [{ provider: 'sim' }] }] }));
-    const second = await startProcess(['serve', '--config', file], { expectListen: false });
+    const second = await startProcess(['serve', '--config', file], { expectListen: false, expectExit: 1 });
     const { code } = await second.exited;
     assert.equal(code, 1);
     assert.match(second.stderr, new RegExp(`cannot listen on ${gw.address.replace(/\./g, '\\.')}: Address already in use`));
@@ -302,7 +300,7 @@ http {
     location / { proxy_pass http://sim; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_buffering off; }
   }
 }`);
-  const nginx = spawn('nginx', ['-c', path.join(dir, 'nginx.conf'), '-g', 'daemon off;'], { stdio: 'inherit' });
+  const nginx = startPeer('nginx', ['-c', path.join(dir, 'nginx.conf'), '-g', 'daemon off;']);
   const gw = await startServe({
     models: [{ name: 'm', endpoints: [{ base_url: `https://127.0.0.1:${port}/v1`, ca_bundle: path.join(dir, 'cert.pem') }] }],
   });
@@ -321,8 +319,7 @@ http {
     assert.deepEqual(log.trim().split('\n'), ['HTTP/2.0 200', 'HTTP/2.0 200']);
   } finally {
     await gw.stop();
-    nginx.kill('SIGTERM');
-    await once(nginx, 'exit');
+    await nginx.stop();
     await sim.stop();
   }
 });
