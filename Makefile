@@ -8,7 +8,7 @@ LAUNCHER   = $(shell command -v ccache >/dev/null 2>&1 && echo "-DCMAKE_CXX_COMP
 .PHONY: run test build build-asan deps deps-test unit-test sanitize bench format clean
 
 run: deps build
-	./$(BUILD)/ballast serve
+	$(BUILD)/ballast serve
 
 test: deps-test build build-asan
 	ctest --test-dir $(BUILD) --output-on-failure -j1

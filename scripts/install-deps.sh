@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what building and testing ballast needs on Debian 12, and nothing that is already there.
-#   scripts/install-deps.sh build   — compiler, CMake and the libraries
+#   scripts/install-deps.sh build   — compiler, CMake and the libraries (building and running need no Node.js)
 #   scripts/install-deps.sh test    — the above, plus the test tools and the Node clients (npm ci)
 #   scripts/install-deps.sh bench   — the above, plus the peers measured in bench/ (wrk, haproxy, nginx)
 set -euo pipefail
@@ -44,6 +44,10 @@ if [ "$what" != build ]; then
   lock=tests/integration/package-lock.json
   stamp=tests/integration/node_modules/.installed-lock
   if ! cmp -s "$lock" "$stamp" 2>/dev/null; then
+    if ! command -v npm >/dev/null 2>&1; then
+      echo "error: npm is not installed; the integration tests need it (with Node.js 20 or newer) for their clients" >&2
+      exit 1
+    fi
     (cd tests/integration && npm ci --no-audit --no-fund --loglevel=error)
     cp "$lock" "$stamp"
   fi
