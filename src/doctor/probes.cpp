@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <condition_variable>
 #include <cstring>
 #include <memory>
@@ -399,8 +400,13 @@ HttpResult http(const HttpRequest& req) {
       easy, CURLOPT_HEADERFUNCTION, +[](char* d, size_t s, size_t n, void* self) -> size_t {
         auto* tr = static_cast<Transfer*>(self);
         std::string_view line(d, s * n);
-        if (line.starts_with("HTTP/") && line.size() > 12)
-          tr->r->status = std::atoi(std::string(line.substr(9, 3)).c_str());
+        if (line.starts_with("HTTP/")) {
+          // The code follows the first space: "HTTP/1.1 200 OK", but "HTTP/2 200"; 0 if it is not digits.
+          size_t sp = line.find(' ');
+          tr->r->status = 0;
+          if (sp != std::string_view::npos && line.size() >= sp + 4)
+            std::from_chars(line.data() + sp + 1, line.data() + sp + 4, tr->r->status);
+        }
         if (!tr->r->first_byte_ms) tr->r->first_byte_ms = ms_since(tr->start);
         return s * n;
       });

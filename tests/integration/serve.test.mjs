@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
-import { startPeer, startProcess, startSim, startServe, chat, streamChat, tempDir, selfSignedCert, eventually } from './lib/harness.mjs';
+import { startProcess, startTlsProxy, startSim, startServe, chat, streamChat, tempDir, selfSignedCert, eventually } from './lib/harness.mjs';
 
 test('a bad config reports every problem with file, line and key, and exits 2', async () => {
   const file = path.join(tempDir(), 'bad.yaml');
@@ -277,46 +277,15 @@ test('SIGHUP does not end the process: serving goes on, and the log says reloadi
 });
 
 test('HTTP/2 where the upstream offers it: nginx (TLS + h2) in front of the simulator sees HTTP/2.0', async () => {
-  const { dir } = await selfSignedCert();
   const sim = await startSim(['--tokens', '4']);
-  const port = await new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); });
-  });
-  fs.writeFileSync(path.join(dir, 'nginx.conf'), `
-user root;
-worker_processes 1;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log;
-events {}
-http {
-  log_format proto '$server_protocol $status';
-  access_log ${dir}/access.log proto;
-  client_body_temp_path ${dir}; proxy_temp_path ${dir}; fastcgi_temp_path ${dir}; uwsgi_temp_path ${dir}; scgi_temp_path ${dir};
-  upstream sim { server ${sim.address}; keepalive 8; }
-  server {
-    listen 127.0.0.1:${port} ssl http2;
-    ssl_certificate ${dir}/cert.pem;
-    ssl_certificate_key ${dir}/key.pem;
-    location / { proxy_pass http://sim; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_buffering off; }
-  }
-}`);
-  const nginx = startPeer('nginx', ['-c', path.join(dir, 'nginx.conf'), '-g', 'daemon off;']);
-  const gw = await startServe({
-    models: [{ name: 'm', endpoints: [{ base_url: `https://127.0.0.1:${port}/v1`, ca_bundle: path.join(dir, 'cert.pem') }] }],
-  });
+  const nginx = await startTlsProxy(sim.address);
+  const gw = await startServe({ models: [{ name: 'm', endpoints: [{ base_url: nginx.base, ca_bundle: nginx.cert }] }] });
   try {
-    await eventually(() => new Promise((resolve) => {
-      const s = net.connect(port, '127.0.0.1', () => { s.destroy(); resolve(true); });
-      s.on('error', () => resolve(false));
-    }));
     assert.equal((await chat(gw.base, { model: 'm' })).status, 200);
     const s = await streamChat(gw.base, { model: 'm' });
     assert.equal(s.events.at(-1).data, '[DONE]');
-    const log = await eventually(() => {
-      const text = fs.existsSync(path.join(dir, 'access.log')) ? fs.readFileSync(path.join(dir, 'access.log'), 'utf8') : '';
-      return text.trim().split('\n').length >= 2 && text;
-    });
-    assert.deepEqual(log.trim().split('\n'), ['HTTP/2.0 200', 'HTTP/2.0 200']);
+    const log = await eventually(() => nginx.accessLog().length >= 2 && nginx.accessLog());
+    assert.deepEqual(log, ['HTTP/2.0 200', 'HTTP/2.0 200']);
   } finally {
     await gw.stop();
     await nginx.stop();

@@ -308,6 +308,42 @@ export async function startTinyproxy(extra = []) {
   return proxy;
 }
 
+// nginx in the foreground, speaking TLS and HTTP/2 on a free port and proxying to `address` (HOST:PORT,
+// plain HTTP/1.1), with a self-signed certificate: {port, base, cert, accessLog(), stop()}. Its access
+// log has one line per request: the protocol and the status ("HTTP/2.0 200").
+export async function startTlsProxy(address) {
+  const { dir, cert } = await selfSignedCert();
+  const port = await freePort();
+  fs.writeFileSync(path.join(dir, 'nginx.conf'), `
+user root;
+worker_processes 1;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log;
+events {}
+http {
+  log_format proto '$server_protocol $status';
+  access_log ${dir}/access.log proto;
+  client_body_temp_path ${dir}; proxy_temp_path ${dir}; fastcgi_temp_path ${dir}; uwsgi_temp_path ${dir}; scgi_temp_path ${dir};
+  upstream backend { server ${address}; keepalive 8; }
+  server {
+    listen 127.0.0.1:${port} ssl http2;
+    ssl_certificate ${dir}/cert.pem;
+    ssl_certificate_key ${dir}/key.pem;
+    location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_buffering off; }
+  }
+}`);
+  const nginx = startPeer('nginx', ['-c', path.join(dir, 'nginx.conf'), '-g', 'daemon off;']);
+  await waitForPort(port);
+  nginx.port = port;
+  nginx.base = `https://127.0.0.1:${port}/v1`;
+  nginx.cert = cert;
+  nginx.accessLog = () => {
+    const file = path.join(dir, 'access.log');
+    return fs.existsSync(file) ? fs.readFileSync(file, 'utf8').trim().split('\n').filter(Boolean) : [];
+  };
+  return nginx;
+}
+
 // For a test file: simulators and gateways that live until the file's tests are done. Every process is
 // stopped then anyway (see track()); keep() stays for the callers that name what they keep.
 export function stopAfterAll() {
