@@ -106,6 +106,8 @@ struct Fd {
   int fd = -1;
   Fd() = default;
   explicit Fd(int f) : fd(f) {}
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
   Fd(Fd&& o) noexcept : fd(std::exchange(o.fd, -1)) {}
   Fd& operator=(Fd&& o) noexcept {
     if (this != &o) {
@@ -219,7 +221,7 @@ int proxy_connect(int fd, const std::string& hostport, TimePoint until, std::str
   status_line = got.substr(0, got.find("\r\n"));
   int status = 0;
   if (status_line.starts_with("HTTP/") && status_line.size() >= 12)
-    status = std::atoi(status_line.c_str() + 9);
+    std::from_chars(status_line.data() + 9, status_line.data() + 12, status);  // left 0 if not digits
   return status;
 }
 
@@ -331,9 +333,9 @@ struct HttpRequest {
 };
 
 struct Transfer {
-  HttpResult* r;
+  HttpResult* r = nullptr;
   TimePoint start;
-  bool stream;
+  bool stream = false;
   std::optional<Millis> first_token;
   SseScanner scanner;
   StreamProgress progress;  // whole as the SDKs (and the gateway) judge it
