@@ -5,12 +5,13 @@ ASAN      ?= build-asan
 GENERATOR := -G Ninja
 LAUNCHER   = $(shell command -v ccache >/dev/null 2>&1 && echo "-DCMAKE_CXX_COMPILER_LAUNCHER=ccache")
 
-.PHONY: run test build build-asan deps deps-test unit-test sanitize bench format clean
+.PHONY: run test configure build build-asan lint deps deps-test unit-test sanitize bench format clean
 
 run: deps build
 	$(BUILD)/ballast serve
 
-test: deps-test build build-asan
+# Lint first, so that ctest's summary stays the last line.
+test: deps-test build build-asan lint
 	ctest --test-dir $(BUILD) --output-on-failure -j1
 	@echo "== the same suite under AddressSanitizer + UndefinedBehaviorSanitizer =="
 	ctest --test-dir $(ASAN) --output-on-failure -j1
@@ -21,13 +22,20 @@ deps:
 deps-test:
 	@scripts/install-deps.sh test
 
-build:
+configure:
 	cmake -S . -B $(BUILD) $(GENERATOR) $(LAUNCHER) -DCMAKE_BUILD_TYPE=Release >/dev/null
+
+build: configure
 	cmake --build $(BUILD) -j $(JOBS)
 
 build-asan:
 	cmake -S . -B $(ASAN) $(GENERATOR) $(LAUNCHER) -DCMAKE_BUILD_TYPE=Debug -DBALLAST_SANITIZE=ON >/dev/null
 	cmake --build $(ASAN) -j $(JOBS)
+
+# clang-tidy (.clang-tidy) over src/, with the Release build's compile commands; any finding fails.
+lint: configure
+	@echo "== clang-tidy =="
+	@scripts/lint.sh $(BUILD) $(JOBS)
 
 unit-test: build
 	ctest --test-dir $(BUILD) --output-on-failure -L unit

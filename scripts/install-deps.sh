@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what building and testing ballast needs on Debian 12, and nothing that is already there.
 #   scripts/install-deps.sh build   — compiler, CMake and the libraries (building and running need no Node.js)
-#   scripts/install-deps.sh test    — the above, plus the test tools and the Node clients (npm ci)
+#   scripts/install-deps.sh test    — the above, plus the test tools, clang-tidy and the Node clients (npm ci)
 #   scripts/install-deps.sh bench   — the above, plus the peers measured in bench/ (wrk, haproxy, nginx)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,8 +12,8 @@ packages=(g++ cmake make ninja-build pkg-config ccache
   libspdlog-dev libfmt-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev)
 case "$what" in
   build) ;;
-  test) packages+=(curl openssl python3 nginx tinyproxy) ;;
-  bench) packages+=(curl openssl python3 nginx tinyproxy wrk haproxy) ;;
+  test) packages+=(curl openssl python3 nginx tinyproxy clang-tidy) ;;
+  bench) packages+=(curl openssl python3 nginx tinyproxy clang-tidy wrk haproxy) ;;
   *) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
 esac
 
