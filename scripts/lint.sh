@@ -18,6 +18,14 @@ if [ ! -f "$build/compile_commands.json" ]; then
   exit 1
 fi
 
+# A finding in a header is reported by every file that includes it: each is shown once, with its notes.
+dedupe() {
+  awk 'BEGIN { show = 1 }
+    /^(Error while processing|Found compiler error)/ { print; next }
+    /^[^ ].*:[0-9]+:[0-9]+: (warning|error): / { show = !seen[$0]++ }
+    show'
+}
+
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 started=$SECONDS
@@ -30,12 +38,10 @@ printf '%s\n' "${files[@]}" | xargs -P "$jobs" -I{} sh -c '
   clang-tidy -p "$1" --quiet "$2" >"$log" 2>&1 || touch "$log.failed"
 ' lint "$build" {} "$out"
 
-failed=0
 for f in "${files[@]}"; do
-  log="$out/$(echo "$f" | tr / _).log"
-  grep -Ev '^[0-9]+ warnings? (and [0-9]+ errors? )?generated\.$' "$log" || true
-  [ ! -e "$log.failed" ] || failed=$((failed + 1))
-done
+  grep -Ev '^[0-9]+ warnings? (and [0-9]+ errors? )?generated\.$' "$out/$(echo "$f" | tr / _).log" || true
+done | dedupe
+failed=$(find "$out" -name '*.failed' | wc -l)
 elapsed=$((SECONDS - started))
 if ((failed)); then
   echo "clang-tidy: findings in $failed of ${#files[@]} files (${elapsed}s, $jobs at once)" >&2
