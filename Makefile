@@ -8,12 +8,13 @@ FUZZ_SECONDS ?= 60
 GENERATOR := -G Ninja
 LAUNCHER   = $(shell command -v ccache >/dev/null 2>&1 && echo "-DCMAKE_CXX_COMPILER_LAUNCHER=ccache")
 
-.PHONY: run test build build-asan build-fuzz fuzz deps deps-test deps-fuzz unit-test sanitize bench format clean
+.PHONY: run test configure build build-asan build-fuzz lint fuzz deps deps-test deps-fuzz unit-test sanitize bench format clean
 
 run: deps build
-	./$(BUILD)/ballast serve
+	$(BUILD)/ballast serve
 
-test: deps-test build build-asan build-fuzz
+# Lint first, so that ctest's summary stays the last line.
+test: deps-test build build-asan build-fuzz lint
 	ctest --test-dir $(BUILD) --output-on-failure -j1
 	@echo "== the fuzz targets, 10 s each on their corpora =="
 	ctest --test-dir $(FUZZ) --output-on-failure -j1
@@ -29,8 +30,10 @@ deps-test:
 deps-fuzz:
 	@scripts/install-deps.sh fuzz
 
-build:
+configure:
 	cmake -S . -B $(BUILD) $(GENERATOR) $(LAUNCHER) -DCMAKE_BUILD_TYPE=Release >/dev/null
+
+build: configure
 	cmake --build $(BUILD) -j $(JOBS)
 
 build-asan:
@@ -46,6 +49,11 @@ build-fuzz:
 # Each target for FUZZ_SECONDS on its corpus; new inputs and findings go to $(FUZZ)/fuzz-out.
 fuzz: deps-fuzz build-fuzz
 	fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ)/fuzz-out $(FUZZ)/fuzz/fuzz_*
+
+# clang-tidy (.clang-tidy) over src/, with the Release build's compile commands; any finding fails.
+lint: configure
+	@echo "== clang-tidy =="
+	@scripts/lint.sh $(BUILD) $(JOBS)
 
 unit-test: build
 	ctest --test-dir $(BUILD) --output-on-failure -L unit

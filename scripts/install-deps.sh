@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing ballast needs on Debian 12, and nothing that is already there.
-#   scripts/install-deps.sh build   — compiler, CMake and the libraries
+#   scripts/install-deps.sh build   — compiler, CMake and the libraries (building and running need no Node.js)
 #   scripts/install-deps.sh fuzz    — the above, plus clang and libFuzzer's runtime (make fuzz)
-#   scripts/install-deps.sh test    — all of the above, plus the test tools and the Node clients (npm ci)
+#   scripts/install-deps.sh test    — all of the above, plus the test tools, clang-tidy and the Node clients (npm ci)
 #   scripts/install-deps.sh bench   — the above, plus the peers measured in bench/ (wrk, haproxy, nginx)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,8 +16,8 @@ fuzz_packages=(clang libclang-rt-14-dev)
 case "$what" in
   build) ;;
   fuzz) packages+=("${fuzz_packages[@]}") ;;
-  test) packages+=(curl openssl python3 nginx tinyproxy "${fuzz_packages[@]}") ;;
-  bench) packages+=(curl openssl python3 nginx tinyproxy wrk haproxy) ;;
+  test) packages+=(curl openssl python3 nginx tinyproxy clang-tidy "${fuzz_packages[@]}") ;;
+  bench) packages+=(curl openssl python3 nginx tinyproxy clang-tidy wrk haproxy) ;;
   *) echo "usage: $0 build|fuzz|test|bench" >&2; exit 2 ;;
 esac
 
@@ -48,6 +48,10 @@ if [ "$what" != build ] && [ "$what" != fuzz ]; then
   lock=tests/integration/package-lock.json
   stamp=tests/integration/node_modules/.installed-lock
   if ! cmp -s "$lock" "$stamp" 2>/dev/null; then
+    if ! command -v npm >/dev/null 2>&1; then
+      echo "error: npm is not installed; the integration tests need it (with Node.js 20 or newer) for their clients" >&2
+      exit 1
+    fi
     (cd tests/integration && npm ci --no-audit --no-fund --loglevel=error)
     cp "$lock" "$stamp"
   fi

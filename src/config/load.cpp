@@ -161,11 +161,11 @@ class Reader {
     uint64_t v = 0;
     std::from_chars(s->data(), s->data() + (num_end == std::string::npos ? s->size() : num_end), v);
     std::string unit = num_end == std::string::npos ? "" : s->substr(num_end);
-    uint64_t mult = unit == "" || unit == "B" ? 1
-                    : unit == "KiB"           ? 1024
-                    : unit == "MiB"           ? uint64_t{1024} * 1024
-                    : unit == "GiB"           ? 1024ull * 1024 * 1024
-                                              : 0;
+    uint64_t mult = unit.empty() || unit == "B" ? 1
+                    : unit == "KiB"             ? 1024
+                    : unit == "MiB"             ? uint64_t{1024} * 1024
+                    : unit == "GiB"             ? 1024ull * 1024 * 1024
+                                                : 0;
     if (num_end == 0 || mult == 0 || v == 0) {
       error(n, key, fmt::format("'{}' is not a size (write e.g. 512KiB, 32MiB)", *s));
       return std::nullopt;

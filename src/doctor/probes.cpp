@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <charconv>
 #include <condition_variable>
 #include <cstring>
 #include <memory>
@@ -106,6 +107,8 @@ struct Fd {
   int fd = -1;
   Fd() = default;
   explicit Fd(int f) : fd(f) {}
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
   Fd(Fd&& o) noexcept : fd(std::exchange(o.fd, -1)) {}
   Fd& operator=(Fd&& o) noexcept {
     if (this != &o) {
@@ -219,7 +222,7 @@ int proxy_connect(int fd, const std::string& hostport, TimePoint until, std::str
   status_line = got.substr(0, got.find("\r\n"));
   int status = 0;
   if (status_line.starts_with("HTTP/") && status_line.size() >= 12)
-    status = std::atoi(status_line.c_str() + 9);
+    std::from_chars(status_line.data() + 9, status_line.data() + 12, status);  // left 0 if not digits
   return status;
 }
 
@@ -331,9 +334,9 @@ struct HttpRequest {
 };
 
 struct Transfer {
-  HttpResult* r;
+  HttpResult* r = nullptr;
   TimePoint start;
-  bool stream;
+  bool stream = false;
   std::optional<Millis> first_token;
   SseScanner scanner;
   StreamProgress progress;  // whole as the SDKs (and the gateway) judge it
@@ -400,8 +403,13 @@ HttpResult http(const HttpRequest& req) {
       easy, CURLOPT_HEADERFUNCTION, +[](char* d, size_t s, size_t n, void* self) -> size_t {
         auto* tr = static_cast<Transfer*>(self);
         std::string_view line(d, s * n);
-        if (line.starts_with("HTTP/") && line.size() > 12)
-          tr->r->status = std::atoi(std::string(line.substr(9, 3)).c_str());
+        if (line.starts_with("HTTP/")) {
+          // The code follows the first space: "HTTP/1.1 200 OK", but "HTTP/2 200"; 0 if it is not digits.
+          size_t sp = line.find(' ');
+          tr->r->status = 0;
+          if (sp != std::string_view::npos && line.size() >= sp + 4)
+            std::from_chars(line.data() + sp + 1, line.data() + sp + 4, tr->r->status);
+        }
         if (!tr->r->first_byte_ms) tr->r->first_byte_ms = ms_since(tr->start);
         return s * n;
       });

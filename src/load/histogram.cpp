@@ -6,13 +6,13 @@
 
 namespace ballast::load {
 
-size_t Histogram::index_of(uint64_t v) {
-  if (v < kLinear) return static_cast<size_t>(v);
-  // v has `width` significant bits; its top 7 (64..127) pick the sub-bucket within its power.
-  int width = static_cast<int>(std::bit_width(v));
+size_t Histogram::index_of(uint64_t micros) {
+  if (micros < kLinear) return static_cast<size_t>(micros);
+  // micros has `width` significant bits; its top 7 (64..127) pick the sub-bucket within its power.
+  int width = static_cast<int>(std::bit_width(micros));
   int shift = width - 7;
   size_t power = static_cast<size_t>(shift - 1);
-  size_t sub = static_cast<size_t>(v >> shift) - kSub;
+  size_t sub = static_cast<size_t>(micros >> shift) - kSub;
   return std::min(kLinear + power * kSub + sub, kLinear + kPowers * kSub - 1);
 }
 
@@ -24,12 +24,12 @@ uint64_t Histogram::upper_bound(size_t index) {
   return ((static_cast<uint64_t>(sub + kSub) + 1) << shift) - 1;
 }
 
-void Histogram::record(uint64_t v) {
-  ++counts_[index_of(v)];
+void Histogram::record(uint64_t micros) {
+  ++counts_[index_of(micros)];
   ++count_;
-  sum_ += v;
-  min_ = std::min(min_, v);
-  max_ = std::max(max_, v);
+  sum_ += micros;
+  min_ = std::min(min_, micros);
+  max_ = std::max(max_, micros);
 }
 
 void Histogram::merge(const Histogram& o) {

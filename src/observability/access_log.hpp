@@ -54,6 +54,10 @@ std::string format_access_line(const AccessRecord& record, std::string_view time
 // Where the lines go: "stdout", "stderr", "off", or a file (appended to).
 class AccessLog {
  public:
+  AccessLog() = default;
+  // It closes the file it opened: one owner.
+  AccessLog(const AccessLog&) = delete;
+  AccessLog& operator=(const AccessLog&) = delete;
   // Returns an error message, or "" on success.
   std::string open(const std::string& target);
   void write(const AccessRecord& record);

@@ -40,7 +40,7 @@ enum class AttemptPhase {
 
 struct Bound {
   TimePoint at;
-  ErrorCode code;  // what firing at `at` means
+  ErrorCode code{};  // what firing at `at` means
 };
 
 // When each milestone of an attempt happened, as far as it got.

@@ -111,9 +111,8 @@ ResponseBody read_response_body(std::string_view body) {
   if (json_parser().parse(body.data(), body.size()).get(doc) != simdjson::SUCCESS) return r;
   r.json = true;
   simdjson::dom::element u;
-  if (doc["usage"].get(u) == simdjson::SUCCESS)
-    r.usage = usage_from(u);
-  else if (doc["response"]["usage"].get(u) == simdjson::SUCCESS)
+  // Chat and completions carry usage at the top; the Responses API inside "response".
+  if (doc["usage"].get(u) == simdjson::SUCCESS || doc["response"]["usage"].get(u) == simdjson::SUCCESS)
     r.usage = usage_from(u);
   return r;
 }

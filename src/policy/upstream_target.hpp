@@ -15,7 +15,6 @@ struct UpstreamTarget {
 
 // `api_path` is what follows /v1 in the client's path ("/chat/completions"); `query` is the
 // client's query string without '?'.
-UpstreamTarget upstream_target(const config::Endpoint& endpoint, std::string_view api_path,
-                               std::string_view query);
+UpstreamTarget upstream_target(const config::Endpoint& ep, std::string_view api_path, std::string_view query);
 
 }  // namespace ballast

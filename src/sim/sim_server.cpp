@@ -169,7 +169,7 @@ struct SimServer::State : std::enable_shared_from_this<SimServer::State> {
 
   // FIFO admission to --capacity generations at once.
   struct Waiter {
-    Wakeup* wake;
+    Wakeup* wake = nullptr;
     bool granted = false;
   };
   int active = 0;

@@ -49,6 +49,8 @@ struct SimStats {
 class SimServer {
  public:
   SimServer(boost::asio::io_context& io, SimOptions options);
+  SimServer(const SimServer&) = delete;
+  SimServer& operator=(const SimServer&) = delete;
   ~SimServer();
 
   std::string listen(const std::string& host_port);  // "" or an error message

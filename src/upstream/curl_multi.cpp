@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/post.hpp>
+#include <algorithm>
+#include <charconv>
 #include <cstring>
 
 #include <spdlog/spdlog.h>
@@ -325,7 +327,9 @@ size_t Transfer::on_header(char* data, size_t size, size_t n, void* self) {
     // A new status line: 1xx responses and redirects start over.
     t->headers_.clear();
     size_t sp = line.find(' ');
-    t->status_ = sp == std::string_view::npos ? 0 : std::atoi(std::string(line.substr(sp + 1, 3)).c_str());
+    t->status_ = 0;  // stays 0 without a three-digit code after the version
+    if (sp != std::string_view::npos && line.size() >= sp + 4)
+      std::from_chars(line.data() + sp + 1, line.data() + sp + 4, t->status_);
     if (!t->first_byte_at_) t->first_byte_at_ = Clock::now();
   } else if (line.empty()) {
     if (t->status_ >= 200) {

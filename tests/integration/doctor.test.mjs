@@ -6,7 +6,7 @@ import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { runBallast, startTinyproxy, unansweredListener, selfSignedCert, tempDir, freePort, stopAfterAll } from './lib/harness.mjs';
+import { runBallast, startTinyproxy, startTlsProxy, unansweredListener, selfSignedCert, tempDir, freePort, stopAfterAll } from './lib/harness.mjs';
 
 const { sim, keep } = stopAfterAll();
 let plain; // a healthy simulator on plain HTTP
@@ -21,9 +21,10 @@ before(async () => {
   deadPort = await freePort();
 });
 
-// Not in a container unless a case says so: the guess would differ between machines.
+// Not in a container unless a case says so: the guess would differ between machines. Exit 1 is doctor's
+// answer when it found a cause; assertCause checks which exit each case must have.
 async function doctor(args, env = {}) {
-  const r = await runBallast(['doctor', '--json', ...args], { env: { BALLAST_CONTAINER: '0', ...env } });
+  const r = await runBallast(['doctor', '--json', ...args], { env: { BALLAST_CONTAINER: '0', ...env }, expectExit: [0, 1] });
   let json = null;
   try { json = JSON.parse(r.stdout); } catch { /* usage errors print no JSON */ }
   return { ...r, json };
@@ -110,6 +111,17 @@ test('through a live proxy (tinyproxy): the CONNECT tunnel and TLS inside it are
   keep(strict);
   const r2 = await doctor(['--base-url', tls.base], { HTTPS_PROXY: strict.url });
   assertCause(r2, 'proxy_failure', /answered CONNECT 127\.0\.0\.1:\d+ with 'HTTP\/1\.[01] 403/);
+});
+
+test('over HTTP/2 (nginx with TLS in front of the simulator): the streamed chat is read and judged whole', async () => {
+  const nginx = keep(await startTlsProxy(plain.address));
+  const dir = tempDir();
+  const config = path.join(dir, 'ballast.yaml');
+  fs.writeFileSync(config, JSON.stringify({ models: [{ name: 'sim', endpoints: [{ base_url: nginx.base, ca_bundle: nginx.cert }] }] }));
+  const r = await doctor(['--config', config]);
+  assertCause(r, 'ok');
+  assert.match(r.json.endpoints[0].hops.at(-1).detail, /first token \d+ ms/);
+  assert.ok(nginx.accessLog().every((l) => l.startsWith('HTTP/2.0 ')), nginx.accessLog().join('\n'));
 });
 
 test('a self-signed certificate → tls_failure, pointing at ca_bundle', async () => {
@@ -205,10 +217,10 @@ test('no arguments: the endpoint the provider variables name, as serve would; no
   const r = await doctor([], { OPENAI_BASE_URL: plain.base });
   assertCause(r, 'ok');
   assert.equal(r.json.endpoints[0].url, plain.base);
-  const none = await runBallast(['doctor']);
+  const none = await runBallast(['doctor'], { expectExit: 2 });
   assert.equal(none.code, 2);
   assert.match(none.stderr, /nothing to check/);
-  const bad = await runBallast(['doctor', '--provider', 'bedrock']);
+  const bad = await runBallast(['doctor', '--provider', 'bedrock'], { expectExit: 2 });
   assert.equal(bad.code, 2);
 });
 

@@ -6,16 +6,16 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { spawn, execFile } from 'node:child_process';
-import { BIN, runBallast, tempDir, stopAfterAll } from './lib/harness.mjs';
+import { BIN, runBallast, runCommand, tempDir, stopAfterAll } from './lib/harness.mjs';
 
 const { sim, serve } = stopAfterAll();
 
-async function load(args) {
+// `expectExit`: 1 for a run that breaks its SLO, as load exits then.
+async function load(args, { expectExit = 0 } = {}) {
   const dir = tempDir();
   const json = path.join(dir, 'load.json');
   const html = path.join(dir, 'load.html');
-  const r = await runBallast(['load', '--json', json, '--html', html, ...args], { timeoutMs: 120_000 });
+  const r = await runBallast(['load', '--json', json, '--html', html, ...args], { timeoutMs: 120_000, expectExit });
   return { ...r, report: fs.existsSync(json) ? JSON.parse(fs.readFileSync(json, 'utf8')) : null, html };
 }
 
@@ -89,14 +89,14 @@ test('the sweep finds the knee of a capacity-8 simulator (±25%) and recommends 
 async function pausedRun(s, args) {
   const dir = tempDir();
   const json = path.join(dir, 'load.json');
-  const proc = spawn(BIN, ['load', '--target', s.base, '--model', 'sim', '--duration', '6', '--json', json, ...args],
-    { stdio: ['ignore', 'pipe', 'pipe'] });
-  const exited = new Promise((resolve) => proc.on('exit', resolve));
+  // The pause may break the SLO the run sets itself from its first second: exit 1 is an answer here.
+  const run = runBallast(['load', '--target', s.base, '--model', 'sim', '--duration', '6', '--json', json, ...args],
+    { expectExit: [0, 1] });
   await new Promise((r) => setTimeout(r, 2000));
   s.proc.kill('SIGSTOP');
   await new Promise((r) => setTimeout(r, 2000));
   s.proc.kill('SIGCONT');
-  await exited;
+  await run;
   return JSON.parse(fs.readFileSync(json, 'utf8'));
 }
 
@@ -129,7 +129,7 @@ test('open loop: requests due during a 2 s pause report the delay they really sa
 test('failures are counted by class, with ballast\'s own codes when the target is ballast', async () => {
   const s = await sim(['--ttft', '200', '--tokens', '2']);
   const gw = await serve({ models: [{ name: 'sim', endpoints: [{ base_url: s.base, max_in_flight: 1, queue: 0 }] }] });
-  const r = await load(['--target', gw.base, '--model', 'sim', '--concurrency', '4', '--duration', '1']);
+  const r = await load(['--target', gw.base, '--model', 'sim', '--concurrency', '4', '--duration', '1'], { expectExit: 1 });
   assert.equal(r.code, 1, 'the run broke the default SLO (1% errors)');
   const run = r.report.runs[0];
   assert.ok(run.codes.queue_full > 0, JSON.stringify(run.codes));
@@ -137,16 +137,16 @@ test('failures are counted by class, with ballast\'s own codes when the target i
   assert.equal(run.errors.server_error, run.codes.queue_full);
   assert.ok(run.ok >= 3);
 
-  const dead = await load(['--target', 'http://127.0.0.1:1/v1', '--model', 'sim', '--concurrency', '2', '--duration', '0.5']);
+  const dead = await load(['--target', 'http://127.0.0.1:1/v1', '--model', 'sim', '--concurrency', '2', '--duration', '0.5'], { expectExit: 1 });
   assert.ok(dead.report.runs[0].errors.connect_refused > 0);
   assert.equal(dead.report.runs[0].ok, 0);
 
   const slow = await sim(['--fault', 'slow-first-token=3000', '--tokens', '2']);
-  const timeouts = await load(['--target', slow.base, '--model', 'sim', '--stream', '--concurrency', '2', '--duration', '0.5', '--timeout', '0.5']);
+  const timeouts = await load(['--target', slow.base, '--model', 'sim', '--stream', '--concurrency', '2', '--duration', '0.5', '--timeout', '0.5'], { expectExit: 1 });
   assert.ok(timeouts.report.runs[0].errors.client_timeout >= 2);
 
   const cut = await sim(['--fault', 'cut-after=2', '--tokens', '5']);
-  const truncated = await load(['--target', cut.base, '--model', 'sim', '--stream', '--concurrency', '2', '--duration', '0.5']);
+  const truncated = await load(['--target', cut.base, '--model', 'sim', '--stream', '--concurrency', '2', '--duration', '0.5'], { expectExit: 1 });
   assert.ok(truncated.report.runs[0].errors.truncated > 0);
 });
 
@@ -154,9 +154,7 @@ test('on a terminal, a live progress line: rate, in flight, ok, errors, p50 and 
   const s = await sim(['--ttft', '5', '--tokens', '4']);
   // script(1) (util-linux, always on Debian) gives the run a terminal.
   const command = `${BIN} load --target ${s.base} --model sim --concurrency 2 --duration 2.5`;
-  const out = await new Promise((resolve) => {
-    execFile('script', ['-qec', command, '/dev/null'], { encoding: 'utf8', timeout: 30_000 }, (err, stdout) => resolve(stdout));
-  });
+  const { stdout: out } = await runCommand('script', ['-qec', command, '/dev/null'], { timeoutMs: 30_000 });
   assert.match(out, /\r\x1b\[Kconcurrency 2 +\d+ req\/s  in flight 2  ok \d+  errors 0  p50 [\d.]+ ms  p99 [\d.]+ ms/);
   assert.match(out, /concurrency 2 +[\d.]+ req\/s  ok +\d+/, 'then the run\'s line');
 });

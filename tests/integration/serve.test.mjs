@@ -6,9 +6,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import path from 'node:path';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
-import { startProcess, startSim, startServe, chat, streamChat, tempDir, selfSignedCert, eventually } from './lib/harness.mjs';
+import { startProcess, startTlsProxy, startSim, startServe, chat, streamChat, tempDir, selfSignedCert, eventually } from './lib/harness.mjs';
 
 test('a bad config reports every problem with file, line and key, and exits 2', async () => {
   const file = path.join(tempDir(), 'bad.yaml');
@@ -22,7 +20,7 @@ test('a bad config reports every problem with file, line and key, and exits 2', 
     'timeouts: {connect: 5}',
     'retry: 3',
   ].join('\n'));
-  const p = await startProcess(['serve', '--config', file], { expectListen: false });
+  const p = await startProcess(['serve', '--config', file], { expectListen: false, expectExit: 2 });
   const { code } = await p.exited;
   assert.equal(code, 2);
   assert.match(p.stderr, /the configuration has 4 problem\(s\); nothing was started/);
@@ -255,7 +253,7 @@ test('one owner per port: a second ballast on a port a running one holds fails, 
   try {
     const file = path.join(tempDir(), 'second.yaml');
     fs.writeFileSync(file, JSON.stringify({ listen: gw.address, models: [{ name: 'other', endpoints: [{ provider: 'sim' }] }] }));
-    const second = await startProcess(['serve', '--config', file], { expectListen: false });
+    const second = await startProcess(['serve', '--config', file], { expectListen: false, expectExit: 1 });
     const { code } = await second.exited;
     assert.equal(code, 1);
     assert.match(second.stderr, new RegExp(`cannot listen on ${gw.address.replace(/\./g, '\\.')}: Address already in use`));
@@ -267,50 +265,18 @@ test('one owner per port: a second ballast on a port a running one holds fails, 
 });
 
 test('HTTP/2 where the upstream offers it: nginx (TLS + h2) in front of the simulator sees HTTP/2.0', async () => {
-  const { dir } = await selfSignedCert();
   const sim = await startSim(['--tokens', '4']);
-  const port = await new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); });
-  });
-  fs.writeFileSync(path.join(dir, 'nginx.conf'), `
-user root;
-worker_processes 1;
-pid ${dir}/nginx.pid;
-error_log ${dir}/error.log;
-events {}
-http {
-  log_format proto '$server_protocol $status';
-  access_log ${dir}/access.log proto;
-  client_body_temp_path ${dir}; proxy_temp_path ${dir}; fastcgi_temp_path ${dir}; uwsgi_temp_path ${dir}; scgi_temp_path ${dir};
-  upstream sim { server ${sim.address}; keepalive 8; }
-  server {
-    listen 127.0.0.1:${port} ssl http2;
-    ssl_certificate ${dir}/cert.pem;
-    ssl_certificate_key ${dir}/key.pem;
-    location / { proxy_pass http://sim; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_buffering off; }
-  }
-}`);
-  const nginx = spawn('nginx', ['-c', path.join(dir, 'nginx.conf'), '-g', 'daemon off;'], { stdio: 'inherit' });
-  const gw = await startServe({
-    models: [{ name: 'm', endpoints: [{ base_url: `https://127.0.0.1:${port}/v1`, ca_bundle: path.join(dir, 'cert.pem') }] }],
-  });
+  const nginx = await startTlsProxy(sim.address);
+  const gw = await startServe({ models: [{ name: 'm', endpoints: [{ base_url: nginx.base, ca_bundle: nginx.cert }] }] });
   try {
-    await eventually(() => new Promise((resolve) => {
-      const s = net.connect(port, '127.0.0.1', () => { s.destroy(); resolve(true); });
-      s.on('error', () => resolve(false));
-    }));
     assert.equal((await chat(gw.base, { model: 'm' })).status, 200);
     const s = await streamChat(gw.base, { model: 'm' });
     assert.equal(s.events.at(-1).data, '[DONE]');
-    const log = await eventually(() => {
-      const text = fs.existsSync(path.join(dir, 'access.log')) ? fs.readFileSync(path.join(dir, 'access.log'), 'utf8') : '';
-      return text.trim().split('\n').length >= 2 && text;
-    });
-    assert.deepEqual(log.trim().split('\n'), ['HTTP/2.0 200', 'HTTP/2.0 200']);
+    const log = await eventually(() => nginx.accessLog().length >= 2 && nginx.accessLog());
+    assert.deepEqual(log, ['HTTP/2.0 200', 'HTTP/2.0 200']);
   } finally {
     await gw.stop();
-    nginx.kill('SIGTERM');
-    await once(nginx, 'exit');
+    await nginx.stop();
     await sim.stop();
   }
 });

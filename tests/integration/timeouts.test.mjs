@@ -30,7 +30,7 @@ before(async () => {
 after(async () => {
   await gw?.stop();
   await sim?.stop();
-  silent?.stop();
+  await silent?.stop();
 });
 
 function assertWithin(ms, bound = BOUND) {

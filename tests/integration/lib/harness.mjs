@@ -1,7 +1,7 @@
 // Starts real `ballast sim` and `ballast serve` processes on 127.0.0.1 (port 0: the kernel picks),
-// reads the address each one logs, and stops them — only the processes this file started.
-import { spawn, execFile } from 'node:child_process';
-import { once } from 'node:events';
+// reads the address each one logs, and stops them — only the processes this file started — failing the
+// test file if any of them ended badly.
+import { spawn } from 'node:child_process';
 import { after } from 'node:test';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -12,85 +12,174 @@ import { fileURLToPath } from 'node:url';
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const BIN = process.env.BALLAST_BIN ?? path.resolve(here, '../../../build/ballast');
 
-const started = new Set();
-process.on('exit', () => {
-  for (const p of started) {
-    try { p.kill('SIGKILL'); } catch { /* already gone */ }
+// Every process a test file starts goes through track(): when the file's tests are done, whatever still
+// runs is stopped (SIGTERM, as an operator would), and the file fails if any process ended in a way
+// nobody declared: a signal, an exit code other than the expected ones (0 unless `expectExit` says
+// otherwise), a sanitizer report, or a hang (still running STOP_TIMEOUT_MS after SIGTERM, then killed).
+// A leak found at exit or an abort while draining is a bug even when every assertion passed.
+const STOP_TIMEOUT_MS = 10_000;
+const tracked = [];
+const failures = [];
+
+after(async () => {
+  for (const p of [...tracked].reverse()) await p.stop();
+  if (failures.length) {
+    throw new Error(`${failures.length} process(es) started by this file ended badly:\n\n${failures.join('\n\n')}`);
   }
 });
+
+process.on('exit', () => {
+  for (const p of tracked) {
+    if (p.proc.exitCode === null && p.proc.signalCode === null) {
+      console.error(`${p.name} was still running when the tests ended; killed`);
+      try { p.proc.kill('SIGKILL'); } catch { /* already gone */ }
+      process.exitCode = 1;
+    }
+  }
+});
+
+// A sanitizer's report, whatever the exit code that follows it.
+const SANITIZER_REPORT = /^==\d+==ERROR: \w+Sanitizer|^\S+:\d+:\d+: runtime error: /m;
+
+// Follows `proc` to its end. `expectExit`: the exit code or codes this process may end with (signals
+// never pass). Returns the handle that stop() and `exited` ({code, signal}) are read from.
+function track(proc, name, { expectExit = 0, stopTimeoutMs = STOP_TIMEOUT_MS } = {}) {
+  const expected = [expectExit].flat();
+  const handle = {
+    name,
+    proc,
+    stdout: '',
+    stderr: '',
+    stopping: false,
+    hung: false,
+    exited: null,
+    // SIGTERM (or `signal`), then up to stopTimeoutMs for the process to end by itself.
+    async stop(signal = 'SIGTERM') {
+      if (handle.stopping || proc.exitCode !== null || proc.signalCode !== null) return handle.exited;
+      handle.stopping = true;
+      proc.kill(signal);
+      try { proc.kill('SIGCONT'); } catch { /* a paused process must see the signal too */ }
+      const timer = setTimeout(() => {
+        handle.hung = true;
+        proc.kill('SIGKILL');
+      }, stopTimeoutMs);
+      const result = await handle.exited;
+      clearTimeout(timer);
+      return result;
+    },
+  };
+  handle.exited = new Promise((resolve) => proc.on('close', (code, signal) => {
+    const problem = handle.spawnError ? `could not be started: ${handle.spawnError}`
+      : handle.hung ? `still running ${stopTimeoutMs} ms after SIGTERM; killed with SIGKILL`
+      : signal ? `killed by ${signal}`
+      : !expected.includes(code) ? `exited with ${code} (expected ${expected.join(' or ')})`
+      : SANITIZER_REPORT.test(handle.stderr) || SANITIZER_REPORT.test(handle.stdout) ? `exited with ${code} after a sanitizer report`
+      : null;
+    if (problem) {
+      const when = handle.stopping ? 'when stopped' : 'on its own';
+      console.error(`${name}: ${problem} (${when})`);
+      failures.push(`${name}\n  ${problem} (${when})\n${excerpt(handle.stderr)}`);
+    }
+    resolve({ code, signal });
+  }));
+  proc.on('error', (e) => { handle.spawnError = e.message; });
+  proc.stdout?.setEncoding('utf8');
+  proc.stderr?.setEncoding('utf8');
+  proc.stdout?.on('data', (d) => { handle.stdout += d; });
+  proc.stderr?.on('data', (d) => { handle.stderr += d; });
+  tracked.push(handle);
+  return handle;
+}
+
+// What a failure report shows of a process's stderr: a sanitizer report from its start, else the last lines.
+function excerpt(stderr) {
+  const lines = stderr.trimEnd().split('\n');
+  const at = lines.findIndex((l) => SANITIZER_REPORT.test(l));
+  const shown = at >= 0 ? lines.slice(at, at + 60) : lines.slice(-30);
+  return shown.map((l) => `    | ${l}`).join('\n');
+}
+
+function describe(file, args) {
+  const text = [path.basename(file), ...args].join(' ');
+  return text.length > 200 ? `${text.slice(0, 200)}...` : text;
+}
 
 export function tempDir() {
   return fs.mkdtempSync(path.join(os.tmpdir(), 'ballast-test-'));
 }
 
-// Spawns `ballast ...args` and resolves once it logs "listening on SCHEME://ADDR".
-export async function startProcess(args, { env = {}, expectListen = true } = {}) {
-  const proc = spawn(BIN, args, {
-    env: { ...cleanEnv(), ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  started.add(proc);
-  const handle = {
-    proc,
-    stdout: '',
-    stderr: '',
-    exited: new Promise((resolve) => proc.on('exit', (code, signal) => {
-      started.delete(proc);
-      // A crash (a sanitizer report, an abort) must be seen, not just the tests it breaks.
-      if (!handle.stopping && (signal || (code !== 0 && code !== 2))) {
-        console.error(`ballast ${args[0]} died (${signal ?? `exit ${code}`}):\n${handle.stderr}`);
-      }
-      resolve({ code, signal });
-    })),
-    accessLog() {
-      return handle.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
-    },
-    async stop(signal = 'SIGTERM') {
-      handle.stopping = true;
-      if (proc.exitCode !== null || proc.signalCode !== null) return handle.exited;
-      proc.kill(signal);
-      return handle.exited;
-    },
-  };
-  proc.stdout.setEncoding('utf8');
-  proc.stderr.setEncoding('utf8');
-  proc.stdout.on('data', (d) => { handle.stdout += d; });
-  if (!expectListen) {
-    proc.stderr.on('data', (d) => { handle.stderr += d; });
-    return handle;
-  }
+// Spawns `ballast ...args` and, unless expectListen is false, resolves once it logs
+// "listening on SCHEME://ADDR". `expectExit`: see track().
+export async function startProcess(args, { env = {}, expectListen = true, expectExit = 0, stopTimeoutMs } = {}) {
+  const proc = spawn(BIN, args, { env: { ...cleanEnv(), ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const handle = track(proc, describe(BIN, args), { expectExit, stopTimeoutMs });
+  handle.accessLog = () => handle.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l));
+  if (!expectListen) return handle;
   await new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`ballast ${args[0]} did not start:\n${handle.stderr}`)), 10_000);
-    proc.stderr.on('data', (d) => {
-      handle.stderr += d;
+    const onData = () => {
       const m = handle.stderr.match(/listening on (https?):\/\/(\S+)/);
-      if (m && !handle.address) {
+      if (m) {
         handle.scheme = m[1];
         handle.address = m[2];
         handle.url = `${m[1]}://${m[2]}`;
         clearTimeout(timer);
+        proc.stderr.off('data', onData);
         resolve();
       }
-    });
-    proc.on('exit', (code) => {
+    };
+    proc.stderr.on('data', onData);
+    handle.exited.then(({ code, signal }) => {
       clearTimeout(timer);
-      reject(new Error(`ballast ${args[0]} exited with ${code}:\n${handle.stderr}`));
+      reject(new Error(`ballast ${args[0]} exited with ${signal ?? code}:\n${handle.stderr}`));
     });
   });
   return handle;
 }
 
-// The provider variables of the machine must not leak into a test's gateway.
+// Runs FILE ARGS to its end: {code, signal, stdout, stderr, ms}. One still running after timeoutMs
+// is killed and counts as a failure, as does an exit code not in `expectExit` (0 unless given).
+export function runCommand(file, args, { env = process.env, cwd, timeoutMs = 60_000, expectExit = 0 } = {}) {
+  const started = performance.now();
+  const proc = spawn(file, args, { env, cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  const handle = track(proc, describe(file, args), { expectExit });
+  const timer = setTimeout(() => {
+    handle.hung = true;
+    proc.kill('SIGKILL');
+  }, timeoutMs);
+  return handle.exited.then(({ code, signal }) => {
+    clearTimeout(timer);
+    return { code, signal, stdout: handle.stdout, stderr: handle.stderr, ms: performance.now() - started };
+  });
+}
+
+// Runs `ballast ARGS` to its end (doctor, load), with a clean environment plus `env`; see runCommand().
+export function runBallast(args, { env = {}, ...options } = {}) {
+  return runCommand(BIN, args, { env: { ...cleanEnv(), ...env }, ...options });
+}
+
+// A peer (nginx, tinyproxy, ...) in the foreground, followed like ballast's own processes; it too must
+// exit 0 when stopped with SIGTERM.
+export function startPeer(file, args, options = {}) {
+  const proc = spawn(file, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  return track(proc, describe(file, args), options);
+}
+
+// The provider variables of the machine must not leak into a test's gateway. In a sanitizer build a
+// report ends the process with SIGABRT, so it can never pass for an exit code a test expects (doctor's 1,
+// a config error's 2); options already set in the environment come after, and win.
 function cleanEnv() {
   const env = { ...process.env };
   for (const k of Object.keys(env)) {
     if (/^(OPENAI_|AZURE_OPENAI_)|_proxy$|_PROXY$/.test(k)) delete env[k];
   }
+  env.ASAN_OPTIONS = ['abort_on_error=1', env.ASAN_OPTIONS].filter(Boolean).join(':');
+  env.UBSAN_OPTIONS = ['abort_on_error=1:print_stacktrace=1', env.UBSAN_OPTIONS].filter(Boolean).join(':');
   return env;
 }
 
-export async function startSim(flags = []) {
-  const sim = await startProcess(['sim', '--listen', '127.0.0.1:0', ...flags]);
+export async function startSim(flags = [], options = {}) {
+  const sim = await startProcess(['sim', '--listen', '127.0.0.1:0', ...flags], options);
   sim.base = `${sim.url}/v1`;
   sim.stats = async () => (await fetch(`${sim.url}/sim/stats`)).json();
   sim.setFaults = async (faults) =>
@@ -99,11 +188,11 @@ export async function startSim(flags = []) {
 }
 
 // `config` is an object written as YAML (JSON is YAML), with listen set to a free port.
-export async function startServe(config, { env = {}, args = [] } = {}) {
+export async function startServe(config, { args = [], ...options } = {}) {
   const dir = tempDir();
   const file = path.join(dir, 'ballast.yaml');
   fs.writeFileSync(file, JSON.stringify({ listen: '127.0.0.1:0', ...config }, null, 2));
-  const gw = await startProcess(['serve', '--config', file, ...args], { env });
+  const gw = await startProcess(['serve', '--config', file, ...args], options);
   gw.base = `${gw.url}/v1`;
   gw.configFile = file;
   return gw;
@@ -152,11 +241,8 @@ export async function streamChat(base, body, headers = {}) {
   return { status: res.status, headers: res.headers, text, events, error, ms: performance.now() - started };
 }
 
-export function curl(args) {
-  return new Promise((resolve) => {
-    execFile('curl', ['-sS', ...args], { encoding: 'utf8' }, (err, stdout, stderr) =>
-      resolve({ code: err ? err.code : 0, stdout, stderr }));
-  });
+export function curl(args, options = {}) {
+  return runCommand('curl', ['-sS', ...args], options);
 }
 
 // Waits until `fn()` returns a truthy value; a bounded poll for state another process reports.
@@ -182,24 +268,13 @@ for _ in range(3):
     except BlockingIOError: pass
     fill.append(c)
 print(s.getsockname()[1], flush=True)
+signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 time.sleep(600)
 `;
-  const proc = spawn('python3', ['-c', script], { stdio: ['ignore', 'pipe', 'inherit'] });
-  started.add(proc);
-  const [line] = await once(proc.stdout, 'data');
-  return {
-    port: Number(String(line).trim()),
-    stop() { proc.kill('SIGKILL'); started.delete(proc); },
-  };
-}
-
-// Runs `ballast ARGS` to its end (doctor), with a clean environment plus `env`: {code, stdout, stderr, ms}.
-export function runBallast(args, { env = {}, timeoutMs = 60_000 } = {}) {
-  const started = performance.now();
-  return new Promise((resolve) => {
-    execFile(BIN, args, { env: { ...cleanEnv(), ...env }, encoding: 'utf8', timeout: timeoutMs }, (err, stdout, stderr) =>
-      resolve({ code: err ? err.code : 0, stdout, stderr, ms: performance.now() - started }));
-  });
+  const listener = startPeer('python3', ['-c', script.replace('import socket', 'import signal, socket')]);
+  const line = await eventually(() => listener.stdout.includes('\n') && listener.stdout);
+  listener.port = Number(line.trim());
+  return listener;
 }
 
 // A port the kernel just handed out and took back: free, for a peer that cannot take port 0.
@@ -226,28 +301,57 @@ export async function startTinyproxy(extra = []) {
   const port = await freePort();
   const conf = path.join(dir, 'tinyproxy.conf');
   fs.writeFileSync(conf, [`Port ${port}`, 'Listen 127.0.0.1', 'Timeout 30', 'Allow 127.0.0.1', 'LogLevel Error', ...extra].join('\n') + '\n');
-  const proc = spawn('tinyproxy', ['-d', '-c', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
-  started.add(proc);
+  const proxy = startPeer('tinyproxy', ['-d', '-c', conf]);
   await waitForPort(port);
-  return {
-    port,
-    url: `http://127.0.0.1:${port}`,
-    stop() { proc.kill('SIGTERM'); started.delete(proc); },
-  };
+  proxy.port = port;
+  proxy.url = `http://127.0.0.1:${port}`;
+  return proxy;
 }
 
-// For a test file: starts simulators and gateways, and stops them, and anything handed to keep(),
-// when the file's tests are done.
+// nginx in the foreground, speaking TLS and HTTP/2 on a free port and proxying to `address` (HOST:PORT,
+// plain HTTP/1.1), with a self-signed certificate: {port, base, cert, accessLog(), stop()}. Its access
+// log has one line per request: the protocol and the status ("HTTP/2.0 200").
+export async function startTlsProxy(address) {
+  const { dir, cert } = await selfSignedCert();
+  const port = await freePort();
+  fs.writeFileSync(path.join(dir, 'nginx.conf'), `
+user root;
+worker_processes 1;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log;
+events {}
+http {
+  log_format proto '$server_protocol $status';
+  access_log ${dir}/access.log proto;
+  client_body_temp_path ${dir}; proxy_temp_path ${dir}; fastcgi_temp_path ${dir}; uwsgi_temp_path ${dir}; scgi_temp_path ${dir};
+  upstream backend { server ${address}; keepalive 8; }
+  server {
+    listen 127.0.0.1:${port} ssl http2;
+    ssl_certificate ${dir}/cert.pem;
+    ssl_certificate_key ${dir}/key.pem;
+    location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_buffering off; }
+  }
+}`);
+  const nginx = startPeer('nginx', ['-c', path.join(dir, 'nginx.conf'), '-g', 'daemon off;']);
+  await waitForPort(port);
+  nginx.port = port;
+  nginx.base = `https://127.0.0.1:${port}/v1`;
+  nginx.cert = cert;
+  nginx.accessLog = () => {
+    const file = path.join(dir, 'access.log');
+    return fs.existsSync(file) ? fs.readFileSync(file, 'utf8').trim().split('\n').filter(Boolean) : [];
+  };
+  return nginx;
+}
+
+// For a test file: simulators and gateways that live until the file's tests are done. Every process is
+// stopped then anyway (see track()); keep() stays for the callers that name what they keep.
 export function stopAfterAll() {
-  const running = [];
-  after(async () => {
-    for (const p of running.reverse()) await p.stop();
-  });
-  const keep = (p) => { running.push(p); return p; };
+  const keep = (p) => p;
   return {
     keep,
-    sim: async (flags) => keep(await startSim(flags)),
-    serve: async (config, options) => keep(await startServe(config, options)),
+    sim: (flags, options) => startSim(flags, options),
+    serve: (config, options) => startServe(config, options),
   };
 }
 
@@ -259,8 +363,8 @@ export async function selfSignedCert() {
   return { dir, cert: path.join(dir, 'cert.pem'), key: path.join(dir, 'key.pem') };
 }
 
-export function openssl(args, cwd) {
-  return new Promise((resolve, reject) => {
-    execFile('openssl', args, { cwd }, (err, stdout, stderr) => (err ? reject(new Error(stderr)) : resolve(stdout)));
-  });
+export async function openssl(args, cwd) {
+  const r = await runCommand('openssl', args, { cwd });
+  if (r.code !== 0) throw new Error(r.stderr);
+  return r.stdout;
 }

@@ -9,7 +9,6 @@ namespace ballast::load {
 namespace {
 
 TEST(Histogram, ExactBelow128AndWithin2PercentAbove) {
-  Histogram h;
   for (uint64_t v = 0; v < 128; ++v) EXPECT_EQ(Histogram::upper_bound(Histogram::index_of(v)), v);
   for (uint64_t v : {128ull, 1000ull, 123456ull, 9'999'999ull, 3'600'000'000ull}) {
     uint64_t up = Histogram::upper_bound(Histogram::index_of(v));

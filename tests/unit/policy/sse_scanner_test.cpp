@@ -77,7 +77,7 @@ TEST(SseScanner, AnUpstreamErrorKeepsItsWords) {
 // What the SDKs accept as a whole answer: [DONE]; or a finish_reason on every choice seen (a usage
 // chunk may follow, no [DONE] needed); or response.completed.
 TEST(StreamProgress, CompleteAsTheSdksJudgeIt) {
-  auto chunk = [](std::string json) { return inspect_sse_event("data: " + json + "\n\n"); };
+  auto chunk = [](const std::string& json) { return inspect_sse_event("data: " + json + "\n\n"); };
   StreamProgress p;
   p.see(chunk(R"({"choices":[{"index":0,"delta":{"role":"assistant","content":""}}]})"));
   p.see(chunk(R"({"choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":null}]})"));
