@@ -63,6 +63,10 @@ class BuiltinSims {
     io_.stop();
     thread_.join();
   }
+  BuiltinSims(const BuiltinSims&) = delete;  // its thread runs on this object
+  BuiltinSims& operator=(const BuiltinSims&) = delete;
+  BuiltinSims(BuiltinSims&&) = delete;
+  BuiltinSims& operator=(BuiltinSims&&) = delete;
 
   // Points every sim endpoint of `cfg` at its simulator, starting those it lacks. "" or an error.
   std::string attach(config::Config& cfg) {
@@ -80,7 +84,7 @@ class BuiltinSims {
             so.tokens = ep.sim.tokens;
             sim = &sims_.emplace_back(io_, so, model.name + "/" + ep.name, ep.sim);
             if (err = sim->server.listen("127.0.0.1:0"); !err.empty()) {
-              err = "cannot start the built-in simulator: " + err;
+              err.insert(0, "cannot start the built-in simulator: ");
               sims_.pop_back();
               continue;
             }
@@ -227,7 +231,7 @@ int run_serve(const ServeArgs& args) {
   if (!started.admin_listen.empty()) {
     admin_gateway = std::make_unique<Gateway>(main_io, generation, access_log, metrics);
     ServerOptions ao;
-    ao.max_body_bytes = 64 * 1024;
+    ao.max_body_bytes = size_t{64} * 1024;
     admin = std::make_unique<HttpServer>(
         main_io, ao,
         [g = admin_gateway.get()](Request& req, Downstream& down) { return g->handle_admin(req, down); });

@@ -170,6 +170,10 @@ class Reader {
       error(n, key, fmt::format("'{}' is not a size (write e.g. 512KiB, 32MiB)", *s));
       return std::nullopt;
     }
+    if (v > (uint64_t{1} << 50) / mult) {  // a petabyte: past any sane bound, and no overflow below it
+      error(n, key, fmt::format("'{}' is too large", *s));
+      return std::nullopt;
+    }
     return static_cast<size_t>(v * mult);
   }
 

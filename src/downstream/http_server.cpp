@@ -29,7 +29,6 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
-using asio::use_awaitable;
 constexpr auto as_tuple_awaitable = asio::as_tuple(asio::use_awaitable);
 
 const std::string* Request::header(std::string_view name) const {
@@ -99,6 +98,10 @@ class Session : public Downstream, public SessionBase, public std::enable_shared
     server_->options.load->connections.fetch_sub(1, std::memory_order_relaxed);
     server_->session_ended(this);
   }
+  Session(const Session&) = delete;  // the server's set of sessions holds its address
+  Session& operator=(const Session&) = delete;
+  Session(Session&&) = delete;
+  Session& operator=(Session&&) = delete;
 
   asio::awaitable<void> run();
 

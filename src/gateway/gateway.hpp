@@ -31,8 +31,11 @@ class Generation {
  public:
   // `previous`: the one a reload replaces; state carries over from it (see Upstreams).
   Generation(config::Config config, Metrics& metrics, const GetEnv& getenv, Generation* previous);
+  ~Generation() = default;
   Generation(const Generation&) = delete;  // facts point into config
   Generation& operator=(const Generation&) = delete;
+  Generation(Generation&&) = delete;
+  Generation& operator=(Generation&&) = delete;
 
   struct EndpointFacts {
     std::string scheme;

@@ -18,18 +18,22 @@ namespace ballast {
 
 // Whether `endpoint` gets active checks: as configured, else yes for the built-in simulator and
 // local servers (is_local_host), no for the rest (paid providers).
-bool health_checks_enabled(const config::Endpoint& endpoint);
+bool health_checks_enabled(const config::Endpoint& ep);
 
 class HealthChecks {
  public:
   HealthChecks(const config::Config& config, Upstreams& upstreams, GetEnv getenv);
   ~HealthChecks();
+  HealthChecks(const HealthChecks&) = delete;  // its thread runs on this object
+  HealthChecks& operator=(const HealthChecks&) = delete;
+  HealthChecks(HealthChecks&&) = delete;
+  HealthChecks& operator=(HealthChecks&&) = delete;
   // Starts the thread when any endpoint has checks; returns how many do.
   int start();
   void stop();
 
  private:
-  boost::asio::awaitable<void> run(size_t model, size_t endpoint);
+  boost::asio::awaitable<void> run(size_t mi, size_t ei);  // model and endpoint index
 
   const config::Config& config_;
   Upstreams& upstreams_;

@@ -21,7 +21,7 @@ struct Upstreams::Waiter {
   enum class State { waiting, granted, refused } state = State::waiting;
   Millis retry_after{0};
   asio::any_io_executor executor;
-  Wakeup* wake;
+  Wakeup* wake = nullptr;
   bool gone = false;  // the waiter has returned: its Wakeup no longer exists
 };
 

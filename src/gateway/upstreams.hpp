@@ -30,8 +30,11 @@ class Upstreams {
   // that it has too, by name, keeps its state (slots, queue, health, adaptive limit, rate buckets)
   // under the new settings; `previous` stays usable by the requests that started under it.
   Upstreams(const config::Config& config, Metrics& metrics, Upstreams* previous = nullptr);
+  ~Upstreams() = default;
   Upstreams(const Upstreams&) = delete;
   Upstreams& operator=(const Upstreams&) = delete;
+  Upstreams(Upstreams&&) = delete;
+  Upstreams& operator=(Upstreams&&) = delete;
 
   // The endpoint for a request's first attempt (`history` empty) or its next one, its rate limits
   // charged; or why there is none.

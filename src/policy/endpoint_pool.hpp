@@ -59,8 +59,11 @@ struct ModelView {
 // their model's one lock, so requests under either count against the same limits.
 struct EndpointState {
   EndpointState(const EndpointSpec& spec, const OutlierPolicy& outlier, TimePoint now);
+  ~EndpointState() = default;
   EndpointState(const EndpointState&) = delete;  // health points at outlier
   EndpointState& operator=(const EndpointState&) = delete;
+  EndpointState(EndpointState&&) = delete;
+  EndpointState& operator=(EndpointState&&) = delete;
   // New settings from a reload; what the endpoint holds and has learned stays.
   Admission::Changes retune(const EndpointSpec& spec, const OutlierPolicy& outlier, TimePoint now);
 
@@ -75,8 +78,11 @@ class EndpointPool {
   // `refusal_cap` bounds the Retry-After of a refusal made here (the model's queue timeout).
   EndpointPool(std::string model, std::vector<EndpointSpec> endpoints, const OutlierPolicy& outlier,
                const RetryPolicy& retries, Millis refusal_cap, uint64_t seed, TimePoint now);
+  ~EndpointPool() = default;
   EndpointPool(const EndpointPool&) = delete;
   EndpointPool& operator=(const EndpointPool&) = delete;
+  EndpointPool(EndpointPool&&) = delete;
+  EndpointPool& operator=(EndpointPool&&) = delete;
 
   // After a reload: every endpoint that `previous` has too, by name, takes over its state under
   // this pool's settings. Returns, per endpoint of this pool, what the new settings changed in its

@@ -6,7 +6,6 @@
 #include <algorithm>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/post.hpp>
-#include <algorithm>
 #include <charconv>
 #include <cstring>
 

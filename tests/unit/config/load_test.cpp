@@ -171,6 +171,32 @@ retries: {max_attempts: 0}
   EXPECT_EQ(r.errors[4], "bad.yaml:10: retries.max_attempts: '0' is not a whole number from 1 to 10");
 }
 
+TEST(ConfigLoad, LimitsAreCheckedAndNeverOverflow) {
+  auto r = load_yaml(R"(models:
+  - name: m
+    endpoints:
+      - base_url: http://127.0.0.1:8000/v1
+admin_listen: nowhere
+limits:
+  max_request_body: 17179869184GiB
+  max_connections: 0
+  max_buffered_bytes: 64MiB
+)",
+                     "limits.yaml", no_env);
+  ASSERT_EQ(r.errors.size(), 3u);
+  EXPECT_EQ(r.errors[0], "limits.yaml:5: admin_listen: 'nowhere' is not HOST:PORT");
+  EXPECT_EQ(r.errors[1], "limits.yaml:7: limits.max_request_body: '17179869184GiB' is too large");
+  EXPECT_EQ(r.errors[2].substr(0, 41), "limits.yaml:8: limits.max_connections: '0");
+  auto ok = load_yaml(
+      "models: [{name: m, endpoints: [{base_url: 'http://h:1/v1'}]}]\n"
+      "admin_listen: 127.0.0.1:9100\nlimits: {max_connections: 50, max_buffered_bytes: 1MiB}\n",
+      "ok.yaml", no_env);
+  ASSERT_TRUE(ok.ok()) << ok.errors[0];
+  EXPECT_EQ(ok.config.admin_listen, "127.0.0.1:9100");
+  EXPECT_EQ(ok.config.max_connections, 50);
+  EXPECT_EQ(ok.config.max_buffered_bytes, size_t{1} << 20);
+}
+
 TEST(ConfigLoad, FallbackKeys) {
   auto r = load_yaml(R"(models:
   - name: gpt-4o
