@@ -125,7 +125,7 @@ test('serve --check: 0 for a good config, 2 with every problem as file:line: key
   const ok = await startProcess(['serve', '--check', '--config', good], { expectListen: false });
   assert.equal((await ok.exited).code, 0);
   assert.match(ok.stdout, /good\.yaml: ok \(1 model\(s\), 1 endpoint\(s\)\)/);
-  const no = await startProcess(['serve', '--check', '--config', bad], { expectListen: false });
+  const no = await startProcess(['serve', '--check', '--config', bad], { expectListen: false, expectExit: 2 });
   assert.equal((await no.exited).code, 2);
   assert.match(no.stderr, /bad\.yaml:5: models\[0\]\.endpoints\[0\]\.max_in_flight/);
   assert.match(no.stderr, /bad\.yaml:7: limits\.max_connections/);

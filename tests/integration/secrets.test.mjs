@@ -413,7 +413,7 @@ test('reloads: a good one, and bad ones refused with file:line: key and no value
     collect(`reload refused: ${name}`, 'the server log', said);
     assert.match(said, new RegExp(`${gw.configFile.replaceAll(/[.*+?^${}()|[\]\\/]/g, '\\$&')}:${line}${message.source}`), name);
     // serve --check on the same file.
-    const checked = await runBallast(['serve', '--check', '--config', file], { env: SECRET_ENV, timeoutMs: 10_000 });
+    const checked = await runBallast(['serve', '--check', '--config', file], { env: SECRET_ENV, timeoutMs: 10_000, expectExit: 2 });
     collect(`serve --check: ${name}`, 'stdout', checked.stdout);
     collect(`serve --check: ${name}`, 'stderr', checked.stderr);
     assert.equal(checked.code, 2, name);
@@ -423,7 +423,7 @@ test('reloads: a good one, and bad ones refused with file:line: key and no value
   // A key that arrives through ${VAR} with a line break in it, for serve --check.
   const viaEnv = badConfig(dir, 'api-key-from-env', { api_key: '${BROKEN_KEY}' }, 'api_key');
   const checked = await runBallast(['serve', '--check', '--config', viaEnv.file],
-    { env: { ...SECRET_ENV, BROKEN_KEY: `${UPSTREAM_KEY}\nx-injected: 1` }, timeoutMs: 10_000 });
+    { env: { ...SECRET_ENV, BROKEN_KEY: `${UPSTREAM_KEY}\nx-injected: 1` }, timeoutMs: 10_000, expectExit: 2 });
   collect('serve --check: an api_key from ${VAR} with a line break', 'stdout and stderr', checked.stdout + checked.stderr);
   assert.equal(checked.code, 2);
   assert.match(checked.stderr, new RegExp(`:${viaEnv.line}: models\\[0\\]\\.endpoints\\[0\\]\\.api_key: must not contain a line break`));
@@ -439,7 +439,7 @@ test('reloads: a good one, and bad ones refused with file:line: key and no value
 // ---- doctor ----
 
 async function doctor(scenario, args, env) {
-  const r = await runBallast(['doctor', ...args], { env: { BALLAST_CONTAINER: '0', ...env }, timeoutMs: 30_000 });
+  const r = await runBallast(['doctor', ...args], { env: { BALLAST_CONTAINER: '0', ...env }, timeoutMs: 30_000, expectExit: [0, 1] });
   collect(scenario, 'stdout', r.stdout);
   collect(scenario, 'stderr', r.stderr);
   return r;
@@ -505,7 +505,7 @@ async function load(scenario, args, key) {
   const json = path.join(dir, 'load.json');
   const html = path.join(dir, 'load.html');
   const r = await runBallast(['load', '--json', json, '--html', html, '--concurrency', '2', '--duration', '0.5', '--api-key-env', 'LOAD_KEY', ...args],
-    { env: { LOAD_KEY: key }, timeoutMs: 30_000 });
+    { env: { LOAD_KEY: key }, timeoutMs: 30_000, expectExit: [0, 1] });
   collect(scenario, 'stdout', r.stdout);
   collect(scenario, 'stderr', r.stderr);
   const report = fs.readFileSync(json, 'utf8');

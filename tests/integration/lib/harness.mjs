@@ -20,8 +20,10 @@ export const BIN = process.env.BALLAST_BIN ?? path.resolve(here, '../../../build
 const STOP_TIMEOUT_MS = 10_000;
 const tracked = [];
 const failures = [];
+const kept = [];  // what a test handed to stopAfterAll().keep() that is not a tracked process: servers of its own
 
 after(async () => {
+  for (const k of [...kept].reverse()) await k.stop();
   for (const p of [...tracked].reverse()) await p.stop();
   if (failures.length) {
     throw new Error(`${failures.length} process(es) started by this file ended badly:\n\n${failures.join('\n\n')}`);
@@ -347,7 +349,12 @@ http {
 // For a test file: simulators and gateways that live until the file's tests are done. Every process is
 // stopped then anyway (see track()); keep() stays for the callers that name what they keep.
 export function stopAfterAll() {
-  const keep = (p) => p;
+  // Processes are stopped anyway (see track()); anything else kept (a test's own HTTP server) is
+  // stopped first, when the file's tests are done.
+  const keep = (p) => {
+    if (!tracked.includes(p)) kept.push(p);
+    return p;
+  };
   return {
     keep,
     sim: (flags, options) => startSim(flags, options),
