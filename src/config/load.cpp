@@ -485,20 +485,14 @@ LoadResult load_yaml(std::string_view text, const std::string& name, const GetEn
               {"listen", "admin_listen", "workers", "models", "timeouts", "retries", "outlier", "keys",
                "limits", "shutdown_grace", "log"});
   r.set(root, "", "workers", c.workers, 0, 256);
-  if (root["listen"]) {
-    if (auto v = r.string(root["listen"], "listen")) {
+  // HOST:PORT keys: `listen` and `admin_listen`.
+  for (auto [key, out] : {std::pair{"listen", &c.listen}, std::pair{"admin_listen", &c.admin_listen}}) {
+    if (!root[key]) continue;
+    if (auto v = r.string(root[key], key)) {
       if (valid_listen(*v))
-        c.listen = *v;
+        *out = *v;
       else
-        r.error(root["listen"], "listen", fmt::format("'{}' is not HOST:PORT", *v));
-    }
-  }
-  if (root["admin_listen"]) {
-    if (auto v = r.string(root["admin_listen"], "admin_listen")) {
-      if (valid_listen(*v))
-        c.admin_listen = *v;
-      else
-        r.error(root["admin_listen"], "admin_listen", fmt::format("'{}' is not HOST:PORT", *v));
+        r.error(root[key], key, fmt::format("'{}' is not HOST:PORT", *v));
     }
   }
   if (root["timeouts"]) {
