@@ -1,16 +1,20 @@
-// The scenario ballast exists for, measured side by side in one run: 200 requests at once from the
-// OpenAI Node SDK (timeout 10 s, its default 2 retries) against a simulator that serves 8 at a time
-// (`--capacity 8 --ttft 100 --itl 20 --tokens 40`, ~0.9 s per answer), reached
+// The scenario ballast exists for, measured side by side in one run: 200 requests from the OpenAI
+// Node SDK (timeout 10 s, its default 2 retries) against a simulator that serves 8 at a time
+// (`--capacity 8 --ttft 100 --itl 20 --tokens 40`, ~0.9 s per answer), in one of two app shapes —
+// `burst`: one process firing all 200 at once (asyncio.gather-style); `workers`: 8 workers, each
+// its own client capped at 20 calls in flight (gunicorn-style) — reached
 //   (a) directly,
-//   (b) through ballast with max_in_flight: 8,
-//   (c) through haproxy with maxconn 8 and a queue,
+//   (b) through ballast with max_in_flight: 8 and every other setting at its default (no
+//       timeouts.queue: the SDK sends no deadline for a client-wide timeout),
+//   (c) through haproxy with maxconn 8 and a queue timeout tuned by hand below the client's,
 //   (d) directly, behind a client-side semaphore of 8.
 // For each: requests that succeeded, client timeouts, fast refusals (a 429/503 the SDK gave up on),
 // p50/p99 latency (from the app's call, retries and semaphore waits included), HTTP attempts the
 // SDK made, and the simulator's wasted work (answers generated for a client that had gone).
 // Not a test: it prints figures. Everything it starts, it stops. Only 127.0.0.1.
 //   node bench/overload.mjs [REQUESTS]
-// Env: SCENARIOS=abcd (a subset to run), BALLAST_ACCESS_LOG=FILE (ballast's access log; off by default).
+// Env: SCENARIOS=abcd (a subset to run), SHAPES=burst,workers (which app shapes), STREAM=1 (streamed
+// calls, each read to its end), BALLAST_ACCESS_LOG=FILE (ballast's access log; off by default).
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import fs from 'node:fs';
@@ -24,8 +28,10 @@ const REQUESTS = Number(process.argv[2] ?? 200);
 const CAPACITY = 8;
 const SIM_FLAGS = ['--capacity', String(CAPACITY), '--ttft', '100', '--itl', '20', '--tokens', '40'];
 const CLIENT_TIMEOUT = 10_000;
-// ballast and haproxy let a request wait at most this long for a slot: below the client's 10 s
-// timeout by more than one answer's 0.9 s, since the SDK does not send its client-wide timeout.
+const STREAM = process.env.STREAM === '1';
+// haproxy lets a request wait at most this long for a slot: below the client's 10 s timeout by
+// more than one answer's 0.9 s, set by hand (the SDK does not send its client-wide timeout).
+// ballast is left at its defaults.
 const QUEUE_TIMEOUT = '8s';
 const messages = [{ role: 'user', content: 'Summarise the plot of Hamlet in three sentences.' }];
 
@@ -83,22 +89,41 @@ async function settle(sim) {
   return sim.stats();
 }
 
-async function scenario(name, sim, baseURL, { limitClient = false } = {}) {
+// The app's shape: how many clients (each its own OpenAI instance, as separate worker processes
+// would have) and how many calls each may have in flight.
+function appShape(shape) {
+  if (shape === 'workers') return { clients: 8, perClient: 20 };
+  return { clients: 1, perClient: Infinity };
+}
+
+async function scenario(name, sim, baseURL, shape, { limitClient = false } = {}) {
   let attempts = 0;
-  const client = new OpenAI({
+  const { clients, perClient } = appShape(shape);
+  const makeClient = () => new OpenAI({
     baseURL,
     apiKey: 'sk-bench',
     timeout: CLIENT_TIMEOUT,
     fetch: (url, init) => { attempts++; return fetch(url, init); },
   });
+  const apps = Array.from({ length: clients }, () => ({
+    client: makeClient(),
+    gate: Number.isFinite(perClient) ? semaphore(perClient) : null,
+  }));
   const gate = limitClient ? semaphore(CAPACITY) : null;
-  const r = { name, ok: 0, timeouts: 0, refusals: 0, other: 0, latencies: [] };
+  const r = { name: `${name}, ${shape}${STREAM ? ', streamed' : ''}`, ok: 0, timeouts: 0, refusals: 0, other: 0, latencies: [] };
   const t0 = performance.now();
-  await Promise.all(Array.from({ length: REQUESTS }, async () => {
+  await Promise.all(Array.from({ length: REQUESTS }, async (_, i) => {
+    const app = apps[i % clients];
     const started = performance.now();
+    const releaseApp = app.gate ? await app.gate.acquire() : null;
     const release = gate ? await gate.acquire() : null;
     try {
-      await client.chat.completions.create({ model: 'm', messages });
+      if (STREAM) {
+        const stream = await app.client.chat.completions.create({ model: 'm', messages, stream: true });
+        for await (const _chunk of stream) { /* read to the end */ }
+      } else {
+        await app.client.chat.completions.create({ model: 'm', messages });
+      }
       r.ok++;
       r.latencies.push(performance.now() - started);
     } catch (e) {
@@ -107,6 +132,7 @@ async function scenario(name, sim, baseURL, { limitClient = false } = {}) {
       else r.other++;
     } finally {
       release?.();
+      releaseApp?.();
     }
   }));
   r.wall = performance.now() - t0;
@@ -119,46 +145,48 @@ async function scenario(name, sim, baseURL, { limitClient = false } = {}) {
 }
 
 const only = process.env.SCENARIOS ?? 'abcd';
+const shapes = (process.env.SHAPES ?? 'burst,workers').split(',');
 const results = [];
-if (only.includes('a')) {
-  const sim = await startSim(SIM_FLAGS);
-  results.push(await scenario('(a) direct', sim, sim.base));
-  await sim.stop();
-}
-if (only.includes('b')) {
-  const sim = await startSim(SIM_FLAGS);
-  const gw = await startServe({
-    log: { access: process.env.BALLAST_ACCESS_LOG ?? 'off' },
-    timeouts: { queue: QUEUE_TIMEOUT },
-    models: [{ name: 'm', endpoints: [{ base_url: sim.base, max_in_flight: CAPACITY }] }],
-  });
-  results.push(await scenario('(b) ballast max_in_flight 8', sim, gw.base));
-  await gw.stop();
-  await sim.stop();
-}
-if (only.includes('c')) {
-  const sim = await startSim(SIM_FLAGS);
-  const haproxy = await startHaproxy(Number(sim.address.split(':').pop()));
-  results.push(await scenario('(c) haproxy maxconn 8', sim, haproxy.base));
-  await haproxy.stop();
-  await sim.stop();
-}
-if (only.includes('d')) {
-  const sim = await startSim(SIM_FLAGS);
-  results.push(await scenario('(d) client semaphore 8', sim, sim.base, { limitClient: true }));
-  await sim.stop();
+for (const shape of shapes) {
+  if (only.includes('a')) {
+    const sim = await startSim(SIM_FLAGS);
+    results.push(await scenario('(a) direct', sim, sim.base, shape));
+    await sim.stop();
+  }
+  if (only.includes('b')) {
+    const sim = await startSim(SIM_FLAGS);
+    const gw = await startServe({
+      log: { access: process.env.BALLAST_ACCESS_LOG ?? 'off' },
+      models: [{ name: 'm', endpoints: [{ base_url: sim.base, max_in_flight: CAPACITY }] }],
+    });
+    results.push(await scenario('(b) ballast max_in_flight 8', sim, gw.base, shape));
+    await gw.stop();
+    await sim.stop();
+  }
+  if (only.includes('c')) {
+    const sim = await startSim(SIM_FLAGS);
+    const haproxy = await startHaproxy(Number(sim.address.split(':').pop()));
+    results.push(await scenario('(c) haproxy maxconn 8', sim, haproxy.base, shape));
+    await haproxy.stop();
+    await sim.stop();
+  }
+  if (only.includes('d')) {
+    const sim = await startSim(SIM_FLAGS);
+    results.push(await scenario('(d) client semaphore 8', sim, sim.base, shape, { limitClient: true }));
+    await sim.stop();
+  }
 }
 
 const s = (ms) => (Number.isNaN(ms) ? '-' : `${(ms / 1000).toFixed(2)}s`);
-console.log(`${REQUESTS} requests at once, OpenAI SDK (timeout ${CLIENT_TIMEOUT / 1000} s, 2 retries) → ballast sim ${SIM_FLAGS.join(' ')}\n`);
+console.log(`${REQUESTS} requests (${shapes.join(', ')}${STREAM ? ', streamed' : ''}), OpenAI SDK (timeout ${CLIENT_TIMEOUT / 1000} s, 2 retries) → ballast sim ${SIM_FLAGS.join(' ')}\n`);
 console.log('| scenario | succeeded | client timeouts | fast refusals | other errors | p50 | p99 | all done | SDK attempts | sim completed | sim wasted |');
 console.log('|---|---|---|---|---|---|---|---|---|---|---|');
 for (const r of results) {
   console.log(`| ${r.name} | ${r.ok} | ${r.timeouts} | ${r.refusals} | ${r.other} | ${s(percentile(r.latencies, 50))} | ${s(percentile(r.latencies, 99))} | ${s(r.wall)} | ${r.attempts} | ${r.completed} | ${r.wasted} |`);
 }
-const ballast = results.find((r) => r.name.startsWith('(b)'));
-const others = results.filter((r) => r !== ballast);
-if (ballast && others.length) {
-  const best = Math.max(...others.map((r) => r.ok));
-  console.log(`\nballast: ${ballast.ok} succeeded (best of the others: ${best}), ${ballast.timeouts} client timeouts, ${ballast.wasted} wasted answers.`);
+for (const ballast of results.filter((r) => r.name.startsWith('(b)'))) {
+  const shape = ballast.name.split(', ').slice(1).join(', ');
+  const others = results.filter((r) => r !== ballast && r.name.endsWith(shape));
+  const best = others.length ? ` (best of the others: ${Math.max(...others.map((r) => r.ok))})` : '';
+  console.log(`\nballast, ${shape}: ${ballast.ok} succeeded${best}, ${ballast.timeouts} client timeouts, ${ballast.wasted} wasted answers.`);
 }

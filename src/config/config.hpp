@@ -88,6 +88,9 @@ struct Config {
   int workers = 0;           // threads serving requests, each with its own loop; 0 = one per core
   PhaseBounds timeouts;      // global defaults
   Millis queue_timeout{30'000};  // longest wait for an endpoint's max_in_flight, global default
+  // timeouts.client_patience [learn]: learn how long clients that send no deadline wait before
+  // giving up, and admit their requests as if they had sent it (policy/patience); off: never.
+  bool learn_patience = true;
   RetryPolicy retries;
   OutlierPolicy outlier;
   std::vector<Model> models;

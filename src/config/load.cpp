@@ -11,6 +11,7 @@
 
 #include <fmt/format.h>
 
+#include "common/json_writer.hpp"
 #include "policy/duration.hpp"
 #include "policy/url.hpp"
 
@@ -206,9 +207,25 @@ class Reader {
   std::vector<std::pair<int, std::string>> errors_;
 };
 
-void read_timeouts(Reader& r, const YAML::Node& n, const std::string& path, TimeoutOverrides& out) {
+// `learn_patience`: the top-level timeouts only, which also take client_patience: learn | off.
+void read_timeouts(Reader& r, const YAML::Node& n, const std::string& path, TimeoutOverrides& out,
+                   bool* learn_patience = nullptr) {
   if (!r.is_map(n, path)) return;
-  r.only_keys(n, path, {"connect", "first_byte", "first_token", "stream_idle", "total", "queue"});
+  if (learn_patience) {
+    r.only_keys(n, path,
+                {"connect", "first_byte", "first_token", "stream_idle", "total", "queue", "client_patience"});
+    if (n["client_patience"]) {
+      if (auto v = r.string(n["client_patience"], "timeouts.client_patience")) {
+        if (*v == "learn" || *v == "off")
+          *learn_patience = *v == "learn";
+        else
+          r.error(n["client_patience"], "timeouts.client_patience",
+                  fmt::format("'{}' is not learn or off", bounded_echo(*v)));
+      }
+    }
+  } else {
+    r.only_keys(n, path, {"connect", "first_byte", "first_token", "stream_idle", "total", "queue"});
+  }
   for (auto [key, slot] :
        {std::pair{"connect", &out.connect}, std::pair{"first_byte", &out.first_byte},
         std::pair{"first_token", &out.first_token}, std::pair{"stream_idle", &out.stream_idle},
@@ -497,7 +514,7 @@ LoadResult load_yaml(std::string_view text, const std::string& name, const GetEn
   }
   if (root["timeouts"]) {
     TimeoutOverrides t;
-    read_timeouts(r, root["timeouts"], "timeouts", t);
+    read_timeouts(r, root["timeouts"], "timeouts", t, &c.learn_patience);
     Model none;
     Endpoint nothing;
     none.timeouts = t;

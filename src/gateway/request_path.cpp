@@ -48,6 +48,11 @@ struct Exchange {
   const config::Endpoint* endpoint = nullptr;  // the last attempt's, once one is picked
   Millis queue_cap{30'000};         // the longest Retry-After a refusal may promise: timeouts.queue in force
   std::string_view upstream_model;  // the model that endpoint's upstream was asked for
+  // Who this request teaches about patience (keys[N], else the client's address): empty when it
+  // teaches nothing (its client sent a deadline, or client_patience is off).
+  std::string patience_client;
+  std::optional<TimePoint> answered;   // when the first byte of the answer went to the client
+  std::optional<Duration> queue_wait;  // a shorter wait for a slot than timeouts.queue (kUnknownPatienceWait)
 
   // Ours, on every answer: the request id and, once an endpoint was picked, which one and the
   // model it was asked for.
@@ -112,6 +117,25 @@ std::optional<Duration> client_timeout(const Request& req) {
     }
   }
   return shortest;
+}
+
+// openai-python's httpx read timeout ("600.0" by default): how long it waits for each byte.
+std::optional<Duration> read_timeout(const Request& req) {
+  const auto* v = req.header("x-stainless-read-timeout");
+  return v ? parse_seconds(*v) : std::nullopt;
+}
+
+// The client's SDK retries a refused request itself, after the Retry-After it is given, and has a
+// retry left: x-stainless-retry-count below the SDKs' default max_retries (2).
+bool comes_back(const Request& req) {
+  const auto* v = req.header("x-stainless-retry-count");
+  return v && (*v == "0" || *v == "1");
+}
+
+Due due(const Exchange& x, bool stream) {
+  Due d{x.deadline.at, x.deadline.first_byte_by, stream};
+  if (x.deadline.source == DeadlineSource::none) d.queue_wait = x.queue_wait;
+  return d;
 }
 
 // The client's SDK is retrying this request itself (x-stainless-retry-count above 0).
@@ -284,7 +308,9 @@ asio::awaitable<void> Gateway::serve(Request& req, Downstream& down, Side side) 
     co_return;
   }
   if (req.path == "/ballast/status") {
-    co_await down.respond(200, x.headers(), endpoint_status_json(x.upstreams.view(Clock::now())));
+    co_await down.respond(
+        200, x.headers(),
+        endpoint_status_json(x.upstreams.view(Clock::now()), x.upstreams.patience_view(Clock::now())));
     co_return;
   }
   if (req.over_buffer_bound) {
@@ -406,12 +432,25 @@ asio::awaitable<void> Gateway::serve(Request& req, Downstream& down, Side side) 
 
 asio::awaitable<void> Gateway::proxy(Exchange& x, const config::Model& model, std::string_view api_path,
                                      bool stream) {
-  // Plan the deadline: the total bound, capped by the client's own deadline.
+  // Plan the deadline: the total bound, capped by the client's own deadline; else the wait for the
+  // first byte bounded by its read timeout, or by the patience it has shown before.
   config::Endpoint no_endpoint;
   Millis total = config::effective_bounds(x.cfg, model, no_endpoint).total;
   auto client = client_timeout(x.req);
-  if (client) x.record.client_timeout_ms = to_ms(*client);
   x.deadline = plan_deadline(x.req.received, total, client);
+  if (client) {
+    x.record.client_timeout_ms = to_ms(*client);
+  } else if (auto read = read_timeout(x.req)) {
+    bound_first_byte(x.deadline, *read, DeadlineSource::read);
+  } else if (x.cfg.learn_patience) {
+    x.patience_client = x.key >= 0 ? fmt::format("keys[{}]", x.key) : x.req.peer;
+    if (auto learned = x.upstreams.patience(x.patience_client, model.name, Clock::now()))
+      bound_first_byte(x.deadline, learned->patience, DeadlineSource::learned);
+    else if (comes_back(x.req))
+      x.queue_wait = kUnknownPatienceWait;
+  }
+  if (x.deadline.first_byte_by != TimePoint::max()) x.record.client_timeout_ms = to_ms(x.deadline.patience);
+  x.record.client_timeout_source = source_name(x.deadline.source);
   x.queue_cap = config::effective_queue_timeout(x.cfg, model, no_endpoint);
   const size_t mi = x.generation->model_index(model);
   x.upstreams.record_request(mi, is_client_retry(x.req), Clock::now());
@@ -461,8 +500,45 @@ asio::awaitable<void> Gateway::proxy(Exchange& x, const config::Model& model, st
     x.queue_cap = config::effective_queue_timeout(x.cfg, model, endpoint);
     x.metric_labels = &x.generation->facts(endpoint).model_endpoint_labels;
 
-    Upstreams::Admit admit = co_await x.upstreams.admit(mi, ei, x.fair_key, x.deadline.at, x.down, wake);
-    x.record.queue_ms += to_ms(admit.waited);
+    Upstreams::Admit admit;
+    for (;;) {
+      admit = co_await x.upstreams.admit(mi, ei, x.fair_key, due(x, stream), x.down, wake);
+      x.record.queue_ms += to_ms(admit.waited);
+      // Refused only for the patience learned before: now and then, such a request tests it
+      // instead, held outside the queue (policy/patience: take_probe). Never an SDK's own retry,
+      // which may be its last.
+      if (!admit.first_byte_bound || x.deadline.source != DeadlineSource::learned || is_client_retry(x.req))
+        break;
+      auto hold = x.upstreams.probe(x.patience_client, model.name, Clock::now());
+      if (!hold) break;
+      TimePoint held = Clock::now();
+      bool stayed = co_await pause(x, wake, std::chrono::ceil<Millis>(x.req.received + *hold - held));
+      x.record.queue_ms += to_ms(Clock::now() - held);
+      if (!stayed) {
+        admit.kind = Upstreams::Admit::client_gone;
+        break;
+      }
+      // Its client outlasted what was learned: its patience is unknown again.
+      x.upstreams.outlasted(x.patience_client, model.name, Clock::now() - x.req.received, Clock::now());
+      x.deadline.first_byte_by = TimePoint::max();
+      x.deadline.source = DeadlineSource::none;
+      x.record.client_timeout_ms.reset();
+      x.record.client_timeout_source = source_name(x.deadline.source);
+    }
+    if (admit.kind == Upstreams::Admit::admitted && x.deadline.source == DeadlineSource::none &&
+        !x.patience_client.empty()) {
+      // Its client's patience may have been learned while it waited (clients that gave up
+      // together, just now): a slot it can no longer use in time goes to the next in line.
+      if (auto learned = x.upstreams.patience(x.patience_client, model.name, Clock::now())) {
+        bound_first_byte(x.deadline, learned->patience, DeadlineSource::learned);
+        x.record.client_timeout_ms = to_ms(x.deadline.patience);
+        x.record.client_timeout_source = source_name(x.deadline.source);
+        if (auto come_back = x.upstreams.keep_if_in_time(mi, ei, due(x, stream), Clock::now())) {
+          admit.kind = Upstreams::Admit::queue_timeout;
+          admit.retry_after = *come_back;
+        }
+      }
+    }
     if (admit.kind != Upstreams::Admit::admitted) {
       x.upstreams.finish_unsent(mi, ei);
       if (admit.kind == Upstreams::Admit::client_gone) {
@@ -483,6 +559,14 @@ asio::awaitable<void> Gateway::proxy(Exchange& x, const config::Model& model, st
       metrics_.malformed_events(endpoint.name, last.outcome.malformed_events);
     }
     const Verdict& verdict = last.verdict;
+    if (last.outcome.client_gone && !stream && !x.down.shutting_down()) {
+      // Most servers notice a non-streamed client's going only when they write its answer: the
+      // endpoint stays busy with it for the rest of its usual time, and so does its slot.
+      if (auto hold = x.upstreams.mean_hold(mi, ei)) {
+        const TimePoint until = admitted_at + std::min<Duration>(*hold, std::chrono::seconds(30));
+        while (Clock::now() < until && !x.down.shutting_down()) co_await wake.wait_until(until);
+      }
+    }
     const PhaseTimings& t = last.outcome.timings;
     std::optional<Duration> first_token;
     if (auto ms = t.first_token_ms ? t.first_token_ms : t.first_byte_ms)
@@ -492,7 +576,7 @@ asio::awaitable<void> Gateway::proxy(Exchange& x, const config::Model& model, st
         verdict.code == ErrorCode::ok
             ? (x.record.usage ? x.tokens - static_cast<double>(x.record.usage->total_tokens) : 0)
             : x.tokens;
-    x.upstreams.finish(mi, ei, admitted_at, verdict, first_token, tokens_delta, Clock::now());
+    x.upstreams.finish(mi, ei, admitted_at, verdict, first_token, stream, tokens_delta, Clock::now());
 
     // Decide: done, or another attempt (failover decides where) if it may help.
     if (verdict.code == ErrorCode::ok) break;
@@ -520,8 +604,11 @@ asio::awaitable<void> Gateway::proxy(Exchange& x, const config::Model& model, st
   if (last.deliver) {
     x.record.status = last.outcome.status;
     x.record.bytes_out = last.body.size();
-    if (!co_await x.down.respond(last.outcome.status, forwardable(std::move(last.headers), x),
-                                 std::move(last.body))) {
+    const TimePoint answering = Clock::now();
+    if (co_await x.down.respond(last.outcome.status, forwardable(std::move(last.headers), x),
+                                std::move(last.body))) {
+      x.answered = answering;
+    } else {
       x.record.code = ErrorCode::client_disconnected;
       x.record.status = http_status(ErrorCode::client_disconnected);
     }
@@ -564,6 +651,7 @@ asio::awaitable<void> Gateway::proxy(Exchange& x, const config::Model& model, st
     if (retry_after && verdict.code != ErrorCode::upstream_status) add_retry_after(headers, *retry_after, x);
     x.record.status = status;
     x.record.bytes_out = body.size();
+    x.answered = Clock::now();
     co_await x.down.respond(status, headers, std::move(body));
   } else {
     x.record.status = o.client_gone ? http_status(ErrorCode::client_disconnected) : o.status;
@@ -681,10 +769,12 @@ asio::awaitable<AttemptResult> Gateway::attempt(Exchange& x, const config::Model
           // The first token: now the response begins, and from here on nothing is retried.
           o.response_started = true;
           phase = AttemptPhase::relaying;
+          const TimePoint answering = Clock::now();
           if (!co_await x.down.begin_stream(t.status(), forwardable(t.take_headers(), x))) {
             o.client_gone = true;
             break;
           }
+          x.answered = answering;
           out.insert(0, held);
           held.clear();
         }
@@ -788,6 +878,7 @@ asio::awaitable<void> Gateway::refuse(Exchange& x, ErrorCode code, std::string m
   x.record.code = code;
   x.record.bytes_out = body.size();
   x.record.message = std::move(message);
+  x.answered = Clock::now();
   co_await x.down.respond(x.record.status, headers, std::move(body));
   finish(x);
 }
@@ -815,7 +906,16 @@ asio::awaitable<void> Gateway::fail(Exchange& x, ErrorCode code, std::string mes
 }
 
 void Gateway::finish(Exchange& x) {
-  x.record.duration_ms = to_ms(Clock::now() - x.req.received);
+  const TimePoint now = Clock::now();
+  x.record.duration_ms = to_ms(now - x.req.received);
+  if (!x.patience_client.empty()) {
+    // What this request shows of its client's patience: how long it waited for a first byte that
+    // came, or how long it waited before leaving without one.
+    if (x.answered)
+      x.upstreams.outlasted(x.patience_client, x.record.model, *x.answered - x.req.received, now);
+    else if (x.record.code == ErrorCode::client_disconnected)
+      x.upstreams.gave_up(x.patience_client, x.record.model, now - x.req.received, now);
+  }
   if (!x.record.model.empty()) {
     const double seconds = x.record.duration_ms / 1000;
     if (x.metric_labels)

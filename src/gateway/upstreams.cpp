@@ -61,7 +61,7 @@ Upstreams::ModelState::ModelState(const config::Model& model, const config::Conf
 }
 
 Upstreams::Upstreams(const config::Config& config, Metrics& metrics, Upstreams* previous)
-    : metrics_(metrics) {
+    : metrics_(metrics), patience_(previous ? previous->patience_ : std::make_shared<Patience>()) {
   TimePoint now = Clock::now();
   for (const auto& m : config.models) {
     auto state = std::make_unique<ModelState>(m, config, now);
@@ -113,7 +113,7 @@ EndpointPool::Choice Upstreams::choose(size_t model, std::span<const AttemptFact
 }
 
 asio::awaitable<Upstreams::Admit> Upstreams::admit(size_t model, size_t endpoint, const std::string& fair_key,
-                                                   TimePoint deadline, Downstream& down, Wakeup& wake) {
+                                                   const Due& due, Downstream& down, Wakeup& wake) {
   ModelState& m = *models_[model];
   Admission& admission = m.pool.admission(endpoint);
   const std::string& labels = m.metric_labels[endpoint];
@@ -124,8 +124,8 @@ asio::awaitable<Upstreams::Admit> Upstreams::admit(size_t model, size_t endpoint
   const auto executor = co_await asio::this_coro::executor;
   {
     std::lock_guard lock(*m.mu);
-    start_by = admission.start_by(arrived, deadline);
-    auto a = admission.arrive(fair_key, arrived, deadline);
+    start_by = admission.start_by(arrived, due);
+    auto a = admission.arrive(fair_key, arrived, due);
     switch (a.decision) {
       case Admission::Decision::admitted:
         if (admission.bounded()) metrics_.queue_wait(labels, 0);
@@ -133,7 +133,7 @@ asio::awaitable<Upstreams::Admit> Upstreams::admit(size_t model, size_t endpoint
       case Admission::Decision::queue_full:
         co_return Admit{Admit::queue_full, a.retry_after, {}, true};
       case Admission::Decision::too_late:
-        co_return Admit{Admit::queue_timeout, a.retry_after, {}, true};
+        co_return Admit{Admit::queue_timeout, a.retry_after, {}, true, a.first_byte_bound};
       case Admission::Decision::queued:
         break;
     }
@@ -151,7 +151,15 @@ asio::awaitable<Upstreams::Admit> Upstreams::admit(size_t model, size_t endpoint
     TimePoint now = Clock::now();
     result.waited = now - arrived;
     if (waiter->state == Waiter::State::granted) {
-      result.kind = Admit::admitted;
+      // Granted while its client may have left: a burst of clients that give up together would
+      // otherwise pass each freed slot down the line of the gone, each sending the upstream work
+      // nobody will read. The socket says so even before the disconnect watcher has run.
+      if (down.client_gone() || down.peer_closed()) {
+        this->wake(m, endpoint, admission.give_back(now));
+        result.kind = Admit::client_gone;
+      } else {
+        result.kind = Admit::admitted;
+      }
       break;
     }
     if (waiter->state == Waiter::State::refused) {
@@ -164,7 +172,7 @@ asio::awaitable<Upstreams::Admit> Upstreams::admit(size_t model, size_t endpoint
       admission.cancel(ticket);
       m.waiters[endpoint]->erase(ticket);
       result.kind = gone ? Admit::client_gone : Admit::queue_timeout;
-      result.retry_after = admission.retry_after(now, deadline);
+      result.retry_after = admission.retry_after(now, due.deadline);
       break;
     }
   }
@@ -204,15 +212,36 @@ void Upstreams::log_health(ModelState& m, size_t endpoint, HealthEvent event, co
 }
 
 void Upstreams::finish(size_t model, size_t endpoint, TimePoint admitted_at, const Verdict& verdict,
-                       std::optional<Duration> first_token, double tokens_delta, TimePoint now) {
+                       std::optional<Duration> first_token, bool stream, double tokens_delta, TimePoint now) {
   ModelState& m = *models_[model];
   std::lock_guard lock(*m.mu);
-  wake(m, endpoint, m.pool.admission(endpoint).finish(now, admitted_at, verdict.load, first_token));
+  Admission& admission = m.pool.admission(endpoint);
+  // An attempt its client ended says nothing about how long the endpoint takes.
+  wake(m, endpoint,
+       verdict.code == ErrorCode::client_disconnected
+           ? admission.give_back(now)
+           : admission.finish(now, admitted_at, verdict.load, first_token, stream));
   HealthEvent event = m.pool.report(endpoint, verdict.health, now);
   log_health(m, endpoint, event,
              event == HealthEvent::readmitted ? std::string("its probe succeeded")
                                               : std::string(code_name(verdict.code)));
   m.pool.correct_tokens(endpoint, tokens_delta, now);
+}
+
+std::optional<Millis> Upstreams::keep_if_in_time(size_t model, size_t endpoint, const Due& due,
+                                                 TimePoint now) {
+  ModelState& m = *models_[model];
+  std::lock_guard lock(*m.mu);
+  Admission& admission = m.pool.admission(endpoint);
+  if (admission.in_time(now, due)) return std::nullopt;
+  wake(m, endpoint, admission.give_back(now));
+  return admission.retry_after(now, due.deadline);
+}
+
+std::optional<Duration> Upstreams::mean_hold(size_t model, size_t endpoint) {
+  ModelState& m = *models_[model];
+  std::lock_guard lock(*m.mu);
+  return m.pool.admission(endpoint).mean_hold();
 }
 
 void Upstreams::finish_unsent(size_t model, size_t endpoint) {
@@ -243,6 +272,35 @@ void Upstreams::correct_key(size_t key, double tokens_delta, TimePoint now) {
   KeyState& k = *keys_[key];
   std::lock_guard lock(k.mu);
   if (k.tpm.enabled() && tokens_delta != 0) k.tpm.adjust(tokens_delta, now);
+}
+
+std::optional<PatienceBook::Learned> Upstreams::patience(const std::string& client, const std::string& model,
+                                                         TimePoint now) {
+  std::lock_guard lock(patience_->mu);
+  return patience_->book.learned(client, model, now);
+}
+
+void Upstreams::gave_up(const std::string& client, const std::string& model, Duration waited, TimePoint now) {
+  std::lock_guard lock(patience_->mu);
+  patience_->book.gave_up(client, model, waited, now);
+}
+
+void Upstreams::outlasted(const std::string& client, const std::string& model, Duration waited,
+                          TimePoint now) {
+  std::lock_guard lock(patience_->mu);
+  patience_->book.outlasted(client, model, waited, now);
+}
+
+std::optional<Duration> Upstreams::probe(const std::string& client, const std::string& model, TimePoint now) {
+  std::lock_guard lock(patience_->mu);
+  auto learned = patience_->book.learned(client, model, now);
+  if (!learned || !patience_->book.take_probe(client, model, now)) return std::nullopt;
+  return patience_->book.probe_wait(*learned);
+}
+
+std::vector<PatienceBook::View> Upstreams::patience_view(TimePoint now) {
+  std::lock_guard lock(patience_->mu);
+  return patience_->book.view(now);
 }
 
 void Upstreams::check_result(size_t model, size_t endpoint, bool ok, const std::string& detail,

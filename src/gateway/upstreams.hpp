@@ -21,6 +21,7 @@
 #include "observability/metrics.hpp"
 #include "policy/admission.hpp"
 #include "policy/endpoint_pool.hpp"
+#include "policy/patience.hpp"
 
 namespace ballast {
 
@@ -46,15 +47,23 @@ class Upstreams {
     enum Kind { admitted, queue_full, queue_timeout, client_gone } kind = admitted;
     Millis retry_after{0};
     Duration waited{0};
-    bool at_once = false;  // refused on arrival: it could not have started in time
+    bool at_once = false;           // refused on arrival: it could not have started in time
+    bool first_byte_bound = false;  // at once, and only because of the first-byte bound in `due`
   };
   boost::asio::awaitable<Admit> admit(size_t model, size_t endpoint, const std::string& fair_key,
-                                      TimePoint deadline, Downstream& down, Wakeup& wake);
+                                      const Due& due, Downstream& down, Wakeup& wake);
 
   // An admitted attempt ended: free its slot, report what it says about the endpoint's health
   // and capacity, and correct the token estimate it was charged (`tokens_delta` = estimate - actual).
   void finish(size_t model, size_t endpoint, TimePoint admitted_at, const Verdict& verdict,
-              std::optional<Duration> first_token, double tokens_delta, TimePoint now);
+              std::optional<Duration> first_token, bool stream, double tokens_delta, TimePoint now);
+
+  // A slot just granted, kept if its request can still be served as `due` says (its client's
+  // patience may have been learned meanwhile); else given back, and when to come back is returned.
+  std::optional<Millis> keep_if_in_time(size_t model, size_t endpoint, const Due& due, TimePoint now);
+
+  // How long the endpoint's slots are held, on average (none before the first request ends).
+  std::optional<Duration> mean_hold(size_t model, size_t endpoint);
 
   // The chosen endpoint was not sent to after all (refused a slot, or the client left): its
   // half-open probe, if this was it, is free again.
@@ -66,6 +75,17 @@ class Upstreams {
   // A client key's own rpm/tpm: nothing when within them, else how long until they allow it.
   std::optional<Millis> charge_key(size_t key, double tokens, TimePoint now);
   void correct_key(size_t key, double tokens_delta, TimePoint now);
+
+  // What clients' give-ups teach (policy/patience), shared by every worker and kept across reloads.
+  // `client` is the client key's name (keys[N]) when keys are configured, else the address.
+  std::optional<PatienceBook::Learned> patience(const std::string& client, const std::string& model,
+                                                TimePoint now);
+  void gave_up(const std::string& client, const std::string& model, Duration waited, TimePoint now);
+  void outlasted(const std::string& client, const std::string& model, Duration waited, TimePoint now);
+  // A probe of the learned patience, if one is due (PatienceBook::take_probe): how long after its
+  // arrival the request is held.
+  std::optional<Duration> probe(const std::string& client, const std::string& model, TimePoint now);
+  std::vector<PatienceBook::View> patience_view(TimePoint now);
 
   // An active health check's result.
   void check_result(size_t model, size_t endpoint, bool ok, const std::string& detail, TimePoint now);
@@ -88,6 +108,10 @@ class Upstreams {
     std::mutex mu;
     TokenBucket rpm, tpm;
   };
+  struct Patience {
+    std::mutex mu;
+    PatienceBook book;
+  };
   void adopt(ModelState& m, ModelState& previous, TimePoint now);
   void wake(ModelState& m, size_t endpoint, const Admission::Changes& changes);
   void log_health(ModelState& m, size_t endpoint, HealthEvent event, const std::string& detail);
@@ -96,6 +120,7 @@ class Upstreams {
   std::vector<std::unique_ptr<ModelState>> models_;
   std::vector<std::shared_ptr<KeyState>> keys_;  // shared with a reload that keeps the key
   std::vector<std::string> key_names_;           // the keys themselves, to find them again
+  std::shared_ptr<Patience> patience_;           // shared with the configuration reloaded after this one
 };
 
 // Rough token count of a request for tpm limits before its usage is known: ~4 bytes per token of

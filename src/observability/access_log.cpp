@@ -39,6 +39,7 @@ std::string format_access_line(const AccessRecord& r, std::string_view timestamp
   w.field("upstream_model", r.upstream_model).field("stream", r.stream);
   w.field("status", r.status).field("code", code_name(r.code));
   w.field("duration_ms", r.duration_ms).field("client_timeout_ms", r.client_timeout_ms);
+  w.field("client_timeout_source", r.client_timeout_source);
   w.field("queue_ms", r.queue_ms).field("backoff_ms", r.backoff_ms).field("retry_after_ms", r.retry_after_ms);
   w.key("attempts").begin_array();
   for (const auto& a : r.attempts) {

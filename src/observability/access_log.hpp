@@ -36,7 +36,8 @@ struct AccessRecord {
   bool stream = false;
   int status = 0;
   ErrorCode code = ErrorCode::ok;
-  std::optional<double> client_timeout_ms;
+  std::optional<double> client_timeout_ms;          // the client's deadline or patience that applied, if any
+  std::string_view client_timeout_source = "none";  // sent | read | learned | none (policy/deadline)
   double queue_ms = 0;                // waiting for endpoints' max_in_flight slots, every attempt's
   double backoff_ms = 0;              // waiting between attempts
   std::optional<int> retry_after_ms;  // what the client was told to wait, when it was

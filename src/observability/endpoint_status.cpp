@@ -56,7 +56,8 @@ void render_endpoint_gauges(std::string& out, const std::vector<ModelView>& mode
         [](const EndpointView& e) { return e.tpm_available; });
 }
 
-std::string endpoint_status_json(const std::vector<ModelView>& models) {
+std::string endpoint_status_json(const std::vector<ModelView>& models,
+                                 const std::vector<PatienceBook::View>& patience) {
   JsonWriter w;
   w.begin_object().key("models").begin_array();
   for (const auto& m : models) {
@@ -74,6 +75,19 @@ std::string endpoint_status_json(const std::vector<ModelView>& models) {
       w.end_object();
     }
     w.end_array().end_object();
+  }
+  w.end_array();
+  // What the give-ups of clients that send no deadline taught (policy/patience).
+  w.key("client_patience").begin_array();
+  for (const auto& p : patience) {
+    w.begin_object().field("client", p.client).field("model", p.model);
+    if (p.patience)
+      w.field("patience_ms", std::chrono::duration<double, std::milli>(*p.patience).count());
+    else
+      w.key("patience_ms").null();
+    w.field("agreeing", p.agreeing).field("give_ups", p.give_ups);
+    w.field("last_give_up_ago_s", std::chrono::duration<double>(p.since_last).count());
+    w.end_object();
   }
   w.end_array().end_object();
   return w.take();

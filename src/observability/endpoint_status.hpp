@@ -6,13 +6,16 @@
 #include <vector>
 
 #include "policy/endpoint_pool.hpp"
+#include "policy/patience.hpp"
 
 namespace ballast {
 
 // Gauges: in flight, queue depth, limits, health, rate-limit levels, by model and endpoint.
 void render_endpoint_gauges(std::string& out, const std::vector<ModelView>& models);
 
-// {"models":[{"name", retry budget, "endpoints":[{name, priority, weight, health, …}]}]}
-std::string endpoint_status_json(const std::vector<ModelView>& models);
+// {"models":[{"name", retry budget, "endpoints":[{name, priority, weight, health, …}]}],
+//  "client_patience":[{client, model, patience_ms (null until learned), agreeing, give_ups, …}]}
+std::string endpoint_status_json(const std::vector<ModelView>& models,
+                                 const std::vector<PatienceBook::View>& patience = {});
 
 }  // namespace ballast

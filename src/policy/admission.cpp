@@ -72,11 +72,21 @@ Millis Admission::retry_after(TimePoint now, TimePoint deadline) {
   return come_back(now, wait.value_or(Millis(1000)), deadline);
 }
 
-TimePoint Admission::start_by(TimePoint now, TimePoint deadline) const {
-  return std::min(now + policy_.queue_timeout, deadline - mean_hold_.value_or(Duration(0)));
+TimePoint Admission::start_by(TimePoint now, const Due& due) const {
+  const Duration hold = mean_hold_.value_or(Duration(0));
+  const Duration queue_wait =
+      std::min<Duration>(policy_.queue_timeout, due.queue_wait.value_or(Duration::max()));
+  TimePoint latest = std::min(now + queue_wait, due.deadline - hold);
+  if (due.first_byte != TimePoint::max()) {
+    // A non-streamed answer's first byte is its last: the whole hold. A stream's is its first token.
+    const Duration first_byte = due.stream ? mean_stream_first_token_.value_or(hold) : hold;
+    latest = std::min(latest, due.first_byte - first_byte);
+  }
+  return latest;
 }
 
-Admission::Arrival Admission::arrive(const std::string& key, TimePoint now, TimePoint deadline) {
+Admission::Arrival Admission::arrive(const std::string& key, TimePoint now, const Due& due) {
+  const TimePoint deadline = due.deadline;
   if (!bounded() || (in_flight_ < limit() && tickets_.empty())) {
     ++in_flight_;
     return {Decision::admitted};
@@ -84,12 +94,15 @@ Admission::Arrival Admission::arrive(const std::string& key, TimePoint now, Time
   if (static_cast<int>(tickets_.size()) >= policy_.queue_size) {
     return {Decision::queue_full, 0, retry_after(now, deadline)};
   }
-  const TimePoint latest = start_by(now, deadline);
+  const TimePoint latest = start_by(now, due);
   auto wait = estimated_wait(tickets_.size());
-  if (latest <= now || (wait && now + *wait > latest)) {
+  auto hopeless = [&](TimePoint by) { return by <= now || (wait && now + *wait > by); };
+  if (hopeless(latest)) {
     // It would wait only to be refused: say so now, and when the queue will have room for it.
-    return {Decision::too_late, 0,
-            come_back(now, come_back_after(wait.value_or(Duration(0)), latest - now), deadline)};
+    Arrival refused{Decision::too_late, 0,
+                    come_back(now, come_back_after(wait.value_or(Duration(0)), latest - now), deadline)};
+    refused.first_byte_bound = !hopeless(start_by(now, Due{deadline}));
+    return refused;
   }
   uint64_t id = next_ticket_++;
   tickets_.emplace(id, Ticket{key, now, latest, deadline});
@@ -114,11 +127,21 @@ bool Admission::cancel(uint64_t ticket) {
   return true;
 }
 
+bool Admission::in_time(TimePoint now, const Due& due) const {
+  return now <= start_by(now, due);
+}
+
+Admission::Changes Admission::give_back(TimePoint now) {
+  in_flight_ = std::max(0, in_flight_ - 1);
+  return settle(now);
+}
+
 Admission::Changes Admission::finish(TimePoint now, TimePoint started, LoadSignal signal,
-                                     std::optional<Duration> first_token) {
+                                     std::optional<Duration> first_token, bool stream) {
   const int was_in_flight = in_flight_;
   in_flight_ = std::max(0, in_flight_ - 1);
   mean_hold_ = ewma(mean_hold_, now - started);
+  if (stream && first_token) mean_stream_first_token_ = ewma(mean_stream_first_token_, *first_token);
   if (policy_.adaptive) {
     // One decrease per congestion episode: requests that started before the last decrease were
     // sent under the old limit and say nothing new about the current one.

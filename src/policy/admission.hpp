@@ -34,6 +34,18 @@ struct AdmissionPolicy {
   double latency_tolerance = 2.0;
 };
 
+// By when a request must be served: its deadline for the whole answer (timeouts.total, or the one
+// its client sent), and, when its client's patience bounds the wait for the first byte
+// (x-stainless-read-timeout, or a learned patience), the latest that byte may reach the client.
+struct Due {
+  TimePoint deadline;
+  TimePoint first_byte = TimePoint::max();
+  bool stream = false;  // a stream's first byte is its first token, not its whole answer
+  // A wait for a slot shorter than the queue timeout: for a client whose patience is unknown but
+  // which comes back when told (see request_path).
+  std::optional<Duration> queue_wait;
+};
+
 // What an ended request says about the endpoint's capacity.
 enum class LoadSignal { neutral, success, overload };
 
@@ -44,15 +56,21 @@ class Admission {
   enum class Decision { admitted, queued, queue_full, too_late };
   struct Arrival {
     Decision decision;
-    uint64_t ticket = 0;    // queued: what the waiter holds
-    Millis retry_after{0};  // refused: when trying again could succeed
+    uint64_t ticket = 0;            // queued: what the waiter holds
+    Millis retry_after{0};          // refused: when trying again could succeed
+    bool first_byte_bound = false;  // too_late only because of `Due::first_byte`
   };
-  // A request for this endpoint arrives; its client gives up at `deadline`.
-  Arrival arrive(const std::string& key, TimePoint now, TimePoint deadline);
+  // A request for this endpoint arrives, to be served as `due` says.
+  Arrival arrive(const std::string& key, TimePoint now, const Due& due);
+  Arrival arrive(const std::string& key, TimePoint now, TimePoint deadline) {
+    return arrive(key, now, Due{deadline});
+  }
 
-  // The latest a request arriving `now` may start and still finish by `deadline`: an average
-  // slot's time before it, and never later than the queue timeout.
-  TimePoint start_by(TimePoint now, TimePoint deadline) const;
+  // The latest a request arriving `now` may start and still be served as `due` says: an average
+  // slot's time before its deadline, an average time to first byte (first token, for a stream)
+  // before its first-byte bound, and never later than the queue timeout.
+  TimePoint start_by(TimePoint now, const Due& due) const;
+  TimePoint start_by(TimePoint now, TimePoint deadline) const { return start_by(now, Due{deadline}); }
 
   // What a change did to the queue: tickets now admitted, and tickets refused because they can no
   // longer start in time (with their Retry-After).
@@ -62,7 +80,16 @@ class Admission {
   };
   // An admitted request ended after holding its slot from `started` (for the drain rate) with what
   // it says about capacity (`first_token`: time to first token or first byte, when it got one).
-  Changes finish(TimePoint now, TimePoint started, LoadSignal signal, std::optional<Duration> first_token);
+  Changes finish(TimePoint now, TimePoint started, LoadSignal signal, std::optional<Duration> first_token,
+                 bool stream = false);
+
+  // A slot given back without a hold worth learning from: granted to a request whose client had
+  // left by the time it could use it, or ended by the client leaving. Free again at once.
+  Changes give_back(TimePoint now);
+
+  // Whether a request admitted now can still be served as `due` says (its patience may have been
+  // learned while it waited).
+  bool in_time(TimePoint now, const Due& due) const;
 
   // The waiter gave up (timeout or client gone). True if it was still waiting and is now removed;
   // false if it was granted or refused meanwhile (the caller then owns that result).
@@ -103,7 +130,8 @@ class Admission {
   // Fairness: each key's waiting tickets, and the keys in the order they are next served.
   std::map<std::string, std::deque<uint64_t>> by_key_;
   std::deque<std::string> turn_;
-  std::optional<Duration> mean_hold_;  // how long a slot is held, moving average
+  std::optional<Duration> mean_hold_;                // how long a slot is held, moving average
+  std::optional<Duration> mean_stream_first_token_;  // a stream's time to its first token, moving average
   std::optional<Duration> current_min_ttft_, previous_min_ttft_;
   TimePoint window_start_{};
   TimePoint last_decrease_{};

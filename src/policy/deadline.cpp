@@ -1,6 +1,7 @@
 #include "policy/deadline.hpp"
 
 #include <algorithm>
+#include <string_view>
 
 namespace ballast {
 
@@ -18,7 +19,28 @@ RequestDeadline plan_deadline(TimePoint start, Millis total, std::optional<Durat
     d.client_timeout = *client_timeout;
   }
   d.budget = d.at - start;
+  if (client_timeout) d.source = DeadlineSource::sent;
   return d;
+}
+
+void bound_first_byte(RequestDeadline& deadline, Duration patience, DeadlineSource source) {
+  deadline.first_byte_by = deadline.start + patience - client_margin(patience);
+  deadline.source = source;
+  deadline.patience = patience;
+}
+
+std::string_view source_name(DeadlineSource source) {
+  switch (source) {
+    case DeadlineSource::sent:
+      return "sent";
+    case DeadlineSource::read:
+      return "read";
+    case DeadlineSource::learned:
+      return "learned";
+    case DeadlineSource::none:
+      break;
+  }
+  return "none";
 }
 
 Bound next_bound(const RequestDeadline& deadline, const PhaseBounds& bounds, const AttemptClock& clock,

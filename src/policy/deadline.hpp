@@ -3,6 +3,7 @@
 #pragma once
 
 #include <optional>
+#include <string_view>
 
 #include "common/time.hpp"
 #include "policy/error_code.hpp"
@@ -17,12 +18,23 @@ struct PhaseBounds {
   Millis total{600'000};       // the whole request, every attempt included
 };
 
+// Where a request's client deadline comes from (the access log's client_timeout_source): a total
+// the client sent (x-ballast-timeout, x-stainless-timeout), its read timeout
+// (x-stainless-read-timeout, openai-python), the patience ballast learned from its give-ups, or nothing.
+enum class DeadlineSource { none, sent, read, learned };
+std::string_view source_name(DeadlineSource source);
+
 struct RequestDeadline {
   TimePoint start;
   TimePoint at;               // min(start + total, start + client timeout - client margin)
   bool from_client = false;   // the client's header, not timeouts.total, set `at`
   Duration budget{};          // at - start, for messages
   Duration client_timeout{};  // what the client asked for, when it did
+  // The latest the first response byte may reach the client (its read timeout or learned
+  // patience, met early by the client margin); max() when neither applies.
+  TimePoint first_byte_by = TimePoint::max();
+  DeadlineSource source = DeadlineSource::none;
+  Duration patience{};  // the read timeout or learned patience behind first_byte_by
 };
 
 // A client's deadline is met a little early — 5% of it, at most 500 ms — so that ballast's answer,
@@ -30,6 +42,9 @@ struct RequestDeadline {
 Duration client_margin(Duration client_timeout);
 
 RequestDeadline plan_deadline(TimePoint start, Millis total, std::optional<Duration> client_timeout);
+
+// The client waits at most `patience` for its first byte (read or learned): bound that wait.
+void bound_first_byte(RequestDeadline& deadline, Duration patience, DeadlineSource source);
 
 enum class AttemptPhase {
   connecting,            // DNS, TCP, TLS, proxy CONNECT: nothing sent yet
