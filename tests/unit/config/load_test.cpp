@@ -171,6 +171,21 @@ retries: {max_attempts: 0}
   EXPECT_EQ(r.errors[4], "bad.yaml:10: retries.max_attempts: '0' is not a whole number from 1 to 10");
 }
 
+TEST(ConfigLoad, ClientPatienceIsLearnedUnlessTurnedOff) {
+  const std::string models = "models:\n  - name: m\n    endpoints: [{base_url: http://127.0.0.1:8000/v1}]\n";
+  EXPECT_TRUE(load_yaml(models, "a.yaml", no_env).config.learn_patience);
+  EXPECT_FALSE(
+      load_yaml("timeouts: {client_patience: off}\n" + models, "a.yaml", no_env).config.learn_patience);
+  auto r =
+      load_yaml("timeouts:\n  client_patience: maybe\n" + models + "    timeouts: {client_patience: learn}\n",
+                "bad.yaml", no_env);
+  ASSERT_EQ(r.errors.size(), 2u);
+  EXPECT_EQ(r.errors[0], "bad.yaml:2: timeouts.client_patience: 'maybe' is not learn or off");
+  // Top-level only: it is about clients, not about one model's upstream.
+  EXPECT_EQ(r.errors[1].rfind("bad.yaml:6: models[0].timeouts.client_patience: unknown key", 0), 0u)
+      << r.errors[1];
+}
+
 TEST(ConfigLoad, LimitsAreCheckedAndNeverOverflow) {
   auto r = load_yaml(R"(models:
   - name: m

@@ -233,5 +233,70 @@ TEST(TokenBucket, ALargeTakePassesWhenFullAndLeavesADebt) {
   EXPECT_DOUBLE_EQ(b.level(t0), 50);
 }
 
+// A slot held ~1 s by each of 2 in flight, learned from two requests that ended.
+Admission busy_with_one_second_holds() {
+  Admission a(fixed(2));
+  a.arrive("", t0, far);
+  a.arrive("", t0, far);
+  a.finish(t0 + 1s, t0, LoadSignal::success, std::nullopt);
+  a.finish(t0 + 1s, t0, LoadSignal::success, std::nullopt);
+  a.arrive("", t0 + 1s, far);
+  a.arrive("", t0 + 1s, far);
+  return a;
+}
+
+TEST(Admission, AFirstByteBoundRefusesAtOnceWhatCouldNotAnswerInTime) {
+  Admission a = busy_with_one_second_holds();
+  const TimePoint now = t0 + 1s;
+  // Non-streamed: the first byte is the whole answer. Queued 0.5 s, then 1 s of hold: 1.5 s.
+  Due patient{far, now + 1'600ms};
+  EXPECT_EQ(a.start_by(now, patient), now + 600ms);
+  auto ok = a.arrive("", now, patient);
+  EXPECT_EQ(ok.decision, D::queued);
+  // Second in line (1 s of wait) could not answer within 1.6 s: refused for its first-byte bound
+  // only, which the caller may test (a probe of a learned patience).
+  auto late = a.arrive("", now, Due{far, now + 1'600ms});
+  EXPECT_EQ(late.decision, D::too_late);
+  EXPECT_TRUE(late.first_byte_bound);
+  // Refused by its total deadline instead: not the first byte's doing.
+  auto total = a.arrive("", now, Due{now + 1'200ms});
+  EXPECT_EQ(total.decision, D::too_late);
+  EXPECT_FALSE(total.first_byte_bound);
+}
+
+TEST(Admission, AStreamsFirstByteIsItsFirstTokenNotItsWholeHold) {
+  Admission a(fixed(1));
+  a.arrive("", t0, far);
+  a.finish(t0 + 10s, t0, LoadSignal::success, Duration(200ms), /*stream=*/true);
+  Due stream{far, t0 + 20s, true};
+  EXPECT_EQ(a.start_by(t0 + 10s, stream), t0 + 20s - 200ms);
+  Due whole{far, t0 + 20s, false};
+  EXPECT_EQ(a.start_by(t0 + 10s, whole), t0 + 10s);
+}
+
+TEST(Admission, AShorterQueueWaitForClientsOfUnknownPatience) {
+  Admission a = busy_with_one_second_holds();
+  const TimePoint now = t0 + 1s;
+  Due unknown{far};
+  unknown.queue_wait = 5s;
+  EXPECT_EQ(a.start_by(now, unknown), now + 5s);
+  EXPECT_EQ(a.start_by(now, Due{far}), now + 30s);  // the queue timeout
+}
+
+TEST(Admission, ASlotGivenBackTeachesNothingAndGoesToTheNextInLine) {
+  Admission a(fixed(1));
+  a.arrive("", t0, far);
+  a.finish(t0 + 1s, t0, LoadSignal::success, std::nullopt);
+  a.arrive("", t0 + 1s, far);
+  auto next = a.arrive("", t0 + 1s, far);
+  ASSERT_EQ(next.decision, D::queued);
+  auto c = a.give_back(t0 + 1'010ms);
+  ASSERT_EQ(c.granted.size(), 1u);
+  EXPECT_EQ(c.granted[0], next.ticket);
+  EXPECT_EQ(a.mean_hold(), Duration(1s));  // not pulled toward 10 ms
+  EXPECT_TRUE(a.in_time(t0 + 1'010ms, Due{far, t0 + 3s}));
+  EXPECT_FALSE(a.in_time(t0 + 1'010ms, Due{far, t0 + 1'500ms}));
+}
+
 }  // namespace
 }  // namespace ballast

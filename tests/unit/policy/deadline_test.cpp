@@ -74,5 +74,17 @@ TEST(Deadline, ConnectBoundNeverOutlivesTheDeadline) {
   EXPECT_EQ(connect_bound(roomy, b, t0), Millis(5'000));
 }
 
+TEST(Deadline, AReadTimeoutOrLearnedPatienceBoundsTheFirstByteNotTheTotal) {
+  RequestDeadline d = plan_deadline(t0, Millis(600'000), std::nullopt);
+  EXPECT_EQ(d.source, DeadlineSource::none);
+  EXPECT_EQ(d.first_byte_by, TimePoint::max());
+  bound_first_byte(d, std::chrono::seconds(10), DeadlineSource::read);
+  EXPECT_EQ(d.first_byte_by, t0 + Millis(9'500));  // met early by the same margin
+  EXPECT_EQ(d.at, t0 + Millis(600'000));
+  EXPECT_EQ(source_name(d.source), "read");
+  EXPECT_EQ(source_name(plan_deadline(t0, Millis(600'000), std::chrono::seconds(5)).source), "sent");
+  EXPECT_EQ(source_name(DeadlineSource::learned), "learned");
+}
+
 }  // namespace
 }  // namespace ballast
