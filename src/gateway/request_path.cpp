@@ -52,6 +52,7 @@ struct Exchange {
   // teaches nothing (its client sent a deadline, or client_patience is off).
   std::string patience_client;
   std::optional<TimePoint> answered;   // when the first byte of the answer went to the client
+  std::optional<TimePoint> left;       // when its client was seen to leave during an attempt
   std::optional<Duration> queue_wait;  // a shorter wait for a slot than timeouts.queue (kUnknownPatienceWait)
 
   // Ours, on every answer: the request id and, once an endpoint was picked, which one and the
@@ -559,6 +560,7 @@ asio::awaitable<void> Gateway::proxy(Exchange& x, const config::Model& model, st
       metrics_.malformed_events(endpoint.name, last.outcome.malformed_events);
     }
     const Verdict& verdict = last.verdict;
+    if (last.outcome.client_gone) x.left = Clock::now();
     if (last.outcome.client_gone && !stream && !x.down.shutting_down()) {
       // Most servers notice a non-streamed client's going only when they write its answer: the
       // endpoint stays busy with it for the rest of its usual time, and so does its slot.
@@ -908,13 +910,13 @@ asio::awaitable<void> Gateway::fail(Exchange& x, ErrorCode code, std::string mes
 void Gateway::finish(Exchange& x) {
   const TimePoint now = Clock::now();
   x.record.duration_ms = to_ms(now - x.req.received);
-  if (!x.patience_client.empty()) {
+  if (!x.patience_client.empty() && !x.record.model.empty()) {
     // What this request shows of its client's patience: how long it waited for a first byte that
-    // came, or how long it waited before leaving without one.
+    // came, or how long it waited before leaving without one (not counting the slot kept after).
     if (x.answered)
       x.upstreams.outlasted(x.patience_client, x.record.model, *x.answered - x.req.received, now);
     else if (x.record.code == ErrorCode::client_disconnected)
-      x.upstreams.gave_up(x.patience_client, x.record.model, now - x.req.received, now);
+      x.upstreams.gave_up(x.patience_client, x.record.model, x.left.value_or(now) - x.req.received, now);
   }
   if (!x.record.model.empty()) {
     const double seconds = x.record.duration_ms / 1000;
