@@ -126,23 +126,24 @@ std::optional<Duration> read_timeout(const Request& req) {
   return v ? parse_seconds(*v) : std::nullopt;
 }
 
-// The client's SDK retries a refused request itself, after the Retry-After it is given, and has a
-// retry left: x-stainless-retry-count below the SDKs' default max_retries (2).
-bool comes_back(const Request& req) {
-  const auto* v = req.header("x-stainless-retry-count");
-  return v && (*v == "0" || *v == "1");
-}
-
 Due due(const Exchange& x, bool stream) {
   Due d{x.deadline.at, x.deadline.first_byte_by, stream};
   if (x.deadline.source == DeadlineSource::none) d.queue_wait = x.queue_wait;
   return d;
 }
 
-// The client's SDK is retrying this request itself (x-stainless-retry-count above 0).
+// Both read x-stainless-retry-count, which the OpenAI SDKs send on every attempt (0 on the first).
+// The client's SDK is retrying this request itself (above 0).
 bool is_client_retry(const Request& req) {
   const auto* v = req.header("x-stainless-retry-count");
   return v && !v->empty() && *v != "0";
+}
+
+// The client's SDK retries a refused request itself, after the Retry-After it is given, and has a
+// retry left: below the SDKs' default max_retries (2).
+bool comes_back(const Request& req) {
+  const auto* v = req.header("x-stainless-retry-count");
+  return v && (*v == "0" || *v == "1");
 }
 
 bool known_key(const config::Config& config, const std::string& presented) {

@@ -276,6 +276,7 @@ void Upstreams::correct_key(size_t key, double tokens_delta, TimePoint now) {
 
 std::optional<PatienceBook::Learned> Upstreams::patience(const std::string& client, const std::string& model,
                                                          TimePoint now) {
+  if (!patience_->taught.load(std::memory_order_relaxed)) return std::nullopt;
   std::lock_guard lock(patience_->mu);
   return patience_->book.learned(client, model, now);
 }
@@ -283,15 +284,18 @@ std::optional<PatienceBook::Learned> Upstreams::patience(const std::string& clie
 void Upstreams::gave_up(const std::string& client, const std::string& model, Duration waited, TimePoint now) {
   std::lock_guard lock(patience_->mu);
   patience_->book.gave_up(client, model, waited, now);
+  patience_->taught.store(true, std::memory_order_relaxed);
 }
 
 void Upstreams::outlasted(const std::string& client, const std::string& model, Duration waited,
                           TimePoint now) {
+  if (!patience_->taught.load(std::memory_order_relaxed)) return;
   std::lock_guard lock(patience_->mu);
   patience_->book.outlasted(client, model, waited, now);
 }
 
 std::optional<Duration> Upstreams::probe(const std::string& client, const std::string& model, TimePoint now) {
+  if (!patience_->taught.load(std::memory_order_relaxed)) return std::nullopt;
   std::lock_guard lock(patience_->mu);
   auto learned = patience_->book.learned(client, model, now);
   if (!learned || !patience_->book.take_probe(client, model, now)) return std::nullopt;

@@ -5,6 +5,7 @@
 // worker's loop and woken from whichever worker frees a slot.
 #pragma once
 
+#include <atomic>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <memory>
@@ -111,6 +112,9 @@ class Upstreams {
   struct Patience {
     std::mutex mu;
     PatienceBook book;
+    // Whether any client ever gave up: until then, which is always for most deployments, a
+    // request reads nothing here and takes no lock shared by every worker.
+    std::atomic<bool> taught{false};
   };
   void adopt(ModelState& m, ModelState& previous, TimePoint now);
   void wake(ModelState& m, size_t endpoint, const Admission::Changes& changes);
