@@ -101,7 +101,9 @@ Admission::Arrival Admission::arrive(const std::string& key, TimePoint now, cons
     // It would wait only to be refused: say so now, and when the queue will have room for it.
     Arrival refused{Decision::too_late, 0,
                     come_back(now, come_back_after(wait.value_or(Duration(0)), latest - now), deadline)};
-    refused.first_byte_bound = !hopeless(start_by(now, Due{deadline}));
+    Due without_first_byte = due;
+    without_first_byte.first_byte = TimePoint::max();
+    refused.first_byte_bound = !hopeless(start_by(now, without_first_byte));
     return refused;
   }
   uint64_t id = next_ticket_++;

@@ -281,6 +281,12 @@ TEST(Admission, AShorterQueueWaitForClientsOfUnknownPatience) {
   unknown.queue_wait = 5s;
   EXPECT_EQ(a.start_by(now, unknown), now + 5s);
   EXPECT_EQ(a.start_by(now, Due{far}), now + 30s);  // the queue timeout
+  // Refused for that shorter wait, not for a first-byte bound.
+  unknown.queue_wait = 100ms;
+  a.arrive("", now, unknown);
+  auto refused = a.arrive("", now, unknown);
+  EXPECT_EQ(refused.decision, D::too_late);
+  EXPECT_FALSE(refused.first_byte_bound);
 }
 
 TEST(Admission, ASlotGivenBackTeachesNothingAndGoesToTheNextInLine) {
