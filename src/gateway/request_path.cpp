@@ -106,6 +106,22 @@ const ApiRoute* find_route(std::string_view path) {
   return nullptr;
 }
 
+// Azure OpenAI's shape, as AzureOpenAI and AzureChatOpenAI send it:
+// /openai/deployments/{deployment}/chat/completions?api-version=V.
+struct AzurePath {
+  std::string_view deployment;
+  std::string_view api_path;  // "/chat/completions"
+};
+
+std::optional<AzurePath> azure_path(std::string_view path) {
+  constexpr std::string_view kPrefix = "/openai/deployments/";
+  if (!path.starts_with(kPrefix)) return std::nullopt;
+  path.remove_prefix(kPrefix.size());
+  const size_t slash = path.find('/');
+  if (slash == 0 || slash == std::string_view::npos) return std::nullopt;
+  return AzurePath{path.substr(0, slash), path.substr(slash)};
+}
+
 bool is_loopback(std::string_view peer) {
   return peer.starts_with("127.") || peer == "::1" || peer.starts_with("::ffff:127.");
 }
@@ -332,14 +348,21 @@ asio::awaitable<void> Gateway::serve(Request& req, Downstream& down, Side side) 
                                         x.cfg.max_request_bytes));
   }
 
-  // Admit: a known path, and a client allowed to use it.
-  const ApiRoute* route = find_route(req.path);
+  // Admit: a known path, and a client allowed to use it. An Azure client's deployment is the model
+  // it asks for; its api-version is its own, not the upstream's.
+  std::string_view api_path = req.path;
+  if (auto azure = azure_path(req.path); azure && find_route(azure->api_path)) {
+    req.body = with_model(req.body, azure->deployment);
+    api_path = azure->api_path;
+    req.query.clear();
+  }
+  const ApiRoute* route = find_route(api_path);
   if (!route) {
     co_return co_await fail(
         x, ErrorCode::invalid_request,
         fmt::format("ballast serves POST /v1/chat/completions, /v1/completions, /v1/embeddings, "
-                    "/v1/responses and GET /v1/models, not {} {}: is the client's base_url "
-                    "http://HOST:PORT/v1?",
+                    "/v1/responses and GET /v1/models (and Azure's /openai/deployments/NAME/...), not {} {}: "
+                    "is the client's base_url http://HOST:PORT/v1?",
                     x.record.method, x.record.path));
   }
   if (req.method != route->method) {
@@ -443,7 +466,7 @@ asio::awaitable<void> Gateway::proxy(Exchange& x, const config::Model& model, st
   if (client) {
     x.record.client_timeout_ms = to_ms(*client);
   } else if (auto read = read_timeout(x.req)) {
-    bound_first_byte(x.deadline, *read, DeadlineSource::read);
+    bound_silence(x.deadline, *read);
   } else if (x.cfg.learn_patience) {
     x.patience_client = x.key >= 0 ? fmt::format("keys[{}]", x.key) : x.req.peer;
     if (auto learned = x.upstreams.patience(x.patience_client, model.name, Clock::now()))
@@ -468,7 +491,7 @@ asio::awaitable<void> Gateway::proxy(Exchange& x, const config::Model& model, st
   bool client_left = false;
   for (;;) {
     EndpointPool::Choice choice =
-        x.upstreams.choose(mi, history, x.tokens, x.deadline.at - Clock::now(), Clock::now());
+        x.upstreams.choose(mi, history, x.tokens, answer_by(x.deadline) - Clock::now(), Clock::now());
     if (choice.endpoint < 0) {
       if (history.empty()) {
         refusal = choice.refusal;
@@ -708,6 +731,7 @@ asio::awaitable<AttemptResult> Gateway::attempt(Exchange& x, const config::Model
   // When ballast last became ready to read more: the end of its latest write to the client. Time
   // spent waiting for a slow client (the upstream transfer paused meanwhile) is not upstream silence.
   TimePoint ready_since = t.started_at();
+  std::optional<TimePoint> last_write;  // the end of the latest write to the client, once there was one
 
   for (;;) {
     if (x.down.client_gone()) {
@@ -787,12 +811,13 @@ asio::awaitable<AttemptResult> Gateway::attempt(Exchange& x, const config::Model
           break;
         }
         ready_since = Clock::now();
+        last_write = ready_since;
       }
       if (o.upstream_error || o.oversized) break;
     }
     if (t.done() && t.buffered().empty()) break;
     // Nothing new to handle: wait for the upstream, the client, or the bound of this phase.
-    AttemptClock clock{t.started_at(), t.started_at(), std::max(t.last_activity(), ready_since)};
+    AttemptClock clock{t.started_at(), t.started_at(), std::max(t.last_activity(), ready_since), last_write};
     if (phase == AttemptPhase::connecting) {
       if (auto sent = t.sent_at()) {
         phase = AttemptPhase::awaiting_headers;
@@ -804,6 +829,7 @@ asio::awaitable<AttemptResult> Gateway::attempt(Exchange& x, const config::Model
     Bound bound = next_bound(x.deadline, bounds, clock, phase);
     if (Clock::now() >= bound.at) {
       o.timer = bound.code;
+      o.client_read = bound.client_read;
       break;
     }
     co_await wake.wait_until(bound.at);

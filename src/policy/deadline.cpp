@@ -29,6 +29,15 @@ void bound_first_byte(RequestDeadline& deadline, Duration patience, DeadlineSour
   deadline.patience = patience;
 }
 
+void bound_silence(RequestDeadline& deadline, Duration read_timeout) {
+  bound_first_byte(deadline, read_timeout, DeadlineSource::read);
+  deadline.read_gap = read_timeout - client_margin(read_timeout);
+}
+
+TimePoint answer_by(const RequestDeadline& deadline) {
+  return deadline.read_gap > Duration::zero() ? std::min(deadline.at, deadline.first_byte_by) : deadline.at;
+}
+
 std::string_view source_name(DeadlineSource source) {
   switch (source) {
     case DeadlineSource::sent:
@@ -60,13 +69,22 @@ Bound next_bound(const RequestDeadline& deadline, const PhaseBounds& bounds, con
       own = {clock.last_activity + bounds.stream_idle, ErrorCode::stream_idle_timeout};
       break;
   }
+  Bound bound = own;
+  if (deadline.read_gap > Duration::zero()) {
+    // Nothing sent yet: the wait counts from the request's arrival. A begun stream: from the
+    // latest chunk. Either way the cut is named after the phase it ended.
+    Bound read{clock.last_write ? *clock.last_write + deadline.read_gap : deadline.first_byte_by, own.code,
+               true};
+    if (phase == AttemptPhase::relaying && !clock.last_write) read.code = ErrorCode::first_byte_timeout;
+    if (read.at < bound.at) bound = read;
+  }
   // On a tie the phase's own bound names the cause: it is the more specific one.
-  if (deadline.at < own.at) return {deadline.at, ErrorCode::deadline_exceeded};
-  return own;
+  if (deadline.at < bound.at) return {deadline.at, ErrorCode::deadline_exceeded};
+  return bound;
 }
 
 Millis connect_bound(const RequestDeadline& deadline, const PhaseBounds& bounds, TimePoint now) {
-  auto left = std::chrono::duration_cast<Millis>(deadline.at - now);
+  auto left = std::chrono::duration_cast<Millis>(answer_by(deadline) - now);
   return std::max(Millis(1), std::min(bounds.connect, left));
 }
 

@@ -35,6 +35,11 @@ struct RequestDeadline {
   TimePoint first_byte_by = TimePoint::max();
   DeadlineSource source = DeadlineSource::none;
   Duration patience{};  // the read timeout or learned patience behind first_byte_by
+  // The client's read timeout less the client margin, when it sent one (x-stainless-read-timeout):
+  // the longest the client may receive nothing, from its request's arrival to the first byte and
+  // between the chunks of a stream. Zero when it sent none: a learned patience shapes admission but
+  // never cuts an attempt.
+  Duration read_gap{};
 };
 
 // A client's deadline is met a little early — 5% of it, at most 500 ms — so that ballast's answer,
@@ -46,6 +51,15 @@ RequestDeadline plan_deadline(TimePoint start, Millis total, std::optional<Durat
 // The client waits at most `patience` for its first byte (read or learned): bound that wait.
 void bound_first_byte(RequestDeadline& deadline, Duration patience, DeadlineSource source);
 
+// The client's read timeout (x-stainless-read-timeout): a bound on every silence it sees. ballast
+// answers before it runs out from the request's arrival, and a stream never goes that long between
+// the chunks ballast sends.
+void bound_silence(RequestDeadline& deadline, Duration read_timeout);
+
+// The latest an answer, ballast's own or the upstream's headers, may start: the deadline, or sooner
+// the client's read timeout. Another attempt is worth making only before it.
+TimePoint answer_by(const RequestDeadline& deadline);
+
 enum class AttemptPhase {
   connecting,            // DNS, TCP, TLS, proxy CONNECT: nothing sent yet
   awaiting_headers,      // sent; no response headers yet
@@ -55,7 +69,8 @@ enum class AttemptPhase {
 
 struct Bound {
   TimePoint at;
-  ErrorCode code{};  // what firing at `at` means
+  ErrorCode code{};          // what firing at `at` means
+  bool client_read = false;  // the client's read timeout set `at`, not ballast's own bound
 };
 
 // When each milestone of an attempt happened, as far as it got.
@@ -63,17 +78,24 @@ struct AttemptClock {
   TimePoint start;          // the attempt began (connecting)
   TimePoint sent;           // the request went out (only read from awaiting_headers on)
   TimePoint last_activity;  // the latest bytes received
+  // The end of ballast's latest write to the client in this attempt; none before the first.
+  std::optional<TimePoint> last_write;
 };
 
 // curl enforces the connect bound itself; ballast's own timer for that phase waits this much
 // longer, as a backstop that never pre-empts curl's more precise verdict.
 constexpr Millis kConnectBackstop{50};
 
-// The bound that ends the current wait: the earliest of the phase's own bound and the request deadline.
+// The bound that ends the current wait: the earliest of the phase's own bound, the client's read
+// timeout (from the request's arrival until the first write, then from the latest write) and the
+// request deadline. The read timeout, firing, names the phase it cut: connect_timeout,
+// first_byte_timeout (no headers yet, or a non-streamed body not complete), first_token_timeout,
+// stream_idle_timeout.
 Bound next_bound(const RequestDeadline& deadline, const PhaseBounds& bounds, const AttemptClock& clock,
                  AttemptPhase phase);
 
-// The connect bound curl is given: never past the request deadline. At least 1 ms, since 0 means "default".
+// The connect bound curl is given: never past the request deadline or the client's read timeout. At least 1
+// ms, since 0 means "default".
 Millis connect_bound(const RequestDeadline& deadline, const PhaseBounds& bounds, TimePoint now);
 
 }  // namespace ballast

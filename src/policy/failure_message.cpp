@@ -24,6 +24,43 @@ std::string deadline_text(const FailureContext& c) {
   return fmt::format("the total bound of {}", bound_text(ms, "total"));
 }
 
+// The client's read timeout, which ended the attempt in place of one of ballast's own bounds.
+std::string read_timeout_text(const FailureContext& c) {
+  if (!c.deadline) return "the client's read timeout";
+  auto read = std::chrono::duration_cast<Millis>(c.deadline->patience);
+  return fmt::format(
+      "the client's read timeout of {} (x-stainless-read-timeout; answered {} early, so "
+      "that the client reads this)",
+      format_duration(read),
+      format_duration(std::chrono::duration_cast<Millis>(c.deadline->patience - c.deadline->read_gap)));
+}
+
+std::string describe_read_cut(ErrorCode code, const Outcome& o, const FailureContext& c) {
+  std::string timings = describe_timings(o.timings);
+  switch (code) {
+    case ErrorCode::connect_timeout:
+      return fmt::format(
+          "connect to {} got no answer before {}: is the host reachable (firewall, VPN, security group), "
+          "and is the address right?",
+          c.endpoint, read_timeout_text(c));
+    case ErrorCode::first_token_timeout:
+      return fmt::format(
+          "upstream {} streamed no token before {} ({}): the model is queueing or slow to start; raise the "
+          "client's timeout, or lower the load on the upstream.",
+          c.endpoint, read_timeout_text(c), timings);
+    case ErrorCode::stream_idle_timeout:
+      return fmt::format(
+          "upstream {} went silent mid-response for longer than {} ({}): the stream stalled; the response "
+          "is incomplete.",
+          c.endpoint, read_timeout_text(c), timings);
+    default:
+      return fmt::format(
+          "upstream {} had not answered before {} ({}): it is overloaded or slow for this request; raise "
+          "the client's timeout, or lower the load on the upstream.",
+          c.endpoint, read_timeout_text(c), timings);
+  }
+}
+
 }  // namespace
 
 std::string describe_timings(const PhaseTimings& t) {
@@ -59,6 +96,7 @@ std::string describe_failure(ErrorCode code, const Outcome& o, const FailureCont
         " (ballast runs in a container: if the model server runs on the host or in another container, "
         "localhost here is this container itself; use host.docker.internal or the server's service name.)";
   }
+  if (o.client_read && o.timer == code) return describe_read_cut(code, o, c);
   switch (code) {
     case ErrorCode::dns_failure:
       return fmt::format(

@@ -132,6 +132,13 @@ std::string with_model(std::string_view body, std::string_view model) {
     out.append(body.substr(copied, m.value_begin - copied)).append(quoted);
     copied = m.value_end;
   }
+  if (copied == 0) {
+    // No model yet: it becomes the first member.
+    const size_t open = body.find('{') + 1;
+    out.append(body.substr(0, open)).append("\"model\":").append(quoted);
+    if (!members->empty()) out.push_back(',');
+    copied = open;
+  }
   out.append(body.substr(copied));
   return out;
 }

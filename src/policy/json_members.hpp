@@ -22,8 +22,9 @@ struct JsonMember {
 // it before this call is not valid after it.
 std::optional<std::vector<JsonMember>> top_level_members(std::string_view json);
 
-// `body` with the value of every top-level "model" replaced by `model` (as a JSON string); every
-// other byte unchanged. The body as it was when it is not a JSON object.
+// `body` with the value of every top-level "model" replaced by `model` (as a JSON string), or with
+// it added first when there was none; every other byte unchanged. The body as it was when it is not
+// a JSON object.
 std::string with_model(std::string_view body, std::string_view model);
 
 }  // namespace ballast

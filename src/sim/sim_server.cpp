@@ -108,7 +108,39 @@ struct SimRequest {
   std::vector<std::string> inputs;  // embeddings
   bool base64 = false;              // embeddings' encoding_format
   int dimensions = 8;
+  // A chat request offering tools (tool_choice not "none", the last message not a tool's result):
+  // the function the answer calls and the arguments it passes.
+  std::string tool;
+  std::string tool_arguments;
 };
+
+// Which offered tool a chat request's answer calls: the one tool_choice names, else the first.
+// None when tool_choice is "none", or when the last message is a tool's result (the model then
+// answers in words, as agents expect).
+void choose_tool(simdjson::dom::element doc, SimRequest& r) {
+  simdjson::dom::array tools;
+  if (doc["tools"].get(tools) != simdjson::SUCCESS || tools.size() == 0) return;
+  std::string_view choice;
+  if (doc["tool_choice"].get(choice) == simdjson::SUCCESS && choice == "none") return;
+  simdjson::dom::array messages;
+  if (doc["messages"].get(messages) == simdjson::SUCCESS && messages.size() > 0) {
+    std::string_view role;
+    if (messages.at(messages.size() - 1)["role"].get(role) == simdjson::SUCCESS && role == "tool") return;
+  }
+  std::string_view named;
+  if (doc["tool_choice"]["function"]["name"].get(named) != simdjson::SUCCESS) named = {};
+  for (auto tool : tools) {
+    std::string_view name;
+    if (tool["function"]["name"].get(name) != simdjson::SUCCESS) continue;
+    if (!named.empty() && name != named) continue;
+    r.tool = name;
+    simdjson::dom::element parameters;
+    r.tool_arguments = tool["function"]["parameters"].get(parameters) == simdjson::SUCCESS
+                           ? sim::tool_arguments(simdjson::to_string(parameters))
+                           : "{}";
+    return;
+  }
+}
 
 std::optional<SimRequest> read_sim_request(std::string_view body, std::string& error) {
   auto base = read_request_fields(body);
@@ -127,6 +159,7 @@ std::optional<SimRequest> read_sim_request(std::string_view body, std::string& e
   int64_t dims = 0;
   if (doc["dimensions"].get(dims) == simdjson::SUCCESS && dims > 0 && dims <= 4096)
     r.dimensions = static_cast<int>(dims);
+  choose_tool(doc, r);
   simdjson::dom::element input;
   if (doc["input"].get(input) == simdjson::SUCCESS) {
     std::string_view s;
@@ -422,8 +455,13 @@ asio::awaitable<void> SimServer::State::generate(Route route, const SimRequest& 
                                                  Headers headers) {
   auto self = shared_from_this();
   const std::string model = route.azure ? route.deployment : sr.fields.model;
-  const int out_tokens =
-      static_cast<int>(std::min<int64_t>(options.tokens, sr.fields.max_tokens.value_or(options.tokens)));
+  const bool calls_tool = route.op == Op::chat && !sr.tool.empty();
+  // A tool call's "tokens" are the pieces of its arguments, whatever --tokens says.
+  std::vector<std::string> pieces;
+  if (calls_tool) pieces = split_arguments(sr.tool_arguments);
+  const int out_tokens = calls_tool ? static_cast<int>(pieces.size())
+                                    : static_cast<int>(std::min<int64_t>(
+                                          options.tokens, sr.fields.max_tokens.value_or(options.tokens)));
   const Millis ttft = plan.slow_first_token_ms ? Millis(*plan.slow_first_token_ms) : options.ttft;
   const Millis headers_delay(plan.slow_headers_ms);
   TextGenerator text(options.seed, n);
@@ -435,7 +473,10 @@ asio::awaitable<void> SimServer::State::generate(Route route, const SimRequest& 
            kCreated,
            static_cast<int64_t>(std::max<size_t>(1, sr.fields.model.size() + 8)),
            out_tokens,
-           out_tokens < options.tokens};
+           !calls_tool && out_tokens < options.tokens,
+           calls_tool ? sr.tool : std::string()};
+  size_t next_piece = 0;
+  auto next_token = [&] { return calls_tool ? pieces[next_piece++] : text.next(); };
   // Sleeps that end early only when the client leaves (with --cancel-on-disconnect, or while streaming).
   auto pause = [&](Duration d) -> asio::awaitable<bool> {
     if (d <= Duration::zero()) co_return !down.client_gone();
@@ -479,7 +520,7 @@ asio::awaitable<void> SimServer::State::generate(Route route, const SimRequest& 
     }
     std::vector<std::string> tokens;
     tokens.reserve(static_cast<size_t>(out_tokens));
-    for (int i = 0; i < out_tokens; ++i) tokens.push_back(text.next());
+    for (int i = 0; i < out_tokens; ++i) tokens.push_back(next_token());
     std::string body = plan.malformed
                            ? R"({"id":"chatcmpl-sim","object":"chat.completion","choices":[{"index":)"
                            : a.whole(tokens);
@@ -561,7 +602,7 @@ asio::awaitable<void> SimServer::State::generate(Route route, const SimRequest& 
       ++stats.cancelled;
       co_return;
     }
-    tokens.push_back(text.next());
+    tokens.push_back(next_token());
     pending += a.stream_delta(tokens.back());
     if ((plan.malformed && i == 0) || (plan.malformed_at && i + 1 == *plan.malformed_at))
       pending += kMalformed;

@@ -6,6 +6,8 @@
 
 #include <fmt/format.h>
 
+#include <simdjson.h>
+
 #include "common/json_writer.hpp"
 
 namespace ballast::sim {
@@ -108,12 +110,19 @@ void open_envelope(JsonWriter& w, const Answer& a, std::string_view object) {
 std::string Answer::whole(const std::vector<std::string>& tokens) const {
   std::string text = joined(tokens);
   JsonWriter w;
-  std::string_view finish = length_limited ? "length" : "stop";
+  std::string_view finish = !tool.empty() ? "tool_calls" : length_limited ? "length" : "stop";
   switch (kind) {
     case Kind::chat:
       open_envelope(w, *this, "chat.completion");
       w.begin_object().field("index", 0).key("message").begin_object().field("role", "assistant");
-      w.field("content", text).key("refusal").null().end_object();
+      if (tool.empty()) {
+        w.field("content", text);
+      } else {
+        w.key("content").null().key("tool_calls").begin_array().begin_object();
+        w.field("id", fmt::format("call_sim_{}", n)).field("type", "function").key("function").begin_object();
+        w.field("name", tool).field("arguments", text).end_object().end_object().end_array();
+      }
+      w.key("refusal").null().end_object();
       w.key("logprobs").null().field("finish_reason", finish).end_object().end_array();
       w.key("usage");
       usage_object(w, *this, false);
@@ -143,12 +152,15 @@ std::string Answer::stream_start() const {
   switch (kind) {
     case Kind::chat:
       open_envelope(w, *this, "chat.completion.chunk");
-      w.begin_object()
-          .field("index", 0)
-          .key("delta")
-          .begin_object()
-          .field("role", "assistant")
-          .field("content", "");
+      w.begin_object().field("index", 0).key("delta").begin_object().field("role", "assistant");
+      if (tool.empty()) {
+        w.field("content", "");
+      } else {
+        // How OpenAI opens a streamed call: its id and name first, the arguments in the deltas after.
+        w.key("content").null().key("tool_calls").begin_array().begin_object().field("index", 0);
+        w.field("id", fmt::format("call_sim_{}", n)).field("type", "function").key("function").begin_object();
+        w.field("name", tool).field("arguments", "").end_object().end_object().end_array();
+      }
       w.end_object().key("logprobs").null().key("finish_reason").null().end_object().end_array().end_object();
       return sse(w.str());
     case Kind::completion:
@@ -167,7 +179,14 @@ std::string Answer::stream_delta(std::string_view token) const {
   switch (kind) {
     case Kind::chat:
       open_envelope(w, *this, "chat.completion.chunk");
-      w.begin_object().field("index", 0).key("delta").begin_object().field("content", token).end_object();
+      w.begin_object().field("index", 0).key("delta").begin_object();
+      if (tool.empty()) {
+        w.field("content", token);
+      } else {
+        w.key("tool_calls").begin_array().begin_object().field("index", 0).key("function").begin_object();
+        w.field("arguments", token).end_object().end_object().end_array();
+      }
+      w.end_object();
       w.key("logprobs").null().key("finish_reason").null().end_object().end_array().end_object();
       return sse(w.str());
     case Kind::completion:
@@ -192,7 +211,7 @@ std::string Answer::stream_delta(std::string_view token) const {
 }
 
 std::string Answer::stream_end(const std::vector<std::string>& tokens, bool include_usage) const {
-  std::string_view finish = length_limited ? "length" : "stop";
+  std::string_view finish = !tool.empty() ? "tool_calls" : length_limited ? "length" : "stop";
   std::string out;
   JsonWriter w;
   switch (kind) {
@@ -232,6 +251,56 @@ std::string Answer::stream_end(const std::vector<std::string>& tokens, bool incl
     }
   }
   return out;
+}
+
+std::string tool_arguments(std::string_view parameters_json) {
+  JsonWriter w;
+  w.begin_object();
+  simdjson::dom::parser parser;
+  simdjson::dom::object properties;
+  simdjson::padded_string padded(parameters_json);
+  simdjson::dom::element schema;
+  if (parser.parse(padded).get(schema) == simdjson::SUCCESS &&
+      schema["properties"].get(properties) == simdjson::SUCCESS) {
+    std::vector<std::string_view> names;
+    simdjson::dom::array required;
+    if (schema["required"].get(required) == simdjson::SUCCESS) {
+      for (auto r : required) {
+        std::string_view name;
+        if (r.get(name) == simdjson::SUCCESS) names.push_back(name);
+      }
+    }
+    if (names.empty()) {
+      for (auto [name, unused] : properties) names.push_back(name);
+    }
+    for (std::string_view name : names) {
+      std::string_view type;
+      simdjson::dom::element property;
+      if (properties[name].get(property) != simdjson::SUCCESS ||
+          property["type"].get(type) != simdjson::SUCCESS)
+        type = "string";
+      w.key(name);
+      if (type == "integer" || type == "number")
+        w.value(1);
+      else if (type == "boolean")
+        w.value(true);
+      else if (type == "array")
+        w.begin_array().end_array();
+      else if (type == "object")
+        w.begin_object().end_object();
+      else
+        w.value("sim");
+    }
+  }
+  w.end_object();
+  return w.take();
+}
+
+std::vector<std::string> split_arguments(std::string_view arguments, size_t size) {
+  std::vector<std::string> pieces;
+  for (size_t at = 0; at < arguments.size(); at += size) pieces.emplace_back(arguments.substr(at, size));
+  if (pieces.empty()) pieces.emplace_back();
+  return pieces;
 }
 
 std::string base64_encode(std::string_view bytes) {

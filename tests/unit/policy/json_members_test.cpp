@@ -45,6 +45,14 @@ TEST(WithModel, NamesAreEscaped) {
   EXPECT_EQ(with_model(R"({"model":"a"})", "we\"ird"), R"({"model":"we\"ird"})");
 }
 
+TEST(WithModel, AMissingModelIsAddedFirst) {
+  // An Azure client names the deployment in the path and may send no model at all.
+  EXPECT_EQ(with_model(R"( {"messages":[{"model":"x"}]})", "sim"),
+            R"( {"model":"sim","messages":[{"model":"x"}]})");
+  EXPECT_EQ(with_model("{}", "sim"), R"({"model":"sim"})");
+  EXPECT_EQ(with_model("[1]", "sim"), "[1]");
+}
+
 TEST(WithModel, EveryTopLevelModelIsRewritten) {
   EXPECT_EQ(with_model(R"({"model":"a","model":"b"})", "c"), R"({"model":"c","model":"c"})");
 }

@@ -38,6 +38,40 @@ TEST(Text, StreamEventsReadAsTheGatewayExpects) {
   EXPECT_TRUE(usage);
 }
 
+TEST(Text, ToolCallArgumentsFollowTheFunctionsSchema) {
+  EXPECT_EQ(
+      tool_arguments(R"({"type":"object","properties":{"city":{"type":"string"},"days":{"type":"integer"}},)"
+                     R"("required":["city"]})"),
+      R"({"city":"sim"})");
+  // No property marked required: every one is passed, each with a value of its type.
+  EXPECT_EQ(tool_arguments(
+                R"({"properties":{"n":{"type":"number"},"ok":{"type":"boolean"},"xs":{"type":"array"}}})"),
+            R"({"n":1,"ok":true,"xs":[]})");
+  EXPECT_EQ(tool_arguments("not json"), "{}");
+  EXPECT_EQ(split_arguments(R"({"city":"sim"})"), (std::vector<std::string>{R"({"city":)", R"("sim"})"}));
+  EXPECT_EQ(split_arguments(""), std::vector<std::string>{""});
+}
+
+TEST(Text, AToolCallStreamsAsOpenAIStreamsIt) {
+  Answer a{Answer::Kind::chat, "m", 4, 0, 3, 2, false, "get_weather"};
+  // The call's id and name come first, and count as the first token.
+  std::string start = a.stream_start();
+  EXPECT_NE(
+      start.find(
+          R"("tool_calls":[{"index":0,"id":"call_sim_4","type":"function","function":{"name":"get_weather","arguments":""}}])"),
+      std::string::npos);
+  EXPECT_TRUE(inspect_sse_event(start).has_content);
+  EXPECT_NE(a.stream_delta("{\"c").find(R"("delta":{"tool_calls":[{"index":0,"function":{"arguments":)"),
+            std::string::npos);
+  EXPECT_NE(a.stream_end({}, false).find(R"("finish_reason":"tool_calls")"), std::string::npos);
+  std::string whole = a.whole({R"({"city":)", R"("sim"})"});
+  EXPECT_NE(
+      whole.find(
+          R"("content":null,"tool_calls":[{"id":"call_sim_4","type":"function","function":{"name":"get_weather","arguments":"{\"city\":\"sim\"}"}}])"),
+      std::string::npos);
+  EXPECT_NE(whole.find(R"("finish_reason":"tool_calls")"), std::string::npos);
+}
+
 TEST(Text, ResponsesStreamEndsWithCompleted) {
   Answer a{Answer::Kind::response, "m", 1, 0, 3, 1, false};
   auto e = inspect_sse_event(a.stream_end({"x"}, false));
