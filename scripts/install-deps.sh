@@ -2,8 +2,10 @@
 # Installs what building and testing ballast needs on Debian 12, and nothing that is already there.
 #   scripts/install-deps.sh build   — compiler, CMake and the libraries (building and running need no Node.js)
 #   scripts/install-deps.sh fuzz    — the above, plus clang and libFuzzer's runtime (make fuzz)
-#   scripts/install-deps.sh test    — all of the above, plus the test tools, clang-tidy and the Node clients (npm ci)
-#   scripts/install-deps.sh bench   — the above, plus the peers measured in bench/ (wrk, haproxy, nginx)
+#   scripts/install-deps.sh test    — all of the above, plus the test tools, clang-tidy, the Node clients (npm ci)
+#                                     and the Python clients (.venv, from tests/python/requirements.txt)
+#   scripts/install-deps.sh bench   — the above, plus the peers measured in bench/ (wrk, haproxy, nginx, and
+#                                     LiteLLM's proxy in bench/out/litellm-venv, from bench/litellm/requirements.txt)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,8 +18,8 @@ fuzz_packages=(clang libclang-rt-14-dev)
 case "$what" in
   build) ;;
   fuzz) packages+=("${fuzz_packages[@]}") ;;
-  test) packages+=(curl openssl python3 nginx tinyproxy clang-tidy "${fuzz_packages[@]}") ;;
-  bench) packages+=(curl openssl python3 nginx tinyproxy clang-tidy wrk haproxy) ;;
+  test) packages+=(curl openssl python3 python3-venv nginx tinyproxy clang-tidy "${fuzz_packages[@]}") ;;
+  bench) packages+=(curl openssl python3 python3-venv nginx tinyproxy clang-tidy wrk haproxy) ;;
   *) echo "usage: $0 build|fuzz|test|bench" >&2; exit 2 ;;
 esac
 
@@ -55,4 +57,8 @@ if [ "$what" != build ] && [ "$what" != fuzz ]; then
     (cd tests/integration && npm ci --no-audit --no-fund --loglevel=error)
     cp "$lock" "$stamp"
   fi
+  scripts/python-venv.sh .venv tests/python/requirements.txt
+fi
+if [ "$what" = bench ]; then
+  scripts/python-venv.sh bench/out/litellm-venv bench/litellm/requirements.txt
 fi
