@@ -1,5 +1,7 @@
 #include "policy/error_code.hpp"
 
+#include <fmt/format.h>
+
 #include "common/json_writer.hpp"
 
 namespace ballast {
@@ -124,7 +126,8 @@ std::string_view error_type(ErrorCode code) {
 std::string error_body(ErrorCode code, std::string_view message) {
   JsonWriter w;
   w.begin_object().key("error").begin_object();
-  w.field("message", message).field("type", error_type(code)).field("code", code_name(code));
+  w.field("message", fmt::format("{}: {}", code_name(code), message));
+  w.field("type", error_type(code)).field("code", code_name(code));
   w.key("param").null();
   w.end_object().end_object();
   return w.take();

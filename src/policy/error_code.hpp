@@ -40,7 +40,8 @@ int http_status(ErrorCode code);
 // The OpenAI-shape "type" field: what the SDKs show next to the message.
 std::string_view error_type(ErrorCode code);
 
-// {"error":{"message":…,"type":…,"code":…,"param":null}}
+// {"error":{"message":"CODE: …","type":…,"code":"CODE","param":null}}. The message leads with the code:
+// the SDKs' exception text (openai-python's "Error code: 504 - MESSAGE") carries the message alone.
 std::string error_body(ErrorCode code, std::string_view message);
 // The SSE event that ends a stream which failed after it began: the OpenAI SDKs raise it as an APIError.
 std::string sse_error_event(ErrorCode code, std::string_view message);

@@ -155,7 +155,7 @@ test('malformed JSON: 400 invalid_request', async () => {
 test('a missing model: 400 invalid_request', async () => {
   const res = await fetch(`${gw.base}/chat/completions`, { method: 'POST', body: '{"messages":[]}' });
   assert.equal(res.status, 400);
-  assert.equal((await res.json()).error.message, "'model' is required");
+  assert.equal((await res.json()).error.message, "invalid_request: 'model' is required");
 });
 
 test('a body over limits.max_request_body: 413 payload_too_large', async () => {

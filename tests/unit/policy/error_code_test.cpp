@@ -24,7 +24,7 @@ TEST(ErrorCode, StatusesFollowTheTaxonomy) {
 TEST(ErrorCode, BodyHasTheOpenAiShape) {
   EXPECT_EQ(
       error_body(ErrorCode::connect_refused, "say \"why\""),
-      R"({"error":{"message":"say \"why\"","type":"upstream_error","code":"connect_refused","param":null}})");
+      R"({"error":{"message":"connect_refused: say \"why\"","type":"upstream_error","code":"connect_refused","param":null}})");
 }
 
 TEST(ErrorCode, StreamErrorIsAnSseErrorEvent) {
