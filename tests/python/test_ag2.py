@@ -94,6 +94,7 @@ async def test_a_dead_upstream_fails_at_once_named(stack: Stack, streaming: bool
     e = caught.value
     assert t.s < 1.0
     assert e.code == "connect_refused"
+    assert "connect_refused" in str(e), "the exception text names the cause"
     assert "refused (nothing listening)" in str(e)
     assert sdk_retries(e) == 0
 
@@ -118,4 +119,5 @@ async def test_a_read_timeout_below_a_slow_first_token_gets_ballasts_cause(
     with pytest.raises(openai.APIStatusError) as caught:  # not APITimeoutError, the SDK's own
         await agent.ask("hi")
     assert caught.value.code in codes
+    assert caught.value.code in str(caught.value), "the exception text names the cause"
     assert stack.gateway.record(request_id(caught.value))["duration_ms"] < 1500

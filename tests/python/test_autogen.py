@@ -131,6 +131,7 @@ async def test_a_dead_upstream_fails_at_once_named(stack: Stack, stream: bool) -
     e = caught.value
     assert t.s < 1.0
     assert e.code == "connect_refused"
+    assert "connect_refused" in str(e), "the exception text names the cause"
     assert "refused (nothing listening)" in str(e)
     assert sdk_retries(e) == 0
 
@@ -141,6 +142,7 @@ async def test_the_agent_surfaces_a_dead_upstream(stack: Stack) -> None:
         await agent.run(task="hi")
     assert t.s < 1.0
     assert caught.value.code == "connect_refused"
+    assert "connect_refused" in str(caught.value), "the exception text names the cause"
 
 
 async def test_sdk_retries_do_not_stack_on_ballasts(stack: Stack) -> None:
@@ -166,4 +168,5 @@ async def test_a_read_timeout_below_a_slow_first_token_gets_ballasts_cause(
         else:
             await c.create(HI)
     assert caught.value.code in codes
+    assert caught.value.code in str(caught.value), "the exception text names the cause"
     assert stack.gateway.record(request_id(caught.value))["duration_ms"] < 1500

@@ -193,6 +193,7 @@ def test_a_dead_upstream_fails_at_once_named_and_the_sdk_does_not_retry(stack: S
     assert t.s < 1.0
     assert e.status_code == 502
     assert e.code == "connect_refused"
+    assert "connect_refused" in str(e), "the exception text names the cause"
     assert "refused (nothing listening)" in str(e)
     assert e.response.headers["x-should-retry"] == "false"
     assert sdk_retries(e) == 0, "the SDK obeyed x-should-retry"
@@ -206,6 +207,7 @@ async def test_a_dead_upstream_async(aclient: openai.AsyncOpenAI) -> None:
         await aclient.chat.completions.create(model=DEAD_MODEL, messages=HI, stream=True)
     assert t.s < 1.0
     assert caught.value.code == "connect_refused"
+    assert "connect_refused" in str(caught.value), "the exception text names the cause"
     assert sdk_retries(caught.value) == 0
 
 
@@ -237,6 +239,7 @@ def test_a_read_timeout_below_a_slow_first_token_gets_ballasts_cause(stack: Stac
     e = caught.value
     assert e.status_code == 504
     assert e.code in codes
+    assert e.code in str(e), "the exception text names the cause"
     assert "read timeout of 1500ms" in str(e)
     assert stack.gateway.record(request_id(e))["duration_ms"] < 1500
 
