@@ -107,7 +107,7 @@ Admission::Arrival Admission::arrive(const std::string& key, TimePoint now, cons
     return refused;
   }
   uint64_t id = next_ticket_++;
-  tickets_.emplace(id, Ticket{key, now, latest, deadline});
+  tickets_.emplace(id, Ticket{key, now, due});
   auto& mine = by_key_[key];
   if (mine.empty()) turn_.push_back(key);
   mine.push_back(id);
@@ -204,7 +204,16 @@ Admission::Changes Admission::settle(TimePoint now) {
       by_key_.erase(queue);
     else
       turn_.push_back(std::move(key));
-    tickets_.erase(id);
+    auto ticket = tickets_.extract(id);
+    const Ticket& t = ticket.mapped();
+    // A slot is no use to a request that can no longer be served in time: it queued before the
+    // averages knew how long an answer takes, or they grew since. It is told when to come back,
+    // and the slot goes to the next in line instead of to work nobody will read.
+    if (const TimePoint latest = start_by(t.arrived, t.due); mean_hold_ && now > latest) {
+      out.refused.emplace_back(
+          id, come_back(now, come_back_after(*estimated_wait(0), latest - t.arrived), t.due.deadline));
+      continue;
+    }
     ++in_flight_;
     out.granted.push_back(id);
   }
@@ -214,13 +223,14 @@ Admission::Changes Admission::settle(TimePoint now) {
   for (auto it = tickets_.begin(); it != tickets_.end();) {
     Duration wait = *estimated_wait(position);
     const Ticket& t = it->second;
-    if (now + wait <= t.start_by) {
+    const TimePoint latest = start_by(t.arrived, t.due);
+    if (now + wait <= latest) {
       ++position;
       ++it;
       continue;
     }
     out.refused.emplace_back(it->first,
-                             come_back(now, come_back_after(wait, t.start_by - t.arrived), t.deadline));
+                             come_back(now, come_back_after(wait, latest - t.arrived), t.due.deadline));
     uint64_t id = it->first;
     ++it;
     cancel(id);

@@ -68,7 +68,8 @@ class Admission {
 
   // The latest a request arriving `now` may start and still be served as `due` says: an average
   // slot's time before its deadline, an average time to first byte (first token, for a stream)
-  // before its first-byte bound, and never later than the queue timeout.
+  // before its first-byte bound, and never later than the queue timeout. Queued requests are held
+  // to it with the averages as they are when a slot frees, not as they were when they arrived.
   TimePoint start_by(TimePoint now, const Due& due) const;
   TimePoint start_by(TimePoint now, TimePoint deadline) const { return start_by(now, Due{deadline}); }
 
@@ -115,8 +116,7 @@ class Admission {
   struct Ticket {
     std::string key;
     TimePoint arrived;
-    TimePoint start_by;
-    TimePoint deadline;
+    Due due;  // its start_by is computed anew with each change of the averages
   };
   std::optional<Duration> estimated_wait(size_t position) const;  // position 0: next to start
   Changes settle(TimePoint now);

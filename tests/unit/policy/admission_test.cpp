@@ -69,9 +69,10 @@ TEST(Admission, RefusesAtOnceWhatCouldNotStartInTime) {
 TEST(Admission, WaitersThatCanNoLongerMakeItAreToldAtOnce) {
   Admission a(fixed(1));
   a.arrive("", t0, far);
-  auto early = a.arrive("", t0, t0 + 10s);
+  auto early = a.arrive("", t0, t0 + 13s);
   auto late = a.arrive("", t0, t0 + 10s);
-  // The first slot turns out to take 6 s: `late` would start near 12 s, past its 10 s.
+  // The first slot turns out to take 6 s: `early` can still finish by 13 s; `late` would start near
+  // 12 s, past its 10 s.
   auto c = a.finish(t0 + 6s, t0, LoadSignal::success, std::nullopt);
   ASSERT_EQ(c.granted.size(), 1u);
   EXPECT_EQ(c.granted[0], early.ticket);
@@ -302,6 +303,33 @@ TEST(Admission, ASlotGivenBackTeachesNothingAndGoesToTheNextInLine) {
   EXPECT_EQ(a.mean_hold(), Duration(1s));  // not pulled toward 10 ms
   EXPECT_TRUE(a.in_time(t0 + 1'010ms, Due{far, t0 + 3s}));
   EXPECT_FALSE(a.in_time(t0 + 1'010ms, Due{far, t0 + 1'500ms}));
+}
+
+TEST(Admission, AQueuedRequestIsHeldToTheAveragesOfWhenASlotFreesNotOfWhenItArrived) {
+  // A burst on a fresh gateway queues before any answer has said how long one takes; each client
+  // waits 2 s for its first byte (a read timeout).
+  Admission a(fixed(1));
+  const Due impatient{far, t0 + 2s};
+  ASSERT_EQ(a.arrive("", t0, impatient).decision, D::admitted);
+  auto late = a.arrive("", t0, impatient);
+  auto later = a.arrive("", t0, impatient);
+  ASSERT_EQ(late.decision, D::queued);
+  // The first answer took 1.9 s: the next could not be whole before 2 s. It is refused, with when to
+  // come back, and so is the one behind it; neither gets a slot to waste.
+  auto c = a.finish(t0 + 1'900ms, t0, LoadSignal::success, std::nullopt);
+  EXPECT_TRUE(c.granted.empty());
+  ASSERT_EQ(c.refused.size(), 2u);
+  EXPECT_EQ(c.refused[0].first, late.ticket);
+  EXPECT_EQ(c.refused[1].first, later.ticket);
+  EXPECT_GT(c.refused[0].second, Millis(0));
+  EXPECT_EQ(a.in_flight(), 0);
+  // One that can still be served in time gets the slot.
+  a.arrive("", t0 + 2s, far);
+  auto patient = a.arrive("", t0 + 2s, Due{far, t0 + 10s});
+  ASSERT_EQ(patient.decision, D::queued);
+  c = a.finish(t0 + 3s, t0 + 2s, LoadSignal::success, std::nullopt);
+  ASSERT_EQ(c.granted.size(), 1u);
+  EXPECT_EQ(c.granted[0], patient.ticket);
 }
 
 }  // namespace
