@@ -61,8 +61,9 @@ unit-test: build
 bench:
 	@scripts/install-deps.sh bench
 	$(MAKE) build
-	bench/throughput.sh
+	bench/peers.sh
 	node bench/overload.mjs
+	bench/patterns.sh
 
 format:
 	clang-format -i $$(git ls-files '*.cpp' '*.hpp')
