@@ -6,26 +6,18 @@ recommend; retries are the library's default (2).
 
     python bench/python/worker_processes.py [BASE_URL]
 
-BASE_URL defaults to $OPENAI_BASE_URL, then http://127.0.0.1:4000/v1. CALLS (200, split evenly over
-the 8 workers), CLIENT_TIMEOUT (10 s) and MODEL (gpt-4o-mini) may be set in the environment. Prints
-one JSON line.
+Settings as tally.py says (BASE_URL, CALLS, split evenly over the 8 workers, CLIENT_TIMEOUT,
+MODEL). Prints one JSON line.
 """
 
 import collections
-import json
 import multiprocessing
-import os
-import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 
-import openai
 from openai import OpenAI
 
-BASE_URL = sys.argv[1] if len(sys.argv) > 1 else os.environ.get("OPENAI_BASE_URL", "http://127.0.0.1:4000/v1")
-CALLS = int(os.environ.get("CALLS", "200"))
-CLIENT_TIMEOUT = float(os.environ.get("CLIENT_TIMEOUT", "10"))
-MODEL = os.environ.get("MODEL", "gpt-4o-mini")
+from tally import BASE_URL, CALLS, CLIENT_TIMEOUT, MODEL, Run, call
+
 WORKERS = 8
 
 
@@ -34,14 +26,8 @@ def worker(n):
     client = OpenAI(base_url=BASE_URL, api_key="unused", timeout=CLIENT_TIMEOUT)
 
     def ask(i):
-        try:
-            client.chat.completions.create(
-                model=MODEL, messages=[{"role": "user", "content": f"Worker {n}, question {i}: summarise Hamlet."}])
-            return "ok"
-        except openai.APITimeoutError:
-            return "client_timeout"
-        except Exception as e:  # noqa: BLE001 - every other failure is counted by its class
-            return type(e).__name__
+        return call(client.chat.completions.create, model=MODEL,
+                    messages=[{"role": "user", "content": f"Worker {n}, question {i}: summarise Hamlet."}])
 
     share = range(n, CALLS, WORKERS)
     with ThreadPoolExecutor(max_workers=max(1, len(share))) as pool:
@@ -49,15 +35,5 @@ def worker(n):
 
 
 if __name__ == "__main__":
-    started = time.monotonic()
-    with multiprocessing.Pool(WORKERS) as pool:
-        counts = sum(pool.map(worker, range(WORKERS)), collections.Counter())
-    wall = time.monotonic() - started
-    print(json.dumps({
-        "pattern": "worker_processes",
-        "calls": CALLS,
-        "ok": counts.pop("ok", 0),
-        "client_timeouts": counts.pop("client_timeout", 0),
-        "errors": dict(counts),
-        "wall_s": round(wall, 2),
-    }))
+    with Run("worker_processes") as run, multiprocessing.Pool(WORKERS) as pool:
+        run.outcomes = list(sum(pool.map(worker, range(WORKERS)), collections.Counter()).elements())
