@@ -39,11 +39,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() {
-  for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done
-  echo "nothing listening on $1" >&2; exit 1
-}
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 # PID and every process under it.
 tree() {
   local p
@@ -71,49 +68,9 @@ YAML
 "$bin" serve --config "$work/ballast.yaml" >/dev/null 2>"$work/ballast.log" & pids+=($!); ballast_pid=$!
 wait_port "$ballast_port"
 
-cat >"$work/haproxy.cfg" <<CFG
-global
-  maxconn 4000
-defaults
-  mode http
-  timeout connect 5s
-  timeout client 60s
-  timeout server 60s
-  option http-keep-alive
-frontend fe
-  bind 127.0.0.1:$haproxy_port
-  default_backend sim
-backend sim
-  http-reuse always
-  server sim 127.0.0.1:$sim_port
-CFG
-haproxy -db -f "$work/haproxy.cfg" >"$work/haproxy.log" 2>&1 & pids+=($!); haproxy_pid=$!
-wait_port "$haproxy_port"
+start_haproxy "$haproxy_port" "$sim_port"; haproxy_pid=$started_pid
 
-mkdir -p "$work/nginx"
-cat >"$work/nginx.conf" <<CFG
-worker_processes auto;
-pid $work/nginx.pid;
-error_log $work/nginx/error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $work/nginx;
-  proxy_temp_path $work/nginx;
-  upstream sim { server 127.0.0.1:$sim_port; keepalive 128; }
-  server {
-    listen 127.0.0.1:$nginx_port;
-    location / {
-      proxy_pass http://sim;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_buffering off;
-    }
-  }
-}
-CFG
-nginx -c "$work/nginx.conf" -g 'daemon off;' >"$work/nginx.out" 2>&1 & pids+=($!); nginx_pid=$!
-wait_port "$nginx_port"
+start_nginx "$nginx_port" "$sim_port"; nginx_pid=$started_pid
 
 echo "starting LiteLLM's proxy $(bench/out/litellm-venv/bin/python -c 'import importlib.metadata as m; print(m.version("litellm"))')" \
   "(${LITELLM_WORKERS:-2} ${LITELLM_SERVER:-uvicorn} workers, no database, access log off; bench/litellm/serve.sh)"

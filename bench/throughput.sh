@@ -21,11 +21,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() {
-  for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done
-  echo "nothing listening on $1" >&2; exit 1
-}
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
 
 sim_port=$(free_port); ballast_port=$(free_port); haproxy_port=$(free_port); nginx_port=$(free_port)
 
@@ -42,49 +39,9 @@ YAML
 "$bin" serve --config "$work/ballast.yaml" >"$work/ballast.access" 2>"$work/ballast.log" & pids+=($!)
 wait_port "$ballast_port"
 
-cat >"$work/haproxy.cfg" <<CFG
-global
-  maxconn 4000
-defaults
-  mode http
-  timeout connect 5s
-  timeout client 60s
-  timeout server 60s
-  option http-keep-alive
-frontend fe
-  bind 127.0.0.1:$haproxy_port
-  default_backend sim
-backend sim
-  http-reuse always
-  server sim 127.0.0.1:$sim_port
-CFG
-haproxy -db -f "$work/haproxy.cfg" >"$work/haproxy.log" 2>&1 & pids+=($!)
-wait_port "$haproxy_port"
+start_haproxy "$haproxy_port" "$sim_port"
 
-mkdir -p "$work/nginx"
-cat >"$work/nginx.conf" <<CFG
-worker_processes auto;
-pid $work/nginx.pid;
-error_log $work/nginx/error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $work/nginx;
-  proxy_temp_path $work/nginx;
-  upstream sim { server 127.0.0.1:$sim_port; keepalive 128; }
-  server {
-    listen 127.0.0.1:$nginx_port;
-    location / {
-      proxy_pass http://sim;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_buffering off;
-    }
-  }
-}
-CFG
-nginx -c "$work/nginx.conf" -g 'daemon off;' >"$work/nginx.out" 2>&1 & pids+=($!)
-wait_port "$nginx_port"
+start_nginx "$nginx_port" "$sim_port"
 
 # wrk's --latency output → "rps p50_ms p99_ms errors"
 measure() {

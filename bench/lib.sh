@@ -1,0 +1,66 @@
+# What the bench scripts share: ports, and the peers (haproxy, nginx) configured as every comparison
+# runs them, all on 127.0.0.1. Sourced after `work` (a scratch directory) and `pids` (what the script's
+# cleanup stops) are set.
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+wait_port() {
+  for _ in $(seq 100); do (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0; sleep 0.05; done
+  echo "nothing listening on $1" >&2; exit 1
+}
+
+# start_haproxy PORT UPSTREAM_PORT: haproxy in the foreground, kept-alive connections to the upstream,
+# no limit. Its PID is in $started_pid.
+start_haproxy() {
+  cat >"$work/haproxy.cfg" <<CFG
+global
+  maxconn 4000
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 60s
+  timeout server 60s
+  option http-keep-alive
+frontend fe
+  bind 127.0.0.1:$1
+  default_backend sim
+backend sim
+  http-reuse always
+  server sim 127.0.0.1:$2
+CFG
+  haproxy -db -f "$work/haproxy.cfg" >"$work/haproxy.log" 2>&1 &
+  started_pid=$!
+  pids+=("$started_pid")
+  wait_port "$1"
+}
+
+# start_nginx PORT UPSTREAM_PORT: nginx in the foreground, one worker per core, kept-alive connections
+# to the upstream, no buffering (streams pass as they come), no access log. Its PID is in $started_pid.
+start_nginx() {
+  mkdir -p "$work/nginx"
+  cat >"$work/nginx.conf" <<CFG
+worker_processes auto;
+pid $work/nginx.pid;
+error_log $work/nginx/error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $work/nginx;
+  proxy_temp_path $work/nginx;
+  upstream sim { server 127.0.0.1:$2; keepalive 128; }
+  server {
+    listen 127.0.0.1:$1;
+    location / {
+      proxy_pass http://sim;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+    }
+  }
+}
+CFG
+  nginx -c "$work/nginx.conf" -g 'daemon off;' >"$work/nginx.out" 2>&1 &
+  started_pid=$!
+  pids+=("$started_pid")
+  wait_port "$1"
+}
