@@ -3,7 +3,8 @@
 #   scripts/install-deps.sh build   — compiler, CMake and the libraries (building and running need no Node.js)
 #   scripts/install-deps.sh fuzz    — the above, plus clang and libFuzzer's runtime (make fuzz)
 #   scripts/install-deps.sh test    — all of the above, plus the test tools, clang-tidy, the Node clients (npm ci)
-#                                     and the Python clients (.venv, from tests/python/requirements.txt)
+#                                     and the Python clients (.venv, from tests/python/requirements.txt; those on
+#                                     openai-python 2.x in .venv-openai2, from tests/python/openai2/requirements.txt)
 #   scripts/install-deps.sh bench   — the above, plus the peers measured in bench/ (wrk, haproxy, nginx, and
 #                                     LiteLLM's proxy in bench/out/litellm-venv, from bench/litellm/requirements.txt)
 set -euo pipefail
@@ -58,6 +59,7 @@ if [ "$what" != build ] && [ "$what" != fuzz ]; then
     cp "$lock" "$stamp"
   fi
   scripts/python-venv.sh .venv tests/python/requirements.txt
+  scripts/python-venv.sh .venv-openai2 tests/python/openai2/requirements.txt
 fi
 if [ "$what" = bench ]; then
   scripts/python-venv.sh bench/out/litellm-venv bench/litellm/requirements.txt

@@ -1,7 +1,8 @@
 """AG2 (`ag2`, its 1.x Agent) through ballast: its OpenAIConfig with base_url, as an app sets it.
 
 AG2 1.x has no config_list: that is AG2 Classic (the `autogen` namespace), whose openai extra requires
-openai<3, so it cannot share this environment with the current openai SDK."""
+openai<3, so it cannot share this environment with the current openai SDK; openai2/test_ag2_classic.py
+drives it."""
 
 from __future__ import annotations
 
