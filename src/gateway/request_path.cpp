@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <initializer_list>
 
 #include <fmt/format.h>
 
@@ -109,7 +110,7 @@ const ApiRoute* find_route(std::string_view path) {
 // Azure OpenAI's shape, as AzureOpenAI and AzureChatOpenAI send it:
 // /openai/deployments/{deployment}/chat/completions?api-version=V.
 struct AzurePath {
-  std::string_view deployment;
+  std::string deployment;     // as the client named it, its %XX escapes decoded
   std::string_view api_path;  // "/chat/completions"
 };
 
@@ -119,27 +120,38 @@ std::optional<AzurePath> azure_path(std::string_view path) {
   path.remove_prefix(kPrefix.size());
   const size_t slash = path.find('/');
   if (slash == 0 || slash == std::string_view::npos) return std::nullopt;
-  return AzurePath{path.substr(0, slash), path.substr(slash)};
+  return AzurePath{percent_decoded(path.substr(0, slash)), path.substr(slash)};
 }
 
 bool is_loopback(std::string_view peer) {
   return peer.starts_with("127.") || peer == "::1" || peer.starts_with("::ffff:127.");
 }
 
-std::optional<Duration> client_timeout(const Request& req) {
+// The shortest time in seconds among the headers `names`: every occurrence of each, and every
+// value of a comma-separated list, as proxies join repeated headers. Values that are no duration
+// (0, negative, not a number) are ignored.
+std::optional<Duration> shortest_seconds(const Request& req, std::initializer_list<std::string_view> names) {
   std::optional<Duration> shortest;
-  for (const char* name : {"x-ballast-timeout", "x-stainless-timeout"}) {
-    if (const auto* v = req.header(name)) {
-      if (auto d = parse_seconds(*v); d && (!shortest || *d < *shortest)) shortest = d;
+  for (const auto& [k, v] : req.headers) {
+    if (std::none_of(names.begin(), names.end(), [&](std::string_view n) { return iequals(k, n); })) continue;
+    std::string_view rest = v;
+    for (;;) {
+      const size_t comma = rest.find(',');
+      if (auto d = parse_seconds(rest.substr(0, comma)); d && (!shortest || *d < *shortest)) shortest = d;
+      if (comma == std::string_view::npos) break;
+      rest.remove_prefix(comma + 1);
     }
   }
   return shortest;
 }
 
+std::optional<Duration> client_timeout(const Request& req) {
+  return shortest_seconds(req, {"x-ballast-timeout", "x-stainless-timeout"});
+}
+
 // openai-python's httpx read timeout ("600.0" by default): how long it waits for each byte.
 std::optional<Duration> read_timeout(const Request& req) {
-  const auto* v = req.header("x-stainless-read-timeout");
-  return v ? parse_seconds(*v) : std::nullopt;
+  return shortest_seconds(req, {"x-stainless-read-timeout"});
 }
 
 Due due(const Exchange& x, bool stream) {
@@ -457,24 +469,29 @@ asio::awaitable<void> Gateway::serve(Request& req, Downstream& down, Side side) 
 
 asio::awaitable<void> Gateway::proxy(Exchange& x, const config::Model& model, std::string_view api_path,
                                      bool stream) {
-  // Plan the deadline: the total bound, capped by the client's own deadline; else the wait for the
-  // first byte bounded by its read timeout, or by the patience it has shown before.
+  // Plan the deadline: the total bound, capped by the client's own deadline. Its read timeout, when
+  // it sent one, bounds every silence as well, whichever runs out first. With neither, the patience
+  // it has shown before bounds its wait for the first byte.
   config::Endpoint no_endpoint;
   Millis total = config::effective_bounds(x.cfg, model, no_endpoint).total;
-  auto client = client_timeout(x.req);
+  const auto client = client_timeout(x.req);
+  const auto read = read_timeout(x.req);
   x.deadline = plan_deadline(x.req.received, total, client);
+  if (read) bound_silence(x.deadline, *read);
   if (client) {
+    x.deadline.source = DeadlineSource::sent;  // what the log names; a read timeout still applies
     x.record.client_timeout_ms = to_ms(*client);
-  } else if (auto read = read_timeout(x.req)) {
-    bound_silence(x.deadline, *read);
+  } else if (read) {
+    x.record.client_timeout_ms = to_ms(*read);
   } else if (x.cfg.learn_patience) {
     x.patience_client = x.key >= 0 ? fmt::format("keys[{}]", x.key) : x.req.peer;
-    if (auto learned = x.upstreams.patience(x.patience_client, model.name, Clock::now()))
+    if (auto learned = x.upstreams.patience(x.patience_client, model.name, Clock::now())) {
       bound_first_byte(x.deadline, learned->patience, DeadlineSource::learned);
-    else if (comes_back(x.req))
+      x.record.client_timeout_ms = to_ms(learned->patience);
+    } else if (comes_back(x.req)) {
       x.queue_wait = kUnknownPatienceWait;
+    }
   }
-  if (x.deadline.first_byte_by != TimePoint::max()) x.record.client_timeout_ms = to_ms(x.deadline.patience);
   x.record.client_timeout_source = source_name(x.deadline.source);
   x.queue_cap = config::effective_queue_timeout(x.cfg, model, no_endpoint);
   const size_t mi = x.generation->model_index(model);
@@ -713,6 +730,10 @@ asio::awaitable<AttemptResult> Gateway::attempt(Exchange& x, const config::Model
   }
   if (!target.credential.empty()) request.headers.push_back(target.credential);
   request.connect_timeout = connect_bound(x.deadline, bounds, Clock::now());
+  // curl's connect bound is the client's read timeout, not timeouts.connect: its verdict says so.
+  const bool read_bounds_connect =
+      x.deadline.read_gap > Duration::zero() &&
+      x.deadline.first_byte_by < std::min(x.deadline.at, Clock::now() + bounds.connect);
   request.proxy = proxy.url;
   request.ca_bundle = endpoint.ca_bundle;
 
@@ -731,7 +752,10 @@ asio::awaitable<AttemptResult> Gateway::attempt(Exchange& x, const config::Model
   // When ballast last became ready to read more: the end of its latest write to the client. Time
   // spent waiting for a slow client (the upstream transfer paused meanwhile) is not upstream silence.
   TimePoint ready_since = t.started_at();
-  std::optional<TimePoint> last_write;  // the end of the latest write to the client, once there was one
+  // In a begun stream, progress is an event with data. A keep-alive comment, or the first bytes of an
+  // event still arriving, hold off neither the stream's idle bound nor the client's read timeout.
+  TimePoint last_data = t.started_at();  // the latest event with data received
+  std::optional<TimePoint> last_write;   // the end of the latest write to the client that carried one
 
   for (;;) {
     if (x.down.client_gone()) {
@@ -758,6 +782,7 @@ asio::awaitable<AttemptResult> Gateway::attempt(Exchange& x, const config::Model
     if (mode == Mode::stream && !t.buffered().empty()) {
       scanner.feed(t.take());
       std::string out;
+      bool carries_data = false;
       while (auto ev = scanner.next()) {
         if (ev->upstream_error) {
           // The upstream's own failure. Once the answer has begun it is relayed, so the client's SDK
@@ -780,6 +805,10 @@ asio::awaitable<AttemptResult> Gateway::attempt(Exchange& x, const config::Model
           continue;
         }
         if (ev->usage) x.record.usage = ev->usage;
+        if (!ev->comment_only) {
+          carries_data = true;
+          last_data = Clock::now();
+        }
         progress.see(*ev);
         out.append(ev->raw);
         if (!first_token_at && (ev->has_content || ev->terminal)) first_token_at = Clock::now();
@@ -791,7 +820,7 @@ asio::awaitable<AttemptResult> Gateway::attempt(Exchange& x, const config::Model
       if ((o.upstream_error || o.oversized) && !first_token_at) break;
       if (!first_token_at) {
         held += out;
-      } else {
+      } else if (!out.empty()) {
         if (!o.response_started) {
           // The first token: now the response begins, and from here on nothing is retried.
           o.response_started = true;
@@ -811,13 +840,14 @@ asio::awaitable<AttemptResult> Gateway::attempt(Exchange& x, const config::Model
           break;
         }
         ready_since = Clock::now();
-        last_write = ready_since;
+        if (carries_data) last_write = ready_since;
       }
       if (o.upstream_error || o.oversized) break;
     }
     if (t.done() && t.buffered().empty()) break;
     // Nothing new to handle: wait for the upstream, the client, or the bound of this phase.
     AttemptClock clock{t.started_at(), t.started_at(), std::max(t.last_activity(), ready_since), last_write};
+    if (o.response_started) clock.last_activity = std::max(last_data, last_write.value_or(last_data));
     if (phase == AttemptPhase::connecting) {
       if (auto sent = t.sent_at()) {
         phase = AttemptPhase::awaiting_headers;
@@ -843,6 +873,7 @@ asio::awaitable<AttemptResult> Gateway::attempt(Exchange& x, const config::Model
   } else if (t.done() && t.error() != TransportError::none) {
     o.transport = t.error();
     o.detail = t.error_text();
+    if (o.transport == TransportError::connect_timeout && read_bounds_connect) o.client_read = true;
   }
   if (mode == Mode::stream && t.done() && !progress.complete() && o.transport == TransportError::none &&
       !o.upstream_error) {

@@ -96,7 +96,8 @@ std::string describe_failure(ErrorCode code, const Outcome& o, const FailureCont
         " (ballast runs in a container: if the model server runs on the host or in another container, "
         "localhost here is this container itself; use host.docker.internal or the server's service name.)";
   }
-  if (o.client_read && o.timer == code) return describe_read_cut(code, o, c);
+  // The client's read timeout cut the attempt (ballast's timer, or curl's connect bound set by it).
+  if (o.client_read && (o.timer == code || o.timer == ErrorCode::ok)) return describe_read_cut(code, o, c);
   switch (code) {
     case ErrorCode::dns_failure:
       return fmt::format(

@@ -37,7 +37,8 @@ struct Outcome {
   // Which of ballast's own bounds ended the attempt: first_byte_timeout, first_token_timeout,
   // stream_idle_timeout or deadline_exceeded; ok when none fired.
   ErrorCode timer = ErrorCode::ok;
-  bool client_read = false;        // the timer was the client's read timeout, not ballast's own bound
+  bool client_read =
+      false;  // the client's read timeout, not ballast's own bound, set the timer (or curl's connect bound)
   int status = 0;                  // the upstream's HTTP status, 0 if none arrived
   bool reused_connection = false;  // sent on a kept-alive connection
   bool response_started = false;   // response bytes reached the client: nothing may be retried after

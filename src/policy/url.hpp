@@ -25,6 +25,10 @@ std::optional<Url> parse_url(std::string_view text, std::string* error = nullptr
 // that names a proxy shows it this way.
 std::string redact_credentials(std::string_view url);
 
+// A path segment with its %XX escapes decoded (as clients escape a name put in a path: "a%2Fb" is
+// "a/b"). An escape that is not two hex digits is kept as it is.
+std::string percent_decoded(std::string_view segment);
+
 // localhost, 127.0.0.0/8, ::1 (with or without brackets), *.localhost.
 bool is_loopback_host(std::string_view host);
 // A host on this machine or its network, where a local model server lives: loopback, 10/8,

@@ -59,6 +59,28 @@ TEST(FailureMessage, TimeoutsNameTheirConfigKey) {
             std::string::npos);
 }
 
+TEST(FailureMessage, ACutByTheClientsReadTimeoutNamesItNotBallastsBound) {
+  PhaseBounds b;
+  RequestDeadline d = plan_deadline(TimePoint{}, Millis(600'000), std::nullopt);
+  bound_silence(d, std::chrono::seconds(3));
+  FailureContext ctx{"h:1", "h", "", "", &b, &d, false};
+  Outcome o;
+  o.client_read = true;
+  o.timer = ErrorCode::first_token_timeout;
+  std::string token = describe_failure(ErrorCode::first_token_timeout, o, ctx);
+  EXPECT_NE(token.find("the client's read timeout of 3s (x-stainless-read-timeout; answered 150ms early"),
+            std::string::npos)
+      << token;
+  EXPECT_EQ(token.find("timeouts.first_token"), std::string::npos) << token;
+  // curl's connect bound, when the read timeout set it: curl's verdict, no timer of ballast's.
+  Outcome connect;
+  connect.client_read = true;
+  connect.transport = TransportError::connect_timeout;
+  std::string m = describe_failure(ErrorCode::connect_timeout, connect, ctx);
+  EXPECT_NE(m.find("before the client's read timeout of 3s"), std::string::npos) << m;
+  EXPECT_EQ(m.find("timeouts.connect"), std::string::npos) << m;
+}
+
 TEST(FailureMessage, ProxyFailuresNameTheProxyAndNoProxy) {
   Outcome o;
   FailureContext ctx{

@@ -99,5 +99,14 @@ TEST(Url, LocalAndLoopbackHosts) {
   }
 }
 
+TEST(Url, PercentDecodedPathSegments) {
+  EXPECT_EQ(percent_decoded("meta-llama%2FLlama-3.1-8B"), "meta-llama/Llama-3.1-8B");
+  EXPECT_EQ(percent_decoded("my%20model"), "my model");
+  EXPECT_EQ(percent_decoded("%C3%A9t%c3%a9"), "\xc3\xa9t\xc3\xa9");
+  EXPECT_EQ(percent_decoded("100%"), "100%");
+  EXPECT_EQ(percent_decoded("a%2"), "a%2");
+  EXPECT_EQ(percent_decoded("a%zz"), "a%zz");
+}
+
 }  // namespace
 }  // namespace ballast
