@@ -132,9 +132,11 @@ bool is_loopback(std::string_view peer) {
 // (0, negative, not a number) are ignored.
 std::optional<Duration> shortest_seconds(const Request& req, std::initializer_list<std::string_view> names) {
   std::optional<Duration> shortest;
-  for (const auto& [k, v] : req.headers) {
-    if (std::none_of(names.begin(), names.end(), [&](std::string_view n) { return iequals(k, n); })) continue;
-    std::string_view rest = v;
+  for (const auto& header : req.headers) {
+    const std::string& name = header.first;
+    if (std::none_of(names.begin(), names.end(), [&](std::string_view n) { return iequals(name, n); }))
+      continue;
+    std::string_view rest = header.second;
     for (;;) {
       const size_t comma = rest.find(',');
       if (auto d = parse_seconds(rest.substr(0, comma)); d && (!shortest || *d < *shortest)) shortest = d;
