@@ -78,7 +78,8 @@ struct AttemptClock {
   TimePoint start;          // the attempt began (connecting)
   TimePoint sent;           // the request went out (only read from awaiting_headers on)
   TimePoint last_activity;  // the latest bytes received
-  // The end of ballast's latest write to the client in this attempt; none before the first.
+  // The end of ballast's latest write to the client in this attempt that carried data (a relayed
+  // keep-alive comment does not count); none before the first.
   std::optional<TimePoint> last_write;
 };
 
