@@ -136,6 +136,11 @@ int main(int argc, char** argv) {
   load_cmd->add_option("--json", load.json_file, "write every run's figures and the knee to this file");
   load_cmd->add_option("--html", load.html_file, "write a self-contained report with plots to this file");
   load_cmd->add_option("--seed", load.seed, "seed for arrivals and prompts")->capture_default_str();
+  load_cmd
+      ->add_flag("--respect-retry-after,!--no-respect-retry-after", load.respect_retry_after,
+                 "closed loop: after a 429/503 with Retry-After, wait as told before the next request "
+                 "(on by default)")
+      ->capture_default_str();
 
   try {
     app.parse(argc, argv);
@@ -156,6 +161,8 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "ballast load: give --concurrency N, --rate R or --sweep\n");
       return 2;
     }
+    load.command = ballast::command_line(argc, argv);
+    load.version = BALLAST_VERSION;
     return ballast::run_load(load);
   }
   if (sim_cmd->parsed()) {

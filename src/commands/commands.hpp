@@ -52,8 +52,14 @@ struct LoadArgs {
   double max_error_rate = 0.01;
   std::string json_file, html_file;
   uint64_t seed = 1;
+  bool respect_retry_after = true;  // closed loop: wait as a 429/503's Retry-After says
+  std::string command;              // the command line, for the reports
+  std::string version;              // ballast's, for the reports
 };
 int run_load(const LoadArgs& args);
+
+// argv as one line a shell would run again: arguments quoted where they need it.
+std::string command_line(int argc, const char* const* argv);
 
 // Logs to stderr; the access log owns stdout.
 void setup_logging(const std::string& level);

@@ -2,9 +2,11 @@
 // knee and the limits to set, and optionally the JSON and HTML reports.
 #include <unistd.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <fstream>
 #include <random>
 
@@ -14,6 +16,7 @@
 #include "common/json_writer.hpp"
 #include "load/generator.hpp"
 #include "load/report.hpp"
+#include "load/report_parts.hpp"
 #include "load/sweep.hpp"
 
 namespace ballast {
@@ -44,7 +47,36 @@ bool write_file(const std::string& path, const std::string& text) {
   return true;
 }
 
+// Now, UTC, as ISO 8601 to the second.
+std::string utc_now() {
+  std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char out[32];
+  std::strftime(out, sizeof out, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return out;
+}
+
 }  // namespace
+
+std::string command_line(int argc, const char* const* argv) {
+  std::string line;
+  for (int i = 0; i < argc; ++i) {
+    std::string_view arg = argv[i];
+    if (i) line += ' ';
+    bool plain = !arg.empty() && arg.find_first_not_of(
+                                     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                     "0123456789_./:=,@%+-") == std::string_view::npos;
+    if (plain) {
+      line += arg;
+      continue;
+    }
+    line += '\'';
+    for (char c : arg) line += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    line += '\'';
+  }
+  return line;
+}
 
 int run_load(const LoadArgs& a) {
   load::Request req;
@@ -70,6 +102,9 @@ int run_load(const LoadArgs& a) {
   req.timeout = Millis(static_cast<int64_t>(std::llround(a.timeout_s * 1000)));
 
   load::Report rep;
+  rep.command = a.command;
+  rep.version = a.version;
+  rep.started = utc_now();
   rep.target = a.target;
   rep.model = a.model;
   rep.stream = a.stream;
@@ -81,11 +116,13 @@ int run_load(const LoadArgs& a) {
   spec.open = open;
   spec.seed = a.seed;
   spec.progress = progress;
+  spec.respect_retry_after = a.respect_retry_after;
   spec.duration = Millis(static_cast<int64_t>(std::llround((a.duration_s > 0 ? a.duration_s
                                                             : a.sweep        ? 5
                                                                              : 10) *
                                                            1000)));
 
+  const auto began = Clock::now();
   auto one = [&](double load_value) {
     spec.load = load_value;
     load::RunStats r = load::run(req, spec);
@@ -101,27 +138,27 @@ int run_load(const LoadArgs& a) {
     one(open ? a.rate : a.concurrency);
   } else {
     double start = open ? a.rate : (a.concurrency > 0 ? a.concurrency : 1);
-    load::Sweep sweep(start, open ? 100000 : 1024, !open);
-    bool own_slo = rep.slo.ttft_ms > 0 || rep.slo.latency_ms > 0;
+    // With an SLO, the knee is the highest load within it; without one, where more load stops
+    // buying throughput (load/sweep.hpp).
+    const bool own_slo = rep.slo.ttft_ms > 0 || rep.slo.latency_ms > 0;
+    rep.knee_rule = own_slo ? "slo" : "throughput";
+    load::Sweep sweep(start, open ? 100000 : 1024, !open,
+                      own_slo ? load::Sweep::Goal::slo : load::Sweep::Goal::throughput);
+    if (!own_slo)
+      std::printf(
+          "(no --slo-ttft or --slo-latency: the knee is the smallest load that reaches 95%% of the best "
+          "throughput, with p50 latency within 1.5× the lightest load's and errors ≤ %.1f%%)\n",
+          rep.slo.max_error_rate * 100);
     while (auto next = sweep.next()) {
       bool within = one(*next);
-      if (!own_slo && rep.runs.size() == 1) {
-        // No SLO given: the knee is where p99 doubles from the lightest load.
-        const auto& first = rep.runs.front();
-        if (a.stream && first.ttft.count())
-          rep.slo.ttft_ms = 2 * static_cast<double>(first.ttft.percentile(99)) / 1000;
-        else
-          rep.slo.latency_ms = 2 * static_cast<double>(first.latency.percentile(99)) / 1000;
-        std::printf("(no --slo-ttft or --slo-latency: the SLO is p99 %s ≤ %.0f ms, twice the first run's)\n",
-                    a.stream ? "first token" : "latency", a.stream ? rep.slo.ttft_ms : rep.slo.latency_ms);
-        within = load::slo_breach(rep.runs.back(), rep.slo).empty();
-      }
-      sweep.report(*next, within);
+      const load::RunStats& r = rep.runs.back();
+      sweep.report({*next, within, r.sustained_throughput(), load::ms(r.latency.percentile(50))});
     }
     rep.knee = sweep.knee();
     rep.knee_capped = sweep.capped();
     std::printf("\n%s", load::summary(rep).c_str());
   }
+  rep.wall_s = std::chrono::duration<double>(Clock::now() - began).count();
   if (!a.json_file.empty() && !write_file(a.json_file, load::to_json(rep) + "\n")) return 2;
   if (!a.html_file.empty() && !write_file(a.html_file, load::to_html(rep))) return 2;
   if (!a.sweep && !rep.breaches.front().empty()) return 1;

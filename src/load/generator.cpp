@@ -8,13 +8,18 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <algorithm>
 #include <cstdio>
+#include <optional>
 #include <random>
+
+#include <boost/algorithm/string/predicate.hpp>
 
 #include <fmt/format.h>
 
 #include "policy/classify.hpp"
 #include "policy/json_read.hpp"
+#include "policy/retry.hpp"
 #include "policy/sse_scanner.hpp"
 #include "upstream/curl_multi.hpp"
 
@@ -23,6 +28,9 @@ namespace ballast::load {
 namespace asio = boost::asio;
 
 namespace {
+
+// The longest Retry-After a closed-loop worker waits: what openai-python and openai-node honour.
+constexpr Millis kLongestWait{60'000};
 
 uint64_t micros(Duration d) {
   auto us = std::chrono::duration_cast<std::chrono::microseconds>(d).count();
@@ -37,6 +45,47 @@ std::string error_code_of(std::string_view body) {
   return "";
 }
 
+// The data of an SSE event (its `data:` lines joined), for the code of an error event.
+std::string event_data(std::string_view raw) {
+  std::string data;
+  size_t i = 0;
+  while (i < raw.size()) {
+    size_t end = raw.find('\n', i);
+    if (end == std::string_view::npos) end = raw.size();
+    std::string_view line = raw.substr(i, end - i);
+    i = end + 1;
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (!line.starts_with("data:")) continue;
+    line.remove_prefix(5);
+    if (!line.empty() && line.front() == ' ') line.remove_prefix(1);
+    if (!data.empty()) data += '\n';
+    data += line;
+  }
+  return data;
+}
+
+// A non-streamed answer is what a client can use: a JSON object with its `choices`.
+bool usable_answer(std::string_view body) {
+  simdjson::dom::element doc;
+  if (json_parser().parse(body.data(), body.size()).get(doc) != simdjson::SUCCESS) return false;
+  simdjson::dom::array choices;
+  return doc["choices"].get(choices) == simdjson::SUCCESS;
+}
+
+// A refusal that says when to come back (429 or 503 with retry-after-ms or Retry-After, as the
+// OpenAI SDKs read them): how long, capped as they cap it. Nothing for any other answer.
+std::optional<Millis> refusal_wait(int status, const Headers& headers) {
+  if (status != 429 && status != 503) return std::nullopt;
+  HeaderPairs told;
+  for (const auto& [name, value] : headers)
+    if (boost::iequals(name, "retry-after-ms") || boost::iequals(name, "retry-after"))
+      told.emplace_back(name, value);
+  if (told.empty()) return std::nullopt;
+  auto wait = retry_hint(told, std::chrono::system_clock::now());
+  if (!wait) return std::nullopt;
+  return std::clamp(*wait, Millis(0), kLongestWait);
+}
+
 class Runner {
  public:
   Runner(const Request& req, const RunSpec& spec) : req_(req), spec_(spec), multi_(io_), rng_(spec.seed) {}
@@ -44,6 +93,7 @@ class Runner {
   RunStats go() {
     stats_.mode = spec_.open ? "open" : "closed";
     stats_.load = spec_.load;
+    stats_.duration_s = std::chrono::duration<double>(spec_.duration).count();
     start_ = Clock::now();
     end_ = start_ + spec_.duration;
     if (spec_.open) {
@@ -55,16 +105,22 @@ class Runner {
     }
     if (spec_.progress) asio::co_spawn(io_, progress(), asio::detached);
     io_.run();
-    stats_.duration_s = std::chrono::duration<double>(spec_.duration).count();
     if (spec_.progress) std::fputs("\r\033[K", stderr);
     return std::move(stats_);
   }
 
  private:
+  // A closed-loop worker sends its next request when the last one ended, after the wait a refusal
+  // asked for (unless told not to): re-sending refusals at once measures a retry storm, not the
+  // target.
   asio::awaitable<void> worker() {
+    asio::steady_timer timer(io_);
     while (Clock::now() < end_) {
-      TimePoint now = Clock::now();
-      co_await one(now);
+      Millis wait = co_await one(Clock::now());
+      if (spec_.respect_retry_after && wait > Millis(0)) {
+        timer.expires_at(std::min(end_, Clock::now() + wait));
+        co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+      }
     }
     --producers_;
     finish_if_done();
@@ -112,7 +168,8 @@ class Runner {
   // Open requests the generator keeps at most (each holds a connection and a descriptor).
   static constexpr int kMaxInFlight = 8192;
 
-  asio::awaitable<void> one(TimePoint due) {
+  // One request, timed from `due`; returns the wait a refusal asked for (zero otherwise).
+  asio::awaitable<Millis> one(TimePoint due) {
     ++in_flight_;
     Sample s;
     s.second = std::chrono::duration<double>(due - start_).count();
@@ -129,6 +186,7 @@ class Runner {
     std::string body;
     StreamProgress progress;  // whole as the SDKs judge it (policy/sse_scanner)
     bool upstream_error = false;
+    std::string event_code;  // the code of the error event that ended the stream
     std::optional<TimePoint> last_token;
     for (;;) {
       if (!t.buffered().empty()) {
@@ -137,7 +195,10 @@ class Runner {
           while (auto ev = scanner.next()) {
             // As the gateway does: an invalid event is dropped, the upstream's error event fails it.
             if (ev->malformed) continue;
-            upstream_error = upstream_error || ev->upstream_error;
+            if (ev->upstream_error && !upstream_error) {
+              upstream_error = true;
+              event_code = error_code_of(event_data(ev->raw));
+            }
             progress.see(*ev);
             if (!ev->has_content || ev->terminal) continue;
             TimePoint now = Clock::now();
@@ -145,6 +206,7 @@ class Runner {
             if (last_token) s.itl_us.push_back(static_cast<uint32_t>(micros(now - *last_token)));
             last_token = now;
             ++s.tokens;
+            if (now < end_) ++s.tokens_in_window;
           }
         } else {
           body += t.take();
@@ -154,8 +216,12 @@ class Runner {
       if (Clock::now() >= deadline) break;
       co_await wake.wait_until(deadline);
     }
-    s.latency_us = micros(Clock::now() - due);
+    const TimePoint ended = Clock::now();
+    s.latency_us = micros(ended - due);
+    s.ended = std::chrono::duration<double>(ended - start_).count();
+    s.open_at_end = ended > end_;
     s.status = t.status();
+    std::optional<Millis> wait;
     if (!t.done()) {
       s.outcome = Outcome::client_timeout;
       t.cancel();
@@ -165,27 +231,40 @@ class Runner {
       s.outcome = Outcome::client_timeout;
     } else {
       switch (status_class(s.status)) {
-        case StatusClass::success: {
-          bool cut =
-              t.error() != TransportError::none || upstream_error || (req_.stream && !progress.complete());
-          s.outcome = cut ? Outcome::truncated : Outcome::ok;
+        case StatusClass::success:
+          // Judged as a client judges it: an error event fails a stream, a stream without its end
+          // is cut, and a 200 that is not the JSON answer is no answer.
+          if (t.error() != TransportError::none) {
+            s.outcome = Outcome::truncated;
+          } else if (!req_.stream) {
+            s.outcome = usable_answer(body) ? Outcome::ok : Outcome::bad_body;
+          } else if (upstream_error) {
+            s.outcome = Outcome::stream_error;
+            s.code = event_code;
+          } else {
+            s.outcome = progress.complete() ? Outcome::ok : Outcome::truncated;
+          }
           break;
-        }
         case StatusClass::rate_limited:
-          s.outcome = Outcome::rate_limited;
-          break;
         case StatusClass::server_error:
-          s.outcome = Outcome::server_error;
+          wait = refusal_wait(s.status, t.headers());
+          if (wait) {
+            s.outcome = Outcome::refused;
+            s.retry_after_s = std::chrono::duration<double>(*wait).count();
+          } else {
+            s.outcome = status_class(s.status) == StatusClass::rate_limited ? Outcome::rate_limited
+                                                                            : Outcome::server_error;
+          }
           break;
         default:
           s.outcome = Outcome::other;
       }
     }
     if (status_class(s.status) != StatusClass::success && s.status > 0) s.code = error_code_of(body);
-    if (s.outcome != Outcome::ok) s.status = s.status ? s.status : 0;
     stats_.add(s);
     --in_flight_;
     finish_if_done();
+    co_return wait.value_or(Millis(0));
   }
 
   asio::awaitable<void> progress() {

@@ -26,6 +26,9 @@ struct RunSpec {
   Millis duration{10'000};
   uint64_t seed = 1;
   bool progress = false;  // a live line on stderr (only on a terminal)
+  // Closed loop: after a 429/503 with Retry-After, a worker waits as told (at most 60 s, and not
+  // past the window) before its next request.
+  bool respect_retry_after = true;
 };
 
 RunStats run(const Request& request, const RunSpec& spec);

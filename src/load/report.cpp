@@ -6,27 +6,12 @@
 #include <fmt/format.h>
 
 #include "common/json_writer.hpp"
+#include "load/report_parts.hpp"
 #include "policy/duration.hpp"
 
 namespace ballast::load {
 
 namespace {
-
-double ms(uint64_t us) {
-  return static_cast<double>(us) / 1000;
-}
-
-std::string load_name(const RunStats& r) {
-  return r.mode == "open" ? fmt::format("{:g} req/s", r.load) : fmt::format("concurrency {:g}", r.load);
-}
-
-const RunStats* knee_run(const Report& rep) {
-  if (!rep.knee) return nullptr;
-  const RunStats* found = nullptr;
-  for (const auto& r : rep.runs)
-    if (r.load == *rep.knee) found = &r;
-  return found;
-}
 
 Millis whole_seconds_at_least(double ms_value, Millis floor) {
   auto s = static_cast<int64_t>(std::ceil(ms_value / 1000));
@@ -49,6 +34,22 @@ void percentiles(JsonWriter& w, std::string_view key, const Histogram& h) {
 }
 
 }  // namespace
+
+double ms(uint64_t us) {
+  return static_cast<double>(us) / 1000;
+}
+
+std::string load_name(const RunStats& r) {
+  return r.mode == "open" ? fmt::format("{:g} req/s", r.load) : fmt::format("concurrency {:g}", r.load);
+}
+
+const RunStats* knee_run(const Report& rep) {
+  if (!rep.knee) return nullptr;
+  const RunStats* found = nullptr;
+  for (const auto& r : rep.runs)
+    if (r.load == *rep.knee) found = &r;
+  return found;
+}
 
 Recommendation recommend(const Report& rep) {
   Recommendation rec;
@@ -83,14 +84,18 @@ std::string run_line(const RunStats& r, const std::string& breach) {
   for (const auto& [name, n] : r.by_outcome)
     errors += fmt::format("{}{} {}", errors.empty() ? "" : ", ", name, n);
   for (const auto& [code, n] : r.by_code) errors += fmt::format(", {} {}", code, n);
+  if (r.refused)
+    errors +=
+        fmt::format(", Retry-After {:.1f} s on average", r.refused_wait_s / static_cast<double>(r.refused));
   std::string ttft = r.ttft.count() ? fmt::format("  ttft p50 {:.0f} p99 {:.0f} ms",
                                                   ms(r.ttft.percentile(50)), ms(r.ttft.percentile(99)))
                                     : "";
+  std::string open = r.open_at_end ? fmt::format("  open at end {}", r.open_at_end) : "";
   return fmt::format(
       "{:<16} {:>8.1f} req/s  ok {:>6}  err {:>5.1f}%  latency p50 {:.0f} p90 {:.0f} p99 {:.0f} max {:.0f} "
-      "ms{}{}{}",
+      "ms{}{}{}{}",
       load_name(r), r.throughput(), r.ok, r.error_rate() * 100, ms(r.latency.percentile(50)),
-      ms(r.latency.percentile(90)), ms(r.latency.percentile(99)), ms(r.latency.max()), ttft,
+      ms(r.latency.percentile(90)), ms(r.latency.percentile(99)), ms(r.latency.max()), ttft, open,
       errors.empty() ? "" : "  [" + errors + "]", breach.empty() ? "" : "  ✗ " + breach);
 }
 
@@ -103,9 +108,10 @@ std::string summary(const Report& rep) {
     return out + "\n";
   }
   const RunStats* k = knee_run(rep);
-  out += fmt::format("knee: {}{} — the highest load within the SLO\n",
-                     k ? load_name(*k) : fmt::format("{:g}", *rep.knee),
-                     rep.knee_capped ? " (the largest tried: the real knee is higher)" : "");
+  out += fmt::format("knee: {}{} — {}\n", k ? load_name(*k) : fmt::format("{:g}", *rep.knee),
+                     rep.knee_capped ? " (the largest tried: the real knee is higher)" : "",
+                     rep.knee_rule == "throughput" ? "where more load stops adding throughput"
+                                                   : "the highest load within the SLO");
   Recommendation rec = recommend(rep);
   if (rec.max_in_flight > 0) {
     out += fmt::format("\nin ballast:\n{}\nLangChain:\n{}\nasyncio + the OpenAI SDK:\n{}", rec.ballast_yaml,
@@ -116,8 +122,10 @@ std::string summary(const Report& rep) {
 
 std::string to_json(const Report& rep) {
   JsonWriter w;
-  w.begin_object().field("schema", "ballast.load/1").field("target", rep.target).field("model", rep.model);
+  w.begin_object().field("schema", "ballast.load/2").field("target", rep.target).field("model", rep.model);
   w.field("stream", rep.stream).field("sweep", rep.sweep);
+  w.field("command", rep.command).field("version", rep.version).field("started", rep.started);
+  w.field("wall_s", rep.wall_s);
   w.key("slo").begin_object();
   w.field("ttft_ms", rep.slo.ttft_ms)
       .field("latency_ms", rep.slo.latency_ms)
@@ -129,7 +137,10 @@ std::string to_json(const Report& rep) {
     const std::string& breach = i < rep.breaches.size() ? rep.breaches[i] : "";
     w.begin_object().field("mode", r.mode).field("load", r.load).field("duration_s", r.duration_s);
     w.field("requests", r.requests).field("ok", r.ok).field("error_rate", r.error_rate());
-    w.field("throughput_rps", r.throughput()).field("tokens_per_s", r.tokens_per_s());
+    w.field("ok_in_window", r.ok_in_window).field("open_at_end", r.open_at_end);
+    w.field("refused", r.refused).field("refused_wait_s", r.refused_wait_s);
+    w.field("throughput_rps", r.throughput()).field("sustained_rps", r.sustained_throughput());
+    w.field("tokens_per_s", r.tokens_per_s());
     percentiles(w, "latency_ms", r.latency);
     percentiles(w, "ttft_ms", r.ttft);
     percentiles(w, "itl_ms", r.itl);
@@ -147,7 +158,7 @@ std::string to_json(const Report& rep) {
     for (size_t s = 0; s < r.timeline.size(); ++s) {
       const Second& sec = r.timeline[s];
       w.begin_object().field("second", static_cast<uint64_t>(s)).field("sent", sec.sent).field("ok", sec.ok);
-      w.field("errors", sec.errors).field("p50_ms", ms(sec.latency.percentile(50)));
+      w.field("errors", sec.errors).field("done", sec.done).field("p50_ms", ms(sec.latency.percentile(50)));
       w.field("p99_ms", ms(sec.latency.percentile(99))).field("max_ms", ms(sec.latency.max())).end_object();
     }
     w.end_array().end_object();
@@ -155,7 +166,8 @@ std::string to_json(const Report& rep) {
   w.end_array();
   w.key("knee");
   if (rep.knee) {
-    w.begin_object().field("load", *rep.knee).field("capped", rep.knee_capped).end_object();
+    w.begin_object().field("load", *rep.knee).field("capped", rep.knee_capped).field("rule", rep.knee_rule);
+    w.end_object();
   } else {
     w.null();
   }
@@ -172,188 +184,6 @@ std::string to_json(const Report& rep) {
   }
   w.end_object();
   return w.take();
-}
-
-// ---- HTML ------------------------------------------------------------------------------------
-
-namespace {
-
-struct Series {
-  std::string name, color;
-  std::vector<std::pair<double, double>> points;
-  bool dashed = false;
-};
-
-std::string escape(std::string_view s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '<')
-      out += "&lt;";
-    else if (c == '>')
-      out += "&gt;";
-    else if (c == '&')
-      out += "&amp;";
-    else if (c == '"')
-      out += "&quot;";
-    else
-      out += c;
-  }
-  return out;
-}
-
-// A line chart as inline SVG: axes with a few ticks, one polyline (and dots) per series, a legend.
-std::string chart(const std::string& title, const std::string& x_label, const std::string& y_label,
-                  const std::vector<Series>& series, bool bars = false) {
-  const double W = 640, H = 300, L = 60, R = 20, T = 30, B = 45;
-  double xmin = 1e300, xmax = -1e300, ymax = 0;
-  for (const auto& s : series)
-    for (auto [x, y] : s.points) {
-      xmin = std::min(xmin, x);
-      xmax = std::max(xmax, x);
-      ymax = std::max(ymax, y);
-    }
-  if (xmin > xmax) xmin = 0, xmax = 1;
-  if (bars) {
-    // A distribution starts at zero and leaves room for its last bar.
-    xmin = 0;
-    xmax *= 1.1;
-  }
-  if (xmax == xmin) xmax = xmin + 1;
-  if (ymax <= 0) ymax = 1;
-  ymax *= 1.1;
-  auto X = [&](double x) { return L + (x - xmin) / (xmax - xmin) * (W - L - R); };
-  auto Y = [&](double y) { return H - B - y / ymax * (H - T - B); };
-  std::string svg = fmt::format(
-      R"(<svg viewBox="0 0 {} {}" width="{}" height="{}" xmlns="http://www.w3.org/2000/svg" font-family="sans-serif" font-size="11">)",
-      W, H, W, H);
-  svg += fmt::format(R"(<text x="{}" y="18" font-size="13" font-weight="bold">{}</text>)", L, escape(title));
-  svg += fmt::format(
-      R"(<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="#888"/><line x1="{}" y1="{}" x2="{}" y2="{}" stroke="#888"/>)",
-      L, H - B, W - R, H - B, L, T, L, H - B);
-  for (int i = 0; i <= 4; ++i) {
-    double yv = ymax * i / 4, xv = xmin + (xmax - xmin) * i / 4;
-    svg += fmt::format(
-        R"(<text x="{}" y="{}" text-anchor="end">{:.4g}</text><line x1="{}" y1="{}" x2="{}" y2="{}" stroke="#eee"/>)",
-        L - 4, Y(yv) + 4, yv, L, Y(yv), W - R, Y(yv));
-    svg += fmt::format(R"(<text x="{}" y="{}" text-anchor="middle">{:.4g}</text>)", X(xv), H - B + 15, xv);
-  }
-  svg += fmt::format(R"(<text x="{}" y="{}" text-anchor="middle">{}</text>)", (L + W - R) / 2, H - 8,
-                     escape(x_label));
-  svg += fmt::format(R"x(<text x="12" y="{}" transform="rotate(-90 12 {})" text-anchor="middle">{}</text>)x",
-                     (T + H - B) / 2, (T + H - B) / 2, escape(y_label));
-  double legend_x = L + 10;
-  for (const auto& s : series) {
-    if (bars) {
-      const double w = std::max(2.0, (W - L - R) / 80);
-      for (auto [x, y] : s.points)
-        svg += fmt::format(R"(<rect x="{}" y="{}" width="{}" height="{}" fill="{}"/>)", X(x) - w / 2, Y(y), w,
-                           H - B - Y(y), s.color);
-    } else {
-      std::string pts;
-      for (auto [x, y] : s.points) pts += fmt::format("{:.1f},{:.1f} ", X(x), Y(y));
-      svg += fmt::format(R"(<polyline fill="none" stroke="{}" stroke-width="2"{} points="{}"/>)", s.color,
-                         s.dashed ? R"( stroke-dasharray="5,4")" : "", pts);
-      for (auto [x, y] : s.points)
-        svg += fmt::format(R"(<circle cx="{:.1f}" cy="{:.1f}" r="2.5" fill="{}"/>)", X(x), Y(y), s.color);
-    }
-    svg +=
-        fmt::format(R"(<rect x="{}" y="{}" width="10" height="10" fill="{}"/><text x="{}" y="{}">{}</text>)",
-                    legend_x, T - 2, s.color, legend_x + 14, T + 7, escape(s.name));
-    legend_x += 20 + 7 * static_cast<double>(s.name.size());
-  }
-  return svg + "</svg>";
-}
-
-}  // namespace
-
-std::string to_html(const Report& rep) {
-  std::vector<const RunStats*> runs;
-  for (const auto& r : rep.runs) runs.push_back(&r);
-  std::sort(runs.begin(), runs.end(), [](auto* a, auto* b) { return a->load < b->load; });
-  const bool open = !rep.runs.empty() && rep.runs.front().mode == "open";
-  const std::string x_label = open ? "requests per second" : "concurrent requests";
-
-  std::string html = R"(<!doctype html><html><head><meta charset="utf-8"><title>ballast load</title><style>
-body{font-family:sans-serif;max-width:960px;margin:2em auto;color:#222}h1{font-size:1.4em}
-table{border-collapse:collapse;font-size:13px}td,th{border-bottom:1px solid #ddd;padding:3px 8px;text-align:right}
-th:first-child,td:first-child{text-align:left}pre{background:#f6f6f6;padding:8px}.bad{color:#b00}
-figure{margin:1.5em 0}</style></head><body>)";
-  html += fmt::format("<h1>ballast load: {} ({})</h1>", escape(rep.target), escape(rep.model));
-  html += fmt::format("<p>SLO: p99 first token ≤ {} ms, p99 latency ≤ {} ms, errors ≤ {:.1f}%.</p>",
-                      rep.slo.ttft_ms > 0 ? fmt::format("{:g}", rep.slo.ttft_ms) : "–",
-                      rep.slo.latency_ms > 0 ? fmt::format("{:g}", rep.slo.latency_ms) : "–",
-                      rep.slo.max_error_rate * 100);
-  if (rep.sweep) {
-    if (rep.knee)
-      html += fmt::format("<p><b>Knee: {:g} {}</b>{}.</p>", *rep.knee,
-                          open ? "requests/s" : "concurrent requests",
-                          rep.knee_capped ? " (the largest tried)" : "");
-    else
-      html += "<p class=bad><b>No knee: the first load already broke the SLO.</b></p>";
-  }
-  html +=
-      "<table><tr><th>load</th><th>req/s</th><th>ok</th><th>errors</th><th>p50</th><th>p90</th><th>p99</th>"
-      "<th>ttft p99</th><th>SLO</th></tr>";
-  for (size_t i = 0; i < rep.runs.size(); ++i) {
-    const RunStats& r = rep.runs[i];
-    const std::string& breach = i < rep.breaches.size() ? rep.breaches[i] : "";
-    html += fmt::format(
-        "<tr><td>{}</td><td>{:.1f}</td><td>{}</td><td>{:.1f}%</td><td>{:.0f} ms</td><td>{:.0f} "
-        "ms</td><td>{:.0f} ms</td>"
-        "<td>{}</td><td{}>{}</td></tr>",
-        escape(load_name(r)), r.throughput(), r.ok, r.error_rate() * 100, ms(r.latency.percentile(50)),
-        ms(r.latency.percentile(90)), ms(r.latency.percentile(99)),
-        r.ttft.count() ? fmt::format("{:.0f} ms", ms(r.ttft.percentile(99))) : "–",
-        breach.empty() ? "" : " class=bad", breach.empty() ? "✓" : escape(breach));
-  }
-  html += "</table>";
-
-  if (runs.size() > 1) {
-    Series p50{"p50", "#4a90d9", {}}, p90{"p90", "#f5a623", {}}, p99{"p99", "#d0021b", {}};
-    Series err{"error rate %", "#7b7b7b", {}, true};
-    for (auto* r : runs) {
-      p50.points.emplace_back(r->load, ms(r->latency.percentile(50)));
-      p90.points.emplace_back(r->load, ms(r->latency.percentile(90)));
-      p99.points.emplace_back(r->load, ms(r->latency.percentile(99)));
-      err.points.emplace_back(r->load, r->error_rate() * 100);
-    }
-    html +=
-        "<figure>" + chart("Latency percentiles against load", x_label, "ms", {p50, p90, p99}) + "</figure>";
-    html += "<figure>" + chart("Error rate against load", x_label, "% of requests", {err}) + "</figure>";
-  }
-  // One run in detail: the knee's, or the last.
-  const RunStats* detail = nullptr;
-  for (const auto& r : rep.runs)
-    if (!rep.knee || r.load == *rep.knee) detail = &r;
-  if (detail) {
-    const Histogram& dist = detail->ttft.count() ? detail->ttft : detail->latency;
-    Series bars{detail->ttft.count() ? "first token" : "latency", "#4a90d9", {}};
-    dist.for_each_bucket(
-        [&](uint64_t upper, uint64_t n) { bars.points.emplace_back(ms(upper), static_cast<double>(n)); });
-    html += "<figure>" +
-            chart(fmt::format("{} distribution at {}", bars.name, load_name(*detail)), "ms", "requests",
-                  {bars}, true) +
-            "</figure>";
-    Series tp50{"p50 latency", "#4a90d9", {}}, tp99{"p99 latency", "#d0021b", {}},
-        sent{"sent /s ÷ 10", "#7b7b7b", {}, true};
-    for (size_t s = 0; s < detail->timeline.size(); ++s) {
-      const Second& sec = detail->timeline[s];
-      tp50.points.emplace_back(static_cast<double>(s), ms(sec.latency.percentile(50)));
-      tp99.points.emplace_back(static_cast<double>(s), ms(sec.latency.percentile(99)));
-      sent.points.emplace_back(static_cast<double>(s), static_cast<double>(sec.sent) / 10);
-    }
-    html += "<figure>" +
-            chart(fmt::format("Timeline at {} (requests by the second they were due)", load_name(*detail)),
-                  "second", "ms", {tp50, tp99, sent}) +
-            "</figure>";
-  }
-  Recommendation rec = recommend(rep);
-  if (rec.max_in_flight > 0) {
-    html += "<h2>Limits to set</h2><p>ballast:</p><pre>" + escape(rec.ballast_yaml) +
-            "</pre><p>LangChain:</p><pre>" + escape(rec.langchain) +
-            "</pre><p>asyncio and the OpenAI SDK:</p><pre>" + escape(rec.asyncio) + "</pre>";
-  }
-  return html + "</body></html>\n";
 }
 
 }  // namespace ballast::load

@@ -13,12 +13,19 @@ namespace ballast::load {
 
 struct Report {
   std::string target, model;
+  std::string command;  // the command line, as run
+  std::string version;  // ballast's
+  std::string started;  // when the first run began, UTC, ISO 8601
+  double wall_s = 0;    // from the first run's start to the last one's end
   bool stream = false;
   Slo slo;
   std::vector<RunStats> runs;
   std::vector<std::string> breaches;  // per run: "" when within the SLO
   std::optional<double> knee;         // sweeps only
   bool knee_capped = false;           // the largest load tried was still within the SLO
+  // How the knee was chosen: "slo" (the highest load within a given SLO) or "throughput" (no SLO
+  // given: where more load stopped buying throughput, docs/load.md).
+  std::string knee_rule = "slo";
   bool sweep = false;
 };
 

@@ -1,5 +1,7 @@
 #include "load/stats.hpp"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 namespace ballast::load {
@@ -12,12 +14,18 @@ std::string_view outcome_name(Outcome o) {
       return "client_timeout";
     case Outcome::connect_refused:
       return "connect_refused";
+    case Outcome::refused:
+      return "refused";
     case Outcome::rate_limited:
       return "rate_limited";
     case Outcome::server_error:
       return "server_error";
+    case Outcome::stream_error:
+      return "stream_error";
     case Outcome::truncated:
       return "truncated";
+    case Outcome::bad_body:
+      return "bad_body";
     case Outcome::other:
       return "other";
     case Outcome::not_sent:
@@ -26,11 +34,20 @@ std::string_view outcome_name(Outcome o) {
   return "other";
 }
 
+namespace {
+
+Second& second_of(std::vector<Second>& timeline, double at) {
+  auto sec = static_cast<size_t>(at < 0 ? 0 : at);
+  if (timeline.size() <= sec) timeline.resize(sec + 1);
+  return timeline[sec];
+}
+
+}  // namespace
+
 void RunStats::add(const Sample& s) {
   ++requests;
-  auto sec = static_cast<size_t>(s.second < 0 ? 0 : s.second);
-  if (timeline.size() <= sec) timeline.resize(sec + 1);
-  Second& t = timeline[sec];
+  if (s.open_at_end) ++open_at_end;
+  Second& t = second_of(timeline, s.second);
   ++t.sent;
   // Latency counts for every request: a failure that took 10 s is what the client waited.
   latency.record(s.latency_us);
@@ -40,13 +57,30 @@ void RunStats::add(const Sample& s) {
     ++t.ok;
     if (s.ttft_us) ttft.record(*s.ttft_us);
     for (uint32_t gap : s.itl_us) itl.record(gap);
-    tokens += s.tokens;
+    tokens += s.tokens_in_window;
+    ok_latency_s += static_cast<double>(s.latency_us) / 1e6;
+    if (!s.open_at_end) {
+      ++ok_in_window;
+      // Within the window, so inside the timeline's seconds (the last may be a partial one).
+      ++second_of(timeline, std::min(s.ended, duration_s > 0 ? duration_s - 1e-9 : s.ended)).done;
+    }
     return;
   }
   ++t.errors;
+  if (s.outcome == Outcome::refused) {
+    ++refused;
+    refused_wait_s += s.retry_after_s;
+  }
   ++by_outcome[std::string(outcome_name(s.outcome))];
   if (s.status) ++by_status[s.status];
   if (!s.code.empty()) ++by_code[s.code];
+}
+
+double RunStats::sustained_throughput() const {
+  if (mode != "closed") return throughput();
+  if (ok == 0 || ok_latency_s <= 0) return 0;
+  double mean = ok_latency_s / static_cast<double>(ok);
+  return load / mean * (1 - error_rate());
 }
 
 std::string slo_breach(const RunStats& run, const Slo& slo) {

@@ -23,14 +23,15 @@ async function load(args, { expectExit = 0 } = {}) {
 const percentilesShape = { p50: 'number', p90: 'number', p99: 'number', max: 'number', mean: 'number' };
 const runShape = {
   mode: 'string', load: 'number', duration_s: 'number', requests: 'number', ok: 'number', error_rate: 'number',
-  throughput_rps: 'number', tokens_per_s: 'number', latency_ms: percentilesShape, ttft_ms: [percentilesShape, null],
+  ok_in_window: 'number', open_at_end: 'number', refused: 'number', refused_wait_s: 'number', sustained_rps: 'number', throughput_rps: 'number', tokens_per_s: 'number', latency_ms: percentilesShape, ttft_ms: [percentilesShape, null],
   itl_ms: [percentilesShape, null], errors: 'object', statuses: 'object', codes: 'object', within_slo: 'boolean',
   breach: 'string', timeline: 'array',
 };
 const reportShape = {
   schema: 'string', target: 'string', model: 'string', stream: 'boolean', sweep: 'boolean',
+  command: 'string', version: 'string', started: 'string', wall_s: 'number',
   slo: { ttft_ms: 'number', latency_ms: 'number', max_error_rate: 'number' }, runs: 'array',
-  knee: [{ load: 'number', capped: 'boolean' }, null], recommendation: 'any',
+  knee: [{ load: 'number', capped: 'boolean', rule: 'string' }, null], recommendation: 'any',
 };
 function checkShape(value, shape, where) {
   if (shape === 'any') return;
@@ -54,11 +55,13 @@ function checkShape(value, shape, where) {
 }
 function checkReport(report) {
   checkShape(report, reportShape, 'report');
-  assert.equal(report.schema, 'ballast.load/1');
+  assert.equal(report.schema, 'ballast.load/2');
+  assert.match(report.started, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+  assert.match(report.command, / load /);
   report.runs.forEach((r, i) => {
     checkShape(r, runShape, `runs[${i}]`);
     r.timeline.forEach((t, j) => checkShape(t, { second: 'number', sent: 'number', ok: 'number', errors: 'number',
-      p50_ms: 'number', p99_ms: 'number', max_ms: 'number' }, `runs[${i}].timeline[${j}]`));
+      done: 'number', p50_ms: 'number', p99_ms: 'number', max_ms: 'number' }, `runs[${i}].timeline[${j}]`));
   });
 }
 
@@ -134,7 +137,10 @@ test('failures are counted by class, with ballast\'s own codes when the target i
   const run = r.report.runs[0];
   assert.ok(run.codes.queue_full > 0, JSON.stringify(run.codes));
   assert.equal(run.statuses['503'], run.codes.queue_full);
-  assert.equal(run.errors.server_error, run.codes.queue_full);
+  // ballast's refusals carry Retry-After: counted as refused, with the wait they asked for.
+  assert.equal(run.errors.refused, run.codes.queue_full);
+  assert.equal(run.refused, run.codes.queue_full);
+  assert.ok(run.refused_wait_s >= run.refused, `${run.refused_wait_s} s asked by ${run.refused} refusals`);
   assert.ok(run.ok >= 3);
 
   const dead = await load(['--target', 'http://127.0.0.1:1/v1', '--model', 'sim', '--concurrency', '2', '--duration', '0.5'], { expectExit: 1 });
@@ -149,6 +155,82 @@ test('failures are counted by class, with ballast\'s own codes when the target i
   const truncated = await load(['--target', cut.base, '--model', 'sim', '--stream', '--concurrency', '2', '--duration', '0.5'], { expectExit: 1 });
   assert.ok(truncated.report.runs[0].errors.truncated > 0);
 });
+
+// Each of these fails the way an SDK would see it fail; none may count as ok.
+test('what the client got: an error event, a stream without its end and a 200 that is not JSON are failures', async () => {
+  const run = async (target, args) => (await load(['--target', target, '--model', 'sim', '--concurrency', '2', '--duration', '0.5', ...args], { expectExit: 1 })).report.runs[0];
+
+  // A stream cut after 3 tokens: directly it is truncated; through ballast, which ends it with an
+  // SSE error event naming the cause, it is a stream_error with ballast's code.
+  const cut = await sim(['--fault', 'cut-after=3', '--tokens', '10', '--itl', '2']);
+  const direct = await run(cut.base, ['--stream']);
+  assert.equal(direct.ok, 0);
+  assert.equal(direct.errors.truncated, direct.requests, JSON.stringify(direct.errors));
+  const gw = await serve({ models: [{ name: 'sim', endpoints: [{ base_url: cut.base }] }] });
+  const through = await run(gw.base, ['--stream']);
+  assert.equal(through.ok, 0, JSON.stringify(through));
+  assert.equal(through.errors.stream_error, through.requests, JSON.stringify(through.errors));
+  assert.equal(through.codes.upstream_reset, through.requests, JSON.stringify(through.codes));
+  assert.equal(through.error_rate, 1);
+
+  // The upstream's own error event, mid-stream.
+  const errored = await sim(['--fault', 'error-event=2', '--tokens', '5']);
+  const e = await run(errored.base, ['--stream']);
+  assert.equal(e.errors.stream_error, e.requests, JSON.stringify(e.errors));
+
+  // Every chunk and its finish_reason but no [DONE]: complete, as the SDKs judge it (so ok here).
+  const noDone = await sim(['--fault', 'no-done', '--tokens', '3']);
+  const n = (await load(['--target', noDone.base, '--model', 'sim', '--concurrency', '2', '--duration', '0.5', '--stream'])).report.runs[0];
+  assert.equal(n.ok, n.requests, JSON.stringify(n.errors));
+
+  // A 200 whose body is not JSON.
+  const garbled = await sim(['--fault', 'malformed', '--tokens', '3']);
+  const g = await run(garbled.base, []);
+  assert.equal(g.errors.bad_body, g.requests, JSON.stringify(g.errors));
+  assert.equal(g.ok, 0);
+});
+
+test('throughput counts the answers completed within the window; requests still open are reported apart', async () => {
+  // Two generations at once, ~100 ms each: ~20 answers a second, whatever the offered rate.
+  const s = await sim(['--capacity', '2', '--ttft', '50', '--itl', '5', '--tokens', '10']);
+  const r = await load(['--target', s.base, '--model', 'sim', '--rate', '40', '--duration', '2'], { expectExit: [0, 1] });
+  const run = r.report.runs[0];
+  assert.ok(run.throughput_rps <= 21.5, `throughput ${run.throughput_rps} req/s from a server that serves 20/s`);
+  assert.ok(run.throughput_rps >= 15, `throughput ${run.throughput_rps} req/s`);
+  assert.equal(run.throughput_rps, run.ok_in_window / run.duration_s);
+  assert.ok(run.open_at_end >= 10, `${run.open_at_end} requests were still queued when the window closed`);
+  assert.equal(run.ok, run.requests, 'each was answered in the end');
+  assert.match(r.stdout, new RegExp(`open at end ${run.open_at_end}`));
+});
+
+test('a closed loop waits as a refusal\'s Retry-After says, unless told not to', async () => {
+  const s = await sim(['--ttft', '100', '--tokens', '2']);
+  const gw = await serve({ models: [{ name: 'sim', endpoints: [{ base_url: s.base, max_in_flight: 2, queue: 0 }] }] });
+  const args = ['--target', gw.base, '--model', 'sim', '--concurrency', '16', '--duration', '1.5'];
+  const polite = (await load(args, { expectExit: 1 })).report.runs[0];
+  // 14 workers refused at once, each told when a slot frees (a few hundred ms): a few refusals
+  // each over the run, not a storm.
+  assert.ok(polite.refused >= 14 && polite.refused <= 4 * 16, `${polite.refused} refusals`);
+  assert.ok(polite.refused_wait_s >= 0.1 * polite.refused, `waits asked: ${polite.refused_wait_s} s`);
+  assert.ok(polite.ok >= 10, `${polite.ok} answers`);
+  const storm = (await load([...args, '--no-respect-retry-after'], { expectExit: 1 })).report.runs[0];
+  assert.ok(storm.refused > 20 * polite.refused, `without waiting: ${storm.refused} refusals against ${polite.refused}`);
+});
+
+// Without an SLO the knee is where more concurrency stops adding throughput (docs/load.md): the
+// capacity of a simulator that runs that many generations at once.
+for (const capacity of [4, 8, 16]) {
+  test(`without an SLO, the default sweep recommends the capacity of a --capacity ${capacity} simulator`, async () => {
+    const s = await sim(['--capacity', String(capacity), '--ttft', '20', '--itl', '2', '--tokens', '10']);
+    const r = await load(['--target', s.base, '--model', 'sim', '--sweep', '--duration', '1.5']);
+    assert.equal(r.code, 0, r.stderr);
+    checkReport(r.report);
+    assert.equal(r.report.knee.rule, 'throughput');
+    assert.equal(r.report.knee.load, capacity, r.stdout);
+    assert.equal(r.report.recommendation.max_in_flight, capacity);
+    assert.match(r.stdout, new RegExp(`knee: concurrency ${capacity} `));
+  });
+}
 
 test('on a terminal, a live progress line: rate, in flight, ok, errors, p50 and p99 so far', async () => {
   const s = await sim(['--ttft', '5', '--tokens', '4']);

@@ -1,5 +1,8 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
+
 #include "load/histogram.hpp"
 #include "load/report.hpp"
 #include "load/stats.hpp"
@@ -33,13 +36,18 @@ TEST(Histogram, Percentiles) {
   EXPECT_EQ(Histogram().percentile(99), 0u);
 }
 
+// A run against a target that meets the SLO up to `limit` (Goal::slo).
+Sweep::Point within_up_to(double load, double limit) {
+  return {load, load <= limit, load, 100};
+}
+
 TEST(Sweep, DoublesThenBisectsToTheKnee) {
   Sweep s(1, 1024, true);
   std::vector<double> tried;
   // A target whose SLO holds up to 11 concurrent requests.
   while (auto next = s.next()) {
     tried.push_back(*next);
-    s.report(*next, *next <= 11);
+    s.report(within_up_to(*next, 11));
   }
   EXPECT_EQ(tried, (std::vector<double>{1, 2, 4, 8, 16, 12, 10, 11}));
   EXPECT_EQ(s.knee(), 11);
@@ -48,17 +56,17 @@ TEST(Sweep, DoublesThenBisectsToTheKnee) {
 
 TEST(Sweep, NoKneeWhenTheFirstBreaksAndCappedWhenNothingDoes) {
   Sweep first(1, 64, true);
-  first.report(*first.next(), false);
+  first.report(within_up_to(*first.next(), 0));
   EXPECT_EQ(first.next(), std::nullopt);
   EXPECT_EQ(first.knee(), std::nullopt);
   Sweep never(1, 8, true);
-  while (auto n = never.next()) never.report(*n, true);
+  while (auto n = never.next()) never.report(within_up_to(*n, 1e9));
   EXPECT_EQ(never.knee(), 8);
   EXPECT_TRUE(never.capped());
   Sweep rate(100, 100000, false);  // rates stop within 5%
   int runs = 0;
   while (auto n = rate.next()) {
-    rate.report(*n, *n <= 730);
+    rate.report(within_up_to(*n, 730));
     ++runs;
   }
   EXPECT_GE(*rate.knee(), 730 * 0.95);
@@ -66,9 +74,69 @@ TEST(Sweep, NoKneeWhenTheFirstBreaksAndCappedWhenNothingDoes) {
   EXPECT_LT(runs, 12);
 }
 
+// A closed loop against a server that runs `capacity` generations at once, each taking 100 ms,
+// and queues the rest first come first served: throughput grows with the load up to the
+// capacity and not beyond. Latency's p50 stays put until half the requests wait for a round (so
+// a p50 rule alone would accept loads well past the capacity), then doubles. `noise` shakes the
+// throughput by up to ±2%, as a real run does.
+Sweep::Point fifo_server(double load, double capacity, double noise = 0) {
+  double throughput = std::min(load, capacity) / 0.1 * (1 + noise);
+  double p50 = load <= 1.5 * capacity ? 100 : 100 * std::ceil(load / capacity);
+  return {load, true, throughput, p50};
+}
+
+TEST(Sweep, WithoutAnSloTheKneeIsWhereThroughputStopsGrowing) {
+  for (double capacity : {4, 8, 16}) {
+    Sweep s(1, 1024, true, Sweep::Goal::throughput);
+    std::vector<double> tried;
+    uint32_t shake = 7;
+    while (auto n = s.next()) {
+      tried.push_back(*n);
+      shake = shake * 1103515245 + 12345;
+      double noise = (static_cast<double>(shake % 401) / 200 - 1) * 0.02;
+      s.report(fifo_server(*n, capacity, noise));
+      ASSERT_LT(tried.size(), 16u);
+    }
+    EXPECT_EQ(s.knee(), capacity) << "capacity " << capacity;
+    EXPECT_FALSE(s.capped());
+    EXPECT_LE(tried.size(), 10u) << "capacity " << capacity;
+  }
+}
+
+TEST(Sweep, WithoutAnSloLatencyBoundsALoadThatStillAddsThroughput) {
+  // A batching server (vLLM-like): every request slows as the batch grows, but throughput keeps
+  // growing. The knee stops where p50 passes 1.5 × the lightest load's, not at the best throughput.
+  auto batching = [](double load) {
+    double latency = 100 * (1 + load / 32);
+    return Sweep::Point{load, true, load / (latency / 1000), latency};
+  };
+  Sweep s(1, 1024, true, Sweep::Goal::throughput);
+  while (auto n = s.next()) s.report(batching(*n));
+  ASSERT_TRUE(s.knee());
+  EXPECT_LE(batching(*s.knee()).p50_ms, 1.5 * batching(1).p50_ms);
+  EXPECT_GE(batching(*s.knee()).throughput, 0.95 * batching(17).throughput);  // 17: the last within 1.5×
+  EXPECT_LE(*s.knee(), 17);
+}
+
+TEST(Sweep, WithoutAnSloErrorsEndTheSweep) {
+  // Throughput would grow to 32, but from 10 up the target fails too often.
+  Sweep s(1, 1024, true, Sweep::Goal::throughput);
+  while (auto n = s.next()) s.report({*n, *n < 10, std::min(*n, 32.0) * 10, 100});
+  EXPECT_EQ(s.knee(), 9);
+  Sweep broken(1, 1024, true, Sweep::Goal::throughput);
+  broken.report({1, false, 0, 100});
+  EXPECT_EQ(broken.next(), std::nullopt);
+  EXPECT_EQ(broken.knee(), std::nullopt);
+  Sweep growing(1, 64, true, Sweep::Goal::throughput);
+  while (auto n = growing.next()) growing.report({*n, true, *n * 10, 100});
+  EXPECT_EQ(growing.knee(), 64);
+  EXPECT_TRUE(growing.capped());
+}
+
 Sample ok(uint64_t latency_ms, double second) {
   Sample s;
   s.latency_us = latency_ms * 1000;
+  s.ended = second + static_cast<double>(latency_ms) / 1000;
   s.second = second;
   return s;
 }
@@ -91,10 +159,56 @@ TEST(RunStats, ClassesTimelineAndSlo) {
   EXPECT_EQ(r.by_code.at("queue_full"), 2u);
   ASSERT_EQ(r.timeline.size(), 2u);
   EXPECT_EQ(r.timeline[0].sent, 52u);
-  EXPECT_DOUBLE_EQ(r.throughput(), 50);
+  EXPECT_DOUBLE_EQ(r.throughput(), 49);  // 98 answers within the 2 s window
+  EXPECT_EQ(r.timeline[0].done + r.timeline[1].done, 98u);
   EXPECT_EQ(slo_breach(r, {0, 0, 0.05}), "");
   EXPECT_EQ(slo_breach(r, {0, 0, 0.01}), "error rate 2.0% > 1.0%");
   EXPECT_EQ(slo_breach(r, {0, 50, 0.05}), "p99 latency 100 ms > 50 ms");
+}
+
+TEST(RunStats, ThroughputCountsOnlyAnswersWithinTheWindow) {
+  RunStats r;
+  r.duration_s = 10;
+  // 10 answers a second for 10 s, then 30 that were sent in time but ended after the window.
+  for (int i = 0; i < 100; ++i) {
+    Sample s = ok(100, i / 10.0);
+    s.ended = i / 10.0 + 0.05;
+    s.tokens = s.tokens_in_window = 4;
+    r.add(s);
+  }
+  for (int i = 0; i < 30; ++i) {
+    Sample s = ok(2000, 9.5);
+    s.ended = 11.5;
+    s.open_at_end = true;
+    s.tokens = 4;
+    s.tokens_in_window = 1;
+    r.add(s);
+  }
+  EXPECT_EQ(r.requests, 130u);
+  EXPECT_EQ(r.ok, 130u);
+  EXPECT_EQ(r.ok_in_window, 100u);
+  EXPECT_EQ(r.open_at_end, 30u);
+  EXPECT_DOUBLE_EQ(r.throughput(), 10);
+  EXPECT_DOUBLE_EQ(r.tokens_per_s(), 43);  // 400 + 30 that arrived in time, over 10 s
+  ASSERT_EQ(r.timeline.size(), 10u);
+  EXPECT_EQ(r.timeline[9].done, 10u);  // nothing lands after the window
+}
+
+TEST(RunStats, RefusalsAreCountedWithTheWaitTheyAskedFor) {
+  RunStats r;
+  r.duration_s = 1;
+  Sample s;
+  s.outcome = Outcome::refused;
+  s.status = 429;
+  s.code = "queue_full";
+  s.retry_after_s = 2;
+  r.add(s);
+  s.retry_after_s = 0.5;
+  r.add(s);
+  EXPECT_EQ(r.refused, 2u);
+  EXPECT_DOUBLE_EQ(r.refused_wait_s, 2.5);
+  EXPECT_EQ(r.by_outcome.at("refused"), 2u);
+  EXPECT_DOUBLE_EQ(r.error_rate(), 1);
 }
 
 TEST(Recommendation, FromTheKneeRun) {
