@@ -19,7 +19,7 @@ fuzz_packages=(clang libclang-rt-14-dev)
 case "$what" in
   build) ;;
   fuzz) packages+=("${fuzz_packages[@]}") ;;
-  test) packages+=(curl openssl python3 python3-venv nginx tinyproxy clang-tidy "${fuzz_packages[@]}") ;;
+  test) packages+=(curl openssl python3 python3-venv nginx tinyproxy clang-tidy chromium "${fuzz_packages[@]}") ;;
   bench) packages+=(curl openssl python3 python3-venv nginx tinyproxy clang-tidy wrk haproxy) ;;
   *) echo "usage: $0 build|fuzz|test|bench" >&2; exit 2 ;;
 esac

@@ -15,6 +15,7 @@
 
 #include "load/report.hpp"
 #include "load/report_parts.hpp"
+#include "load/sweep.hpp"
 
 namespace ballast::load {
 
@@ -67,8 +68,7 @@ std::string percent(double fraction) {
 // "2026-12-01T00:48:21Z" → "2026-12-01 00:48:21 UTC"; anything else as it came.
 std::string when(const std::string& iso) {
   if (iso.size() < 19 || iso[10] != 'T') return iso;
-  std::string out = iso.substr(0, 10) + " " + iso.substr(11, 8);
-  return out + " UTC";
+  return iso.substr(0, 10) + " " + iso.substr(11, 8) + " UTC";
 }
 
 // ---- Axes ------------------------------------------------------------------------------------
@@ -94,7 +94,9 @@ struct Axis {
     if (log) return (std::log(v) - std::log(lo)) / (std::log(hi) - std::log(lo));
     return (v - lo) / (hi - lo);
   }
-  std::string label(double v) const { return fmt::format("{:.{}f}", v, decimals); }
+  std::string label(double v) const {
+    return log ? fmt::format("{:g}", v) : fmt::format("{:.{}f}", v, decimals);
+  }
 };
 
 // [lo, hi] widened to whole steps of a nice size. `whole`: steps of at least 1 (concurrency,
@@ -107,7 +109,8 @@ Axis linear_axis(double lo, double hi, bool whole, int intervals = 5) {
   const double first = std::floor(lo / step + 1e-9), last = std::ceil(hi / step - 1e-9);
   a.lo = first * step;
   a.hi = last * step;
-  for (double i = first; i <= last + 1e-9; ++i) a.ticks.push_back(i * step);
+  const auto n = static_cast<int>(std::llround(last - first));
+  for (int i = 0; i <= n; ++i) a.ticks.push_back((first + i) * step);
   a.decimals = step >= 1 ? 0 : static_cast<int>(std::ceil(-std::log10(step) - 1e-9));
   return a;
 }
@@ -117,7 +120,7 @@ Axis linear_axis(double lo, double hi, bool whole, int intervals = 5) {
 Axis log_axis(double lo, double hi, bool whole) {
   std::vector<double> marks;
   if (whole) {
-    for (double m = 1; m < hi * 2; m *= 2) marks.push_back(m);
+    for (int k = 0; std::ldexp(1.0, k) < hi * 2; ++k) marks.push_back(std::ldexp(1.0, k));
   } else {
     for (int k = static_cast<int>(std::floor(std::log10(lo))) - 1; k <= std::ceil(std::log10(hi)); ++k)
       for (double m : {1.0, 2.0, 5.0}) marks.push_back(m * std::pow(10, k));
@@ -141,7 +144,6 @@ Axis log_axis(double lo, double hi, bool whole) {
     for (size_t i = 0; i < a.ticks.size(); i += 2) fewer.push_back(a.ticks[i]);
     a.ticks = std::move(fewer);
   }
-  a.decimals = a.lo >= 1 ? 0 : static_cast<int>(std::ceil(-std::log10(a.lo) - 1e-9));
   return a;
 }
 
@@ -187,6 +189,14 @@ struct Chart {
   std::string bar_name, bar_color;
   std::vector<Rule> x_rules, y_rules;
 };
+
+// About how wide `s` is in the plots' 11 px sans (bold, to be safe): 6.5 px a character, a
+// multi-byte character counting once.
+double text_width(std::string_view s) {
+  double n = 0;
+  for (unsigned char ch : s) n += (ch & 0xC0) != 0x80 ? 1 : 0;
+  return 6.5 * n;
+}
 
 // A chart has something to show when a line has two points or a bar has height.
 bool has_data(const Chart& c) {
@@ -269,7 +279,8 @@ std::string render(const Chart& c) {
     double x0, y0, x1, y1;
   };
   std::vector<Box> drawn;
-  std::vector<std::pair<std::pair<double, double>, std::pair<double, double>>> segments;
+  using Point = std::pair<double, double>;  // on the page, in px
+  std::vector<std::pair<Point, Point>> segments;
   for (const auto& b : c.bars) {
     if (b.y <= 0) continue;
     const double x0 = px(b.x0) + 0.5, x1 = px(b.x0) + std::max(1.0, px(b.x1) - px(b.x0) - 1);
@@ -281,14 +292,14 @@ std::string render(const Chart& c) {
   for (const auto& s : c.series) {
     const Axis& a = s.right ? y2 : y;
     std::vector<std::string> lines(1);
-    std::optional<std::pair<double, double>> last;
+    std::optional<Point> last;
     for (auto [x, v] : s.points) {
       if (!std::isfinite(x) || !std::isfinite(v)) {
         if (!lines.back().empty()) lines.emplace_back();
         last.reset();
         continue;
       }
-      const std::pair<double, double> at{px(x), py(a, v)};
+      const Point at{px(x), py(a, v)};
       lines.back() += fmt::format("{:.1f},{:.1f} ", at.first, at.second);
       if (last) segments.push_back({*last, at});
       last = at;
@@ -314,7 +325,8 @@ std::string render(const Chart& c) {
     int n = 0;
     for (const auto& d : drawn) n += d.x0 < b.x1 && b.x0 < d.x1 && d.y0 < b.y1 && b.y0 < d.y1 ? 1 : 0;
     for (const auto& [p, q] : segments)
-      for (double t = 0; t <= 1; t += 1.0 / 64) {
+      for (int step = 0; step <= 64; ++step) {
+        const double t = step / 64.0;
         const double x = p.first + (q.first - p.first) * t, yy = p.second + (q.second - p.second) * t;
         if (x > b.x0 && x < b.x1 && yy > b.y0 && yy < b.y1) {
           ++n;
@@ -322,12 +334,6 @@ std::string render(const Chart& c) {
         }
       }
     return n;
-  };
-  auto text_width = [](const std::string& s) {
-    // Bold 11 px sans: about 6.5 px a character (a multi-byte character counts once).
-    double n = 0;
-    for (unsigned char ch : s) n += (ch & 0xC0) != 0x80 ? 1 : 0;
-    return 6.5 * n;
   };
   // Vertical rules, labelled along the top; a label that would overlap another goes a line lower.
   std::vector<Rule> x_rules;
@@ -384,7 +390,7 @@ std::string render(const Chart& c) {
     svg += fmt::format(
         R"(<line class="key" x1="{}" y1="14" x2="{}" y2="14" stroke="{}" stroke-width="3"{}/><text x="{}" y="18">{}</text>)",
         lx, lx + 18, color, dashed ? R"( stroke-dasharray="5 3")" : "", lx + 22, escape(name));
-    lx += 34 + 6.5 * static_cast<double>(name.size());
+    lx += 34 + text_width(name);
   };
   if (!c.bars.empty()) key(c.bar_name, c.bar_color, false);
   for (const auto& s : c.series) key(s.name, s.color, s.dashed);
@@ -423,17 +429,29 @@ std::string slo_words(const Slo& slo) {
   return out;
 }
 
-const RunStats* best_throughput(const std::vector<const RunStats*>& runs) {
-  const RunStats* best = nullptr;
-  for (const auto* r : runs)
-    if (!best || r->throughput() > best->throughput()) best = r;
-  return best;
-}
-
 std::string breach_of(const Report& rep, const RunStats& run) {
   for (size_t i = 0; i < rep.runs.size() && i < rep.breaches.size(); ++i)
     if (&rep.runs[i] == &run) return rep.breaches[i];
   return "";
+}
+
+// The throughput rule's bounds, as the sweep applies them (load/sweep.hpp): a run may be the knee
+// when its errors are within the SLO and its p50 latency within kSlowdown × the lightest load's;
+// the knee is the smallest of those at kEnough of the best sustained throughput among them.
+struct ThroughputRule {
+  double p50_limit_ms = 0;
+  const RunStats* best = nullptr;  // the highest sustained throughput among the acceptable runs
+};
+
+ThroughputRule throughput_rule(const Report& rep, const std::vector<const RunStats*>& runs) {
+  ThroughputRule rule;
+  rule.p50_limit_ms = Sweep::kSlowdown * ms(runs.front()->latency.percentile(50));
+  for (const auto* r : runs) {
+    const bool acceptable = breach_of(rep, *r).empty() && ms(r->latency.percentile(50)) <= rule.p50_limit_ms;
+    if (acceptable && (!rule.best || r->sustained_throughput() > rule.best->sustained_throughput()))
+      rule.best = r;
+  }
+  return rule;
 }
 
 std::string head(const Report& rep, const std::vector<const RunStats*>& runs, bool open) {
@@ -455,8 +473,7 @@ std::string head(const Report& rep, const std::vector<const RunStats*>& runs, bo
                                              : fmt::format("{:g} to {:g} s", shortest, longest);
   facts.push_back(runs.size() == 1 ? fmt::format("one run, measured over {}", measured)
                                    : fmt::format("{} runs, each measured over {}", runs.size(), measured));
-  if (rep.wall_s > 0)
-    facts.push_back(fmt::format("{:.1f} s from the first run's start to the last one's end", rep.wall_s));
+  if (rep.wall_s > 0) facts.push_back(fmt::format("{:.1f} s wall time in all", rep.wall_s));
   html += "<p class=meta>";
   for (size_t i = 0; i < facts.size(); ++i) html += (i ? " · " : "") + facts[i];
   html += "</p>";
@@ -501,16 +518,23 @@ std::string verdict(const Report& rep, const std::vector<const RunStats*>& runs,
   if (!has_latency_target(rep.slo)) html += " No first-token or latency target was set.";
   html += "</p>";
   if (rep.sweep && rep.knee_rule == "throughput") {
-    const RunStats* best = best_throughput(runs);
-    const RunStats* lightest = runs.front();
+    const ThroughputRule rule = throughput_rule(rep, runs);
+    const RunStats& lightest = *runs.front();
     html += fmt::format(
-        "<p>With no first-token or latency target, the knee is where more load stopped buying throughput: "
-        "the "
-        "smallest load that reached 95% of the best throughput seen ({} req/s, at {}), provided its p50 "
-        "latency "
-        "stayed within 1.5× the lightest load's ({} ms at {}, so at most {} ms).</p>",
-        num(best->throughput()), escape(load_name(*best)), num(ms(lightest->latency.percentile(50))),
-        escape(load_name(*lightest)), num(1.5 * ms(lightest->latency.percentile(50))));
+        "<p>With no first-token or latency target, the knee is where more load stopped buying "
+        "throughput: the smallest load that reached {:g}% of the best throughput seen{}, among the "
+        "loads whose errors stayed within the SLO and whose p50 latency stayed within {:g}× the "
+        "lightest load's ({} ms at {}, so at most {} ms).{}</p>",
+        Sweep::kEnough * 100,
+        rule.best ? fmt::format(" ({} req/s, at {})", num(rule.best->sustained_throughput()),
+                                escape(load_name(*rule.best)))
+                  : "",
+        Sweep::kSlowdown, num(ms(lightest.latency.percentile(50))), escape(load_name(lightest)),
+        num(rule.p50_limit_ms),
+        open ? ""
+             : " Throughput here is sustained throughput, the concurrency over the mean latency of "
+               "the successful answers (Little's law): a short window holds a whole number of rounds, "
+               "so a count of answers in it shakes by a round.");
   } else if (rep.sweep) {
     html += "<p>The knee is the highest load that stayed within the SLO; runs beyond it broke it.</p>";
   }
@@ -548,20 +572,27 @@ std::string load_plots(const Report& rep, const std::vector<const RunStats*>& ru
   const std::string x_label = open ? "offered load (requests/s)" : "concurrency (requests in flight)";
   std::vector<Chart> charts;
 
-  Chart tp = against_load(rep, x, x_label, "throughput", "Throughput against load", "answered (requests/s)");
+  Chart tp =
+      against_load(rep, x, x_label, "throughput", "Throughput against load", "throughput (requests/s)");
   Series answered{"answered/s", kGood, {}};
   for (const auto* r : runs) answered.points.emplace_back(r->load, r->throughput());
   tp.series.push_back(answered);
-  if (open) {
+  if (!open) {
+    // What the throughput rule compares closed-loop runs by (Little's law).
+    Series sustained{"sustained/s (concurrency ÷ mean latency)", kP50, {}, true};
+    for (const auto* r : runs) sustained.points.emplace_back(r->load, r->sustained_throughput());
+    tp.series.push_back(sustained);
+  } else {
     // What was asked for: throughput below this line is load the target did not absorb.
     Series offered{"offered", kGrey, {}, true, false, false};
     for (const auto* r : runs) offered.points.emplace_back(r->load, r->load);
     tp.series.push_back(offered);
   }
-  if (rep.knee_rule == "throughput") {
-    const double best = best_throughput(runs)->throughput();
+  const ThroughputRule rule = throughput_rule(rep, runs);
+  if (rep.sweep && rep.knee_rule == "throughput" && rule.best) {
+    const double enough = Sweep::kEnough * rule.best->sustained_throughput();
     tp.y_rules.push_back(
-        {0.95 * best, fmt::format("95% of best: {} req/s", num(0.95 * best)), "rule", kGrey});
+        {enough, fmt::format("{:g}% of best: {} req/s", Sweep::kEnough * 100, num(enough)), "rule", kGrey});
   }
   charts.push_back(tp);
 
@@ -591,10 +622,11 @@ std::string load_plots(const Report& rep, const std::vector<const RunStats*>& ru
   if (rep.slo.latency_ms > 0)
     lat.y_rules.push_back(
         {rep.slo.latency_ms, fmt::format("SLO p99 ≤ {:g} ms", rep.slo.latency_ms), "slo", kSloColor});
-  if (rep.sweep && rep.knee_rule == "throughput") {
-    const double limit = 1.5 * ms(runs.front()->latency.percentile(50));
-    lat.y_rules.push_back({limit, fmt::format("1.5× lightest p50: {} ms", num(limit)), "rule", kGrey});
-  }
+  if (rep.sweep && rep.knee_rule == "throughput")
+    lat.y_rules.push_back(
+        {rule.p50_limit_ms,
+         fmt::format("p50 limit, {:g}× lightest: {} ms", Sweep::kSlowdown, num(rule.p50_limit_ms)), "rule",
+         kGrey});
   charts.push_back(lat);
 
   if (rep.stream) {
@@ -618,9 +650,11 @@ std::string load_plots(const Report& rep, const std::vector<const RunStats*>& ru
   return html + "</div>";
 }
 
-// `hist` cut into about 40 bars of a round width, from 0 to its max.
+// `hist` as bars of a round width across the axis: at most 40, and each at least 1/32 of the
+// largest value, twice the histogram's widest bucket there (1/64), so that no bar falls between
+// buckets and shows empty.
 std::vector<Bar> bars_of(const Histogram& hist, const Axis& x) {
-  const double width = nice_step(x.hi - x.lo, 40);
+  const double width = nice_step(std::max((x.hi - x.lo) / 40, ms(hist.max()) / 32), 1);
   std::vector<Bar> bars(static_cast<size_t>(std::ceil((x.hi - x.lo) / width - 1e-9)));
   for (size_t i = 0; i < bars.size(); ++i) {
     bars[i].x0 = x.lo + width * static_cast<double>(i);
@@ -630,7 +664,7 @@ std::vector<Bar> bars_of(const Histogram& hist, const Axis& x) {
   hist.for_each_bucket([&](uint64_t upper, uint64_t n) {
     // A bucket's upper bound is within 1.6% of its values, and never beyond the largest one seen.
     const double v = ms(std::min(upper, hist.max()));
-    auto i = static_cast<size_t>(std::max(0.0, std::ceil(v / width) - 1));
+    auto i = static_cast<size_t>(std::max(0.0, std::ceil((v - x.lo) / width) - 1));
     bars[std::min(i, bars.size() - 1)].y += static_cast<double>(n);
   });
   return bars;
@@ -646,21 +680,23 @@ std::string detail_plots(const Report& rep, const RunStats& run, const std::stri
     Chart d;
     d.id = "distribution";
     d.title = fmt::format("{} at {}", first_token ? "Time to first token" : "Latency", load_name(run));
-    d.x = linear_axis(0, ms(hist.max()), false);
     d.x_label = first_token ? "time to first token (ms)" : "latency (ms)";
     d.y_label = "requests";
     d.y_whole = true;
-    d.bars = bars_of(hist, d.x);
     d.bar_name = first_token ? "requests by first-token time" : "requests by latency";
     d.bar_color = kP50;
     d.x_rules = {Rule{ms(hist.percentile(50)), "p50", "rule", kGrey},
                  Rule{ms(hist.percentile(99)), "p99", "rule", kP99}};
+    double hi = ms(hist.max());
     const double slo = first_token ? rep.slo.ttft_ms : rep.slo.latency_ms;
     if (slo > 0) {
-      d.x = linear_axis(0, std::max(ms(hist.max()), slo * 1.05), false);
-      d.bars = bars_of(hist, d.x);
+      hi = std::max(hi, slo * 1.05);
       d.x_rules.push_back({slo, fmt::format("SLO {:g} ms", slo), "slo", kSloColor});
     }
+    // From 0, even for values in a narrow band: the histogram holds them within 1.6%, so a closer
+    // look would show its buckets rather than the requests.
+    d.x = linear_axis(0, hi, false);
+    d.bars = bars_of(hist, d.x);
     if (has_data(d)) html += figure(d);
   }
 
@@ -708,21 +744,25 @@ std::string runs_table(const Report& rep, const std::vector<const RunStats*>& ru
   bool tokens = false;
   for (const auto* r : runs) tokens = tokens || r->tokens > 0;
   const RunStats* k = knee_run(rep);
+  // A closed-loop sweep: also the figure the throughput rule compares runs by.
+  const bool closed = rep.sweep && runs.front()->mode == "closed";
   std::string html =
-      "<h2>Runs</h2><div class=wide><table><tr><th>load</th><th>requests</th><th>ok</th><th>answered/s</th>"
-      "<th>refused</th><th>errors</th><th>open at end</th><th>p50 ms</th><th>p90 ms</th><th>p99 ms</th>";
+      "<h2>Runs</h2><div class=wide><table><tr><th>load</th><th>requests</th><th>ok</th><th>answered/s</th>";
+  if (closed) html += "<th>sustained/s</th>";
+  html += "<th>refused</th><th>errors</th><th>open at end</th><th>p50 ms</th><th>p90 ms</th><th>p99 ms</th>";
   if (rep.stream) html += "<th>first token p99 ms</th><th>inter-token p99 ms</th>";
   if (tokens) html += "<th>tokens/s</th>";
   html += "<th class=slo>SLO</th></tr>";
   auto cell = [](const Histogram& h, double p) { return h.count() ? num(ms(h.percentile(p))) : "n/a"; };
   for (const auto* r : runs) {
     const std::string breach = breach_of(rep, *r);
-    html += fmt::format(
-        "<tr{}><td>{}{}</td><td>{}</td><td>{}</td><td>{:.1f}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>"
-        "<td>{}</td><td>{}</td>",
-        r == k ? " class=knee" : "", escape(load_name(*r)), r == k ? " (knee)" : "", r->requests, r->ok,
-        r->throughput(), r->refused, percent(r->error_rate()), r->open_at_end, cell(r->latency, 50),
-        cell(r->latency, 90), cell(r->latency, 99));
+    html +=
+        fmt::format("<tr{}><td>{}{}</td><td>{}</td><td>{}</td><td>{:.1f}</td>", r == k ? " class=knee" : "",
+                    escape(load_name(*r)), r == k ? " (knee)" : "", r->requests, r->ok, r->throughput());
+    if (closed) html += fmt::format("<td>{:.1f}</td>", r->sustained_throughput());
+    html += fmt::format("<td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td>", r->refused,
+                        percent(r->error_rate()), r->open_at_end, cell(r->latency, 50), cell(r->latency, 90),
+                        cell(r->latency, 99));
     if (rep.stream) html += fmt::format("<td>{}</td><td>{}</td>", cell(r->ttft, 99), cell(r->itl, 99));
     if (tokens) html += fmt::format("<td>{}</td>", num(r->tokens_per_s()));
     html += breach.empty() ? "<td class=\"slo good\">within</td>"
@@ -749,9 +789,8 @@ std::string failures_table(const std::vector<const RunStats*>& runs) {
                     r->requests - r->ok, classes, escape(list(r->by_status)), escape(list(r->by_code)));
   }
   if (rows.empty()) return "<h2>Failures</h2><p>No request failed.</p>";
-  return "<h2>Failures</h2><div class=wide><table class=failures><tr><th>load</th><th>failed</th><th>by "
-         "class</th>"
-         "<th>HTTP statuses</th><th>ballast codes</th></tr>" +
+  return "<h2>Failures</h2><div class=wide><table class=failures><tr><th>load</th><th>failed</th>"
+         "<th>by class</th><th>HTTP statuses</th><th>ballast codes</th></tr>" +
          rows + "</table></div>";
 }
 
