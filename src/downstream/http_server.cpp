@@ -44,6 +44,27 @@ namespace {
 constexpr uint64_t kMaxDrainBytes = uint64_t{64} * 1024 * 1024;
 constexpr size_t kDrainChunk = size_t{16} * 1024;
 
+// The status line's reason. Beast writes "<unknown-status>" for a status it does not know (529,
+// Cloudflare's 52x, …), which an upstream relayed or a simulator fault may send.
+std::string_view reason_phrase(int status) {
+  auto known = http::int_to_status(static_cast<unsigned>(status));
+  if (known != http::status::unknown) return http::obsolete_reason(known);
+  if (status == 425) return "Too Early";
+  if (status == 529) return "Site is overloaded";
+  switch (status / 100) {
+    case 1:
+      return "Informational";
+    case 2:
+      return "Success";
+    case 3:
+      return "Redirection";
+    case 4:
+      return "Client Error";
+    default:
+      return "Server Error";
+  }
+}
+
 class SessionBase {
  public:
   virtual ~SessionBase() = default;
@@ -143,6 +164,7 @@ class Session : public Downstream, public SessionBase, public std::enable_shared
   void fill(http::response<Body>& res, int status, const Headers& headers) {
     res.version(11);
     res.result(static_cast<unsigned>(status));
+    res.reason(reason_phrase(status));
     res.set(http::field::server, server_->options.name);
     for (const auto& [k, v] : headers) res.insert(k, v);
     res.keep_alive(keep_alive());

@@ -63,7 +63,8 @@ FaultParse parse_fault(std::string_view spec) {
     std::string_view code = arg.substr(0, arg.find(','));
     std::string_view rest = arg.size() > code.size() ? arg.substr(code.size() + 1) : std::string_view();
     arg = code;
-    ok = needs(100, 599, "an HTTP status from 100 to 599, e.g. status=503");
+    // Not 1xx: an interim status is no answer, and a client would wait on for the real one.
+    ok = needs(200, 599, "an HTTP status from 200 to 599, e.g. status=503");
     while (ok && !rest.empty()) {
       std::string_view option = rest.substr(0, rest.find(','));
       rest = rest.size() > option.size() ? rest.substr(option.size() + 1) : std::string_view();

@@ -1,5 +1,6 @@
 // The simulator's faults: parsing their specs and deciding, per request, which apply.
-//   status=CODE[,retry-after=S][,code=NAME]  answer CODE at once (NAME: the error body's code)
+//   status=CODE[,retry-after=S][,code=NAME]  answer CODE (200-599) at once (NAME: the error body's
+//                                            code; 204, 205 and 304 have no body)
 //   blackhole                    read the request, never answer
 //   reset                        close the connection before answering
 //   slow-headers=MS              hold the response headers for MS

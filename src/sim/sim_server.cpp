@@ -3,7 +3,6 @@
 #include <simdjson.h>
 
 #include <boost/asio/this_coro.hpp>
-#include <list>
 #include <random>
 
 #include <fmt/format.h>
@@ -11,8 +10,9 @@
 #include "common/json_writer.hpp"
 #include "common/wakeup.hpp"
 #include "policy/json_read.hpp"
-#include "policy/request_fields.hpp"
+#include "sim/capacity.hpp"
 #include "sim/rate_window.hpp"
+#include "sim/request_check.hpp"
 #include "sim/text.hpp"
 
 namespace ballast::sim {
@@ -20,8 +20,6 @@ namespace ballast::sim {
 namespace asio = boost::asio;
 
 namespace {
-
-enum class Op { chat, completions, embeddings, responses, models };
 
 struct Route {
   Op op = Op::chat;
@@ -73,16 +71,25 @@ std::string query_param(std::string_view query, std::string_view name) {
 }
 
 std::string openai_error(std::string_view message, std::string_view type,
-                         std::optional<std::string_view> code) {
+                         std::optional<std::string_view> code,
+                         std::optional<std::string_view> param = std::nullopt) {
   JsonWriter w;
   w.begin_object().key("error").begin_object().field("message", message).field("type", type);
-  w.key("param").null().key("code");
-  if (code)
-    w.value(*code);
-  else
-    w.null();
+  w.field("param", param).field("code", code);
   w.end_object().end_object();
   return w.take();
+}
+
+std::string openai_error(const RequestError& e) {
+  auto or_null = [](const std::string& s) {
+    return s.empty() ? std::nullopt : std::optional<std::string_view>(s);
+  };
+  return openai_error(e.message, "invalid_request_error", or_null(e.code), or_null(e.param));
+}
+
+// Statuses whose response has no body (HTTP forbids one): a fault may choose them.
+bool bodiless(int status) {
+  return status == 204 || status == 205 || status == 304;
 }
 
 std::string azure_error(std::string_view code, std::string_view message) {
@@ -99,82 +106,6 @@ std::string azure_error(std::string_view code, std::string_view message) {
 
 bool contains(const std::vector<std::string>& list, std::string_view v) {
   return std::find(list.begin(), list.end(), v) != list.end();
-}
-
-// Request fields the simulator needs beyond those the gateway reads.
-struct SimRequest {
-  RequestFields fields;
-  bool include_usage = false;
-  std::vector<std::string> inputs;  // embeddings
-  bool base64 = false;              // embeddings' encoding_format
-  int dimensions = 8;
-  // A chat request offering tools (tool_choice not "none", the last message not a tool's result):
-  // the function the answer calls and the arguments it passes.
-  std::string tool;
-  std::string tool_arguments;
-};
-
-// Which offered tool a chat request's answer calls: the one tool_choice names, else the first.
-// None when tool_choice is "none", or when the last message is a tool's result (the model then
-// answers in words, as agents expect).
-void choose_tool(simdjson::dom::element doc, SimRequest& r) {
-  simdjson::dom::array tools;
-  if (doc["tools"].get(tools) != simdjson::SUCCESS || tools.size() == 0) return;
-  std::string_view choice;
-  if (doc["tool_choice"].get(choice) == simdjson::SUCCESS && choice == "none") return;
-  simdjson::dom::array messages;
-  if (doc["messages"].get(messages) == simdjson::SUCCESS && messages.size() > 0) {
-    std::string_view role;
-    if (messages.at(messages.size() - 1)["role"].get(role) == simdjson::SUCCESS && role == "tool") return;
-  }
-  std::string_view named;
-  if (doc["tool_choice"]["function"]["name"].get(named) != simdjson::SUCCESS) named = {};
-  for (auto tool : tools) {
-    std::string_view name;
-    if (tool["function"]["name"].get(name) != simdjson::SUCCESS) continue;
-    if (!named.empty() && name != named) continue;
-    r.tool = name;
-    simdjson::dom::element parameters;
-    r.tool_arguments = tool["function"]["parameters"].get(parameters) == simdjson::SUCCESS
-                           ? sim::tool_arguments(simdjson::to_string(parameters))
-                           : "{}";
-    return;
-  }
-}
-
-std::optional<SimRequest> read_sim_request(std::string_view body, std::string& error) {
-  auto base = read_request_fields(body);
-  if (!base.error.empty()) {
-    error = base.error;
-    return std::nullopt;
-  }
-  SimRequest r;
-  r.fields = base.fields;
-  simdjson::dom::element doc;
-  if (json_parser().parse(body.data(), body.size()).get(doc) != simdjson::SUCCESS) return r;
-  bool b = false;
-  if (doc["stream_options"]["include_usage"].get(b) == simdjson::SUCCESS) r.include_usage = b;
-  std::string_view fmt;
-  if (doc["encoding_format"].get(fmt) == simdjson::SUCCESS) r.base64 = fmt == "base64";
-  int64_t dims = 0;
-  if (doc["dimensions"].get(dims) == simdjson::SUCCESS && dims > 0 && dims <= 4096)
-    r.dimensions = static_cast<int>(dims);
-  choose_tool(doc, r);
-  simdjson::dom::element input;
-  if (doc["input"].get(input) == simdjson::SUCCESS) {
-    std::string_view s;
-    simdjson::dom::array arr;
-    if (input.get(s) == simdjson::SUCCESS) {
-      r.inputs.emplace_back(s);
-    } else if (input.get(arr) == simdjson::SUCCESS) {
-      for (auto item : arr) {
-        std::string_view one;
-        r.inputs.emplace_back(item.get(one) == simdjson::SUCCESS ? std::string(one)
-                                                                 : simdjson::to_string(item));
-      }
-    }
-  }
-  return r;
 }
 
 constexpr int64_t kCreated = 1735689600;  // fixed, so answers are byte-identical under --seed
@@ -200,25 +131,20 @@ struct SimServer::State : std::enable_shared_from_this<SimServer::State> {
   HttpServer* server = nullptr;
   uint64_t counter = 0;
 
-  // FIFO admission to --capacity generations at once.
-  struct Waiter {
-    Wakeup* wake = nullptr;
-    bool granted = false;
-  };
-  int active = 0;
-  std::list<Waiter*> waiting;
+  Capacity capacity{options.capacity, options.queue};
 
   asio::awaitable<void> handle(Request& req, Downstream& down);
   asio::awaitable<void> admin(Request& req, Downstream& down);
   asio::awaitable<void> answer(Downstream& down, int status, Headers headers, std::string body) {
     ++stats.by_status[status];
-    headers.emplace_back("content-type", "application/json");
+    if (bodiless(status)) body.clear();
+    if (!body.empty()) headers.emplace_back("content-type", "application/json");
     co_await down.respond(status, headers, std::move(body));
   }
   Headers rate_headers(TimePoint now);
-  enum class Admit { ok, queue_full, client_gone };
-  asio::awaitable<Admit> acquire(Downstream& down, Wakeup& wake);
-  void release();
+  // Takes one request and its tokens from the --rpm and --tpm windows, both or neither: the window
+  // that refused, or none.
+  RateWindow* charge(int64_t tokens, TimePoint now);
   asio::awaitable<void> generate(Route route, const SimRequest& sr, const FaultPlan& plan, uint64_t n,
                                  Downstream& down, Wakeup& wake, Headers headers);
   std::string stats_json() const;
@@ -239,54 +165,51 @@ Headers SimServer::State::rate_headers(TimePoint now) {
   return h;
 }
 
-asio::awaitable<SimServer::State::Admit> SimServer::State::acquire(Downstream& down, Wakeup& wake) {
-  if (options.capacity <= 0 || (active < options.capacity && waiting.empty())) {
-    ++active;
-  } else {
-    if (options.queue > 0 && waiting.size() >= static_cast<size_t>(options.queue))
-      co_return Admit::queue_full;
-    Waiter w{&wake};
-    auto it = waiting.insert(waiting.end(), &w);
-    ++stats.queued;
-    if (options.cancel_on_disconnect) down.watch_disconnect(wake);
-    while (!w.granted) {
-      co_await wake.wait_until(TimePoint::max());
-      if (!w.granted && down.client_gone()) {
-        waiting.erase(it);
-        --stats.queued;
-        co_return Admit::client_gone;
-      }
-    }
-    --stats.queued;
+RateWindow* SimServer::State::charge(int64_t tokens, TimePoint now) {
+  if (!rpm.try_take(1, now)) return &rpm;
+  if (!tpm.try_take(tokens, now)) {
+    rpm.give_back(1, now);
+    return &tpm;
   }
-  stats.in_flight = static_cast<uint64_t>(active);
-  stats.max_in_flight = std::max(stats.max_in_flight, stats.in_flight);
-  co_return Admit::ok;
-}
-
-void SimServer::State::release() {
-  if (!waiting.empty()) {
-    // The slot passes straight to the longest waiter.
-    Waiter* next = waiting.front();
-    waiting.pop_front();
-    next->granted = true;
-    next->wake->notify();
-  } else {
-    --active;
-  }
-  stats.in_flight = static_cast<uint64_t>(active);
+  return nullptr;
 }
 
 asio::awaitable<void> SimServer::State::handle(Request& req, Downstream& down) {
   auto self = shared_from_this();
+  // What the HTTP server could not read whole is answered first, as any server answers it.
+  if (!req.framing_error.empty()) {
+    // What follows on this connection cannot be trusted to be framed: it closes after the answer.
+    down.close_after_response();
+    if (req.headers_too_large) {
+      co_return co_await answer(down, 431, {},
+                                openai_error("The request's headers are larger than 64 KiB.",
+                                             "invalid_request_error", std::nullopt));
+    }
+    co_return co_await answer(
+        down, 400, {},
+        openai_error(fmt::format("The HTTP request could not be read: {}.", bounded_echo(req.framing_error)),
+                     "invalid_request_error", std::nullopt));
+  }
+  if (req.too_large) {
+    co_return co_await answer(
+        down, 413, {},
+        openai_error("The request body is larger than 32 MiB.", "invalid_request_error", std::nullopt));
+  }
+  if (req.over_buffer_bound) {
+    Headers retry{{"retry-after", std::string("1")}};
+    co_return co_await answer(
+        down, 503, std::move(retry),
+        openai_error("The server is overloaded or not ready yet.", "server_error", std::nullopt));
+  }
   if (req.path.starts_with("/sim/")) co_return co_await admin(req, down);
   ++stats.requests;
   const uint64_t n = ++counter;
   Route route;
   if (!parse_route(req, route)) {
-    co_return co_await answer(down, 404, {},
-                              openai_error(fmt::format("Invalid URL ({} {})", req.method, req.path),
-                                           "invalid_request_error", std::nullopt));
+    co_return co_await answer(
+        down, 404, {},
+        openai_error(fmt::format("Invalid URL ({} {})", bounded_echo(req.method, 16), bounded_echo(req.path)),
+                     "invalid_request_error", std::nullopt));
   }
   if (!options.api_key.empty()) {
     std::string presented;
@@ -344,30 +267,18 @@ asio::awaitable<void> SimServer::State::handle(Request& req, Downstream& down) {
     w.end_array().end_object();
     co_return co_await answer(down, 200, {}, w.take());
   }
-  std::string parse_error;
-  auto sr = read_sim_request(req.body, parse_error);
-  if (!sr) {
+
+  // Every field the simulator reads is checked before anything is taken for the request.
+  RequestCheck checked = check_request(route.op, route.azure, req.body);
+  if (!checked.request) co_return co_await answer(down, 400, {}, openai_error(checked.error));
+  const SimRequest& sr = *checked.request;
+  if (!route.azure && !options.models.empty() && !contains(options.models, sr.model)) {
     co_return co_await answer(
-        down, 400, {},
-        openai_error("We could not parse the JSON body of your request. (HINT: This likely "
-                     "means you aren't using your HTTP library correctly.) " +
-                         parse_error,
-                     "invalid_request_error", std::nullopt));
-  }
-  if (!route.azure) {
-    if (sr->fields.model.empty()) {
-      co_return co_await answer(
-          down, 400, {},
-          openai_error("you must provide a model parameter", "invalid_request_error", std::nullopt));
-    }
-    if (!options.models.empty() && !contains(options.models, sr->fields.model)) {
-      co_return co_await answer(
-          down, 404, {},
-          openai_error(fmt::format("The model `{}` does not exist or you do not have access "
-                                   "to it.",
-                                   sr->fields.model),
-                       "invalid_request_error", "model_not_found"));
-    }
+        down, 404, {},
+        openai_error(fmt::format("The model `{}` does not exist or you do not have access "
+                                 "to it.",
+                                 bounded_echo(sr.model)),
+                     "invalid_request_error", "model_not_found"));
   }
 
   // Faults: the request's own header wins over the server's set.
@@ -383,28 +294,24 @@ asio::awaitable<void> SimServer::State::handle(Request& req, Downstream& down) {
     plan = plan_faults(faults, rng);
   }
 
-  // Rate limits, as OpenAI counts them: a request, and its prompt plus its output allowance.
+  // Rate limits, as OpenAI counts them: a request, and its prompt plus its output allowance (the
+  // allowance the request asks for, not what it will turn out to use).
   TimePoint now = Clock::now();
-  // OpenAI counts the output allowance the request asks for, not what it will turn out to use.
-  int64_t out_tokens = sr->fields.max_tokens.value_or(options.tokens);
+  int64_t out_tokens = sr.max_tokens.value_or(options.tokens);
   int64_t prompt_tokens = std::max<int64_t>(1, static_cast<int64_t>(req.body.size() / 4));
-  bool request_ok = rpm.try_take(1, now);
-  bool tokens_ok = request_ok && tpm.try_take(prompt_tokens + out_tokens, now);
-  if (!tokens_ok) {
-    if (request_ok) rpm.give_back(1, now);
-    bool by_requests = !request_ok;
-    Duration wait = by_requests ? rpm.wait_for(1, now) : tpm.wait_for(prompt_tokens + out_tokens, now);
-    auto wait_ms = std::max<int64_t>(1, std::chrono::duration_cast<Millis>(wait).count());
+  if (RateWindow* refused = charge(prompt_tokens + out_tokens, now)) {
+    bool by_requests = refused == &rpm;
+    int64_t asked = by_requests ? 1 : prompt_tokens + out_tokens;
+    auto wait_ms =
+        std::max<int64_t>(1, std::chrono::duration_cast<Millis>(refused->wait_for(asked, now)).count());
     Headers h = rate_headers(now);
     h.emplace_back("retry-after", std::to_string((wait_ms + 999) / 1000));
     h.emplace_back("retry-after-ms", std::to_string(wait_ms));
-    RateWindow& w = by_requests ? rpm : tpm;
     co_return co_await answer(
         down, 429, std::move(h),
         openai_error(fmt::format("Rate limit reached for sim in organization org-sim on {} per min (RPM): "
                                  "Limit {}, Requested {}. Please try again in {}ms.",
-                                 by_requests ? "requests" : "tokens", w.limit(),
-                                 by_requests ? 1 : prompt_tokens + out_tokens, wait_ms),
+                                 by_requests ? "requests" : "tokens", refused->limit(), asked, wait_ms),
                      by_requests ? "requests" : "tokens", "rate_limit_exceeded"));
   }
   Headers headers = rate_headers(now);
@@ -435,33 +342,46 @@ asio::awaitable<void> SimServer::State::handle(Request& req, Downstream& down) {
     while (!down.client_gone()) co_await wake.wait_until(TimePoint::max());
     co_return;
   }
-  Admit admit = co_await acquire(down, wake);
-  if (admit == Admit::client_gone) {
-    ++stats.cancelled;
-    co_return;
+
+  // A generation slot, held until this coroutine ends, however it ends. Declared after `wake`, which
+  // a grant notifies, so the claim leaves the queue before `wake` is gone.
+  Capacity::Claim slot(capacity, [&wake] { wake.notify(); });
+  switch (slot.ask()) {
+    case Capacity::Claim::State::refused:
+      headers.emplace_back("retry-after", "1");
+      co_return co_await answer(
+          down, 503, std::move(headers),
+          openai_error("The server is overloaded or not ready yet.", "server_error", std::nullopt));
+    case Capacity::Claim::State::queued:
+      if (options.cancel_on_disconnect) down.watch_disconnect(wake);
+      while (!slot.granted()) {
+        co_await wake.wait_until(TimePoint::max());
+        if (!slot.granted() && down.client_gone()) {
+          ++stats.cancelled;
+          co_return;
+        }
+      }
+      break;
+    case Capacity::Claim::State::granted:
+    case Capacity::Claim::State::none:
+      break;
   }
-  if (admit == Admit::queue_full) {
-    headers.emplace_back("retry-after", "1");
-    co_return co_await answer(
-        down, 503, std::move(headers),
-        openai_error("The server is overloaded or not ready yet.", "server_error", std::nullopt));
-  }
-  co_await generate(route, *sr, plan, n, down, wake, std::move(headers));
-  release();
+  co_await generate(route, sr, plan, n, down, wake, std::move(headers));
 }
 
 asio::awaitable<void> SimServer::State::generate(Route route, const SimRequest& sr, const FaultPlan& plan,
                                                  uint64_t n, Downstream& down, Wakeup& wake,
                                                  Headers headers) {
   auto self = shared_from_this();
-  const std::string model = route.azure ? route.deployment : sr.fields.model;
+  const std::string model = route.azure ? route.deployment : sr.model;
   const bool calls_tool = route.op == Op::chat && !sr.tool.empty();
   // A tool call's "tokens" are the pieces of its arguments, whatever --tokens says.
   std::vector<std::string> pieces;
   if (calls_tool) pieces = split_arguments(sr.tool_arguments);
-  const int out_tokens = calls_tool ? static_cast<int>(pieces.size())
-                                    : static_cast<int>(std::min<int64_t>(
-                                          options.tokens, sr.fields.max_tokens.value_or(options.tokens)));
+  const int out_tokens =
+      calls_tool
+          ? static_cast<int>(pieces.size())
+          : static_cast<int>(std::min<int64_t>(options.tokens, sr.max_tokens.value_or(options.tokens)));
   const Millis ttft = plan.slow_first_token_ms ? Millis(*plan.slow_first_token_ms) : options.ttft;
   const Millis headers_delay(plan.slow_headers_ms);
   TextGenerator text(options.seed, n);
@@ -471,7 +391,7 @@ asio::awaitable<void> SimServer::State::generate(Route route, const SimRequest& 
            model,
            n,
            kCreated,
-           static_cast<int64_t>(std::max<size_t>(1, sr.fields.model.size() + 8)),
+           static_cast<int64_t>(std::max<size_t>(1, sr.model.size() + 8)),
            out_tokens,
            !calls_tool && out_tokens < options.tokens,
            calls_tool ? sr.tool : std::string()};
@@ -507,7 +427,7 @@ asio::awaitable<void> SimServer::State::generate(Route route, const SimRequest& 
     co_return co_await answer(down, 200, std::move(headers), std::move(body));
   }
 
-  if (!sr.fields.stream) {
+  if (!sr.stream) {
     if (options.cancel_on_disconnect) down.watch_disconnect(wake);
     if (!co_await pause(headers_delay + ttft + options.itl * std::max(0, out_tokens - 1))) {
       ++stats.cancelled;
@@ -690,9 +610,9 @@ std::string SimServer::State::stats_json() const {
   w.field("requests", stats.requests)
       .field("model_listings", stats.model_listings)
       .field("connections", server ? server->connections_accepted() : uint64_t{0});
-  w.field("in_flight", stats.in_flight)
-      .field("max_in_flight", stats.max_in_flight)
-      .field("queued", stats.queued);
+  w.field("in_flight", static_cast<uint64_t>(capacity.in_use()))
+      .field("max_in_flight", static_cast<uint64_t>(capacity.max_in_use()))
+      .field("queued", static_cast<uint64_t>(capacity.queued()));
   w.field("completed", stats.completed).field("cancelled", stats.cancelled).field("wasted", stats.wasted);
   w.key("by_status").begin_object();
   for (const auto& [status, count] : stats.by_status) w.field(std::to_string(status), count);

@@ -34,12 +34,10 @@ struct SimOptions {
   std::string tls_key_file;
 };
 
+// Counters for GET /sim/stats (in_flight, max_in_flight and queued come from the capacity itself).
 struct SimStats {
   uint64_t requests = 0;
   uint64_t model_listings = 0;  // of `requests`, GET /models (health checks ask it)
-  uint64_t in_flight = 0;
-  uint64_t max_in_flight = 0;
-  uint64_t queued = 0;
   uint64_t completed = 0;
   uint64_t cancelled = 0;
   uint64_t wasted = 0;  // generations that finished after their client had gone

@@ -2,6 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import net from 'node:net';
 import path from 'node:path';
 import { startSim, chat, streamChat, selfSignedCert, curl, eventually } from './lib/harness.mjs';
 
@@ -162,7 +163,7 @@ test('faults: reset, slow-headers, slow-first-token, cut-after, stall-after, mal
         res.on('data', (d) => { body += d; });
       });
       req.on('error', () => {});
-      req.end('{"model":"m","stream":true}');
+      req.end('{"model":"m","stream":true,"messages":[{"role":"user","content":"hi"}]}');
       setTimeout(() => { req.destroy(); resolve(body); }, ms);
     });
     const stalled = await peek('stall-after=2', 300);
@@ -178,7 +179,7 @@ test('/sim/stats counts requests, connections, cancellations and wasted work', (
     await new Promise((resolve) => {
       const req = http.request(`${sim.base}/chat/completions`, { method: 'POST' });
       req.on('error', () => {});
-      req.end('{"model":"m"}');
+      req.end('{"model":"m","messages":[{"role":"user","content":"hi"}]}');
       setTimeout(() => { req.destroy(); resolve(); }, 50);
     });
     const s = await eventually(async () => { const x = await sim.stats(); return x.wasted === 1 && x; }, { timeoutMs: 2_000 });
@@ -194,7 +195,7 @@ test('--cancel-on-disconnect notices the client leaving at once', () =>
     await new Promise((resolve) => {
       const req = http.request(`${sim.base}/chat/completions`, { method: 'POST' });
       req.on('error', () => {});
-      req.end('{"model":"m"}');
+      req.end('{"model":"m","messages":[{"role":"user","content":"hi"}]}');
       setTimeout(() => { req.destroy(); resolve(); }, 50);
     });
     const s = await eventually(async () => { const x = await sim.stats(); return x.cancelled === 1 && x; }, { timeoutMs: 500 });
@@ -210,3 +211,228 @@ test('--tls-cert/--tls-key serve HTTPS', async () => {
     assert.match(r.stdout, /"object":"list"/);
   });
 });
+
+// A request on a connection of its own, left open until the test ends it: {req, res, body, closed}.
+// `res` resolves with the response once its headers arrive; `body` holds what arrived so far.
+function hold(base, path, body, headers = {}) {
+  const out = { body: '' };
+  out.req = http.request(`${base}${path}`, { method: 'POST', agent: false, headers: { 'content-type': 'application/json', ...headers } });
+  out.res = new Promise((resolve) => {
+    out.req.on('response', (res) => {
+      res.setEncoding('utf8');
+      res.on('data', (d) => { out.body += d; });
+      res.on('error', () => {});
+      resolve(res);
+    });
+  });
+  out.closed = new Promise((resolve) => out.req.on('close', resolve));
+  out.req.on('error', () => {});
+  out.req.end(typeof body === 'string' ? body : JSON.stringify(body));
+  return out;
+}
+
+// Sends raw bytes on a socket of its own and resolves with the response's status line.
+function statusLine(url, raw) {
+  return new Promise((resolve, reject) => {
+    const { hostname, port } = new URL(url);
+    const sock = net.connect(Number(port), hostname, () => sock.write(raw));
+    let data = '';
+    const timer = setTimeout(() => { sock.destroy(); reject(new Error(`no status line within 2 s: ${JSON.stringify(data)}`)); }, 2_000);
+    sock.setEncoding('latin1');
+    sock.on('data', (d) => {
+      data += d;
+      const end = data.indexOf('\r\n');
+      if (end >= 0) {
+        clearTimeout(timer);
+        sock.destroy();
+        resolve(data.slice(0, end));
+      }
+    });
+    sock.on('error', (e) => { clearTimeout(timer); reject(e); });
+  });
+}
+
+function rawPost(path, body, headers = '') {
+  return `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n${headers}` +
+    `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`;
+}
+
+const hi = [{ role: 'user', content: 'hi' }];
+
+// A normal request, which must be answered promptly: nothing the requests before it did may still
+// hold the one generation slot.
+async function answeredPromptly(sim, body = {}) {
+  const started = performance.now();
+  const res = await fetch(`${sim.base}/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'm', messages: hi, ...body }),
+    signal: AbortSignal.timeout(2_000),
+  });
+  const text = await res.text();
+  const ms = performance.now() - started;
+  assert.equal(res.status, 200, text);
+  assert.ok(ms < 2_000, `answered after ${ms} ms`);
+  return text;
+}
+
+test('malformed requests get OpenAI\'s 400 before anything is reserved: no slot, no queue place, no rate charge', () =>
+  withSim(['--capacity', '1', '--rpm', '2'], async (sim) => {
+    // [path, body (a string is sent as it is), param, code]
+    const cases = [
+      ['/chat/completions', 'not json', null, null],
+      ['/chat/completions', '', null, null],
+      ['/chat/completions', '{"model":"m","messages":[', null, null],
+      ['/chat/completions', '[1,2]', null, 'invalid_type'],
+      ['/chat/completions', '"hi"', null, 'invalid_type'],
+      ['/chat/completions', 'null', null, 'invalid_type'],
+      ['/chat/completions', { messages: hi }, null, null],
+      ['/chat/completions', { model: 7, messages: hi }, 'model', 'invalid_type'],
+      ['/chat/completions', { model: 'm' }, 'messages', 'missing_required_parameter'],
+      ['/chat/completions', { model: 'm', messages: 'hi' }, 'messages', 'invalid_type'],
+      ['/chat/completions', { model: 'm', messages: null }, 'messages', 'invalid_type'],
+      ['/chat/completions', { model: 'm', messages: ['hi'] }, 'messages[0]', 'invalid_type'],
+      ['/chat/completions', { model: 'm', messages: [{ content: 'hi' }] }, 'messages[0].role', 'missing_required_parameter'],
+      ['/chat/completions', { model: 'm', messages: [{ role: 'robot', content: 'hi' }] }, 'messages[0].role', 'invalid_value'],
+      ['/chat/completions', { model: 'm', messages: [{ role: 'user', content: 5 }] }, 'messages[0].content', 'invalid_type'],
+      ['/chat/completions', { model: 'm', messages: hi, max_tokens: -1 }, 'max_tokens', 'integer_below_min_value'],
+      ['/chat/completions', { model: 'm', messages: hi, max_tokens: 0 }, 'max_tokens', 'integer_below_min_value'],
+      ['/chat/completions', { model: 'm', messages: hi, max_tokens: 1e12 }, 'max_tokens', 'invalid_value'],
+      ['/chat/completions', '{"model":"m","messages":[{"role":"user","content":"hi"}],"max_tokens":1e12}', 'max_tokens', 'invalid_type'],
+      ['/chat/completions', { model: 'm', messages: hi, max_tokens: 2_000_000 }, 'max_tokens', 'invalid_value'],
+      ['/chat/completions', { model: 'm', messages: hi, max_tokens: '10' }, 'max_tokens', 'invalid_type'],
+      ['/chat/completions', { model: 'm', messages: hi, max_tokens: 1.5 }, 'max_tokens', 'invalid_type'],
+      ['/chat/completions', { model: 'm', messages: hi, max_completion_tokens: -1 }, 'max_completion_tokens', 'integer_below_min_value'],
+      ['/chat/completions', { model: 'm', messages: hi, n: -1 }, 'n', 'integer_below_min_value'],
+      ['/chat/completions', { model: 'm', messages: hi, n: 1000 }, 'n', 'integer_above_max_value'],
+      ['/chat/completions', { model: 'm', messages: hi, stream: 'yes' }, 'stream', 'invalid_type'],
+      ['/chat/completions', { model: 'm', messages: hi, stream_options: { include_usage: true } }, 'stream_options', null],
+      ['/chat/completions', { model: 'm', messages: hi, stream: true, stream_options: 'x' }, 'stream_options', 'invalid_type'],
+      ['/chat/completions', { model: 'm', messages: hi, tools: 'f' }, 'tools', 'invalid_type'],
+      ['/chat/completions', { model: 'm', messages: hi, tools: [{ type: 'function' }] }, 'tools[0].function', 'missing_required_parameter'],
+      ['/chat/completions', { model: 'm', messages: hi, tool_choice: 3 }, 'tool_choice', 'invalid_type'],
+      ['/chat/completions', '{"model":"m","messages":[],"max_tokens":5,"max_tokens":-1}', null, null],
+      ['/completions', { model: 'm' }, 'prompt', 'missing_required_parameter'],
+      ['/completions', { model: 'm', prompt: 'hi', max_tokens: -1 }, 'max_tokens', 'integer_below_min_value'],
+      ['/embeddings', { model: 'm', input: [] }, 'input', 'empty_array'],
+      ['/embeddings', { model: 'm', input: 'a', dimensions: -1 }, 'dimensions', 'integer_below_min_value'],
+      ['/responses', { model: 'm', input: 'hi', max_output_tokens: 1 }, 'max_output_tokens', 'integer_below_min_value'],
+    ];
+    let sent = 0;
+    for (const [path, body, param, code] of cases) {
+      // Each body as it is, and (when that is not what is wrong with it) asking for a stream.
+      const bodies = typeof body === 'string' || 'stream' in body || 'stream_options' in body
+        ? [body] : [body, { ...body, stream: true }];
+      for (const b of bodies) {
+        const raw = typeof b === 'string' ? b : JSON.stringify(b);
+        const res = await fetch(`${sim.base}${path}`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: raw });
+        const text = await res.text();
+        assert.equal(res.status, 400, `${path} ${raw}: ${text}`);
+        assert.match(res.headers.get('content-type'), /application\/json/);
+        const { error } = JSON.parse(text);
+        assert.deepEqual(Object.keys(error).sort(), ['code', 'message', 'param', 'type'], raw);
+        assert.equal(error.type, 'invalid_request_error', raw);
+        assert.equal(error.param, param, raw);
+        assert.equal(error.code, code, raw);
+        assert.ok(error.message.length > 0);
+        sent++;
+      }
+    }
+    const refused = await sim.stats();
+    assert.equal(refused.by_status['400'], sent);
+    assert.equal(refused.in_flight, 0);
+    assert.equal(refused.max_in_flight, 0, 'no refused request ever held the slot');
+    assert.equal(refused.queued, 0);
+    // --rpm 2 was charged by none of them: two requests pass, the third is refused.
+    await answeredPromptly(sim, { max_tokens: 3 });
+    await answeredPromptly(sim, { stream: true });
+    assert.equal((await chat(sim.base, { model: 'm' })).status, 429);
+  }));
+
+test('--capacity 1: clients that vanish (cut bodies, resets, leaving while queued or mid-generation) never keep the slot', () =>
+  withSim(['--capacity', '1'], async (sim) => {
+    // A body cut short: Content-Length says more than arrives, then the connection closes.
+    for (const rest of ['', '{"model":"m","mess']) {
+      await new Promise((resolve) => {
+        const { hostname, port } = new URL(sim.url);
+        const sock = net.connect(Number(port), hostname, () => {
+          sock.end(`POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n${rest}`);
+        });
+        sock.on('close', resolve);
+        sock.on('error', () => {});
+        sock.resume();
+      });
+    }
+    // A reset and a blackhole take no slot.
+    const reset = await chat(sim.base, { model: 'm' }, { 'x-sim-fault': 'reset' }).catch((e) => e);
+    assert.ok(reset instanceof Error);
+    const blackhole = hold(sim.base, '/chat/completions', { model: 'm', messages: hi }, { 'x-sim-fault': 'blackhole' });
+    const inFlight = (n) => eventually(async () => { const s = await sim.stats(); return s.in_flight === n && s; }, { timeoutMs: 2_000 });
+    const queued = (n) => eventually(async () => { const s = await sim.stats(); return s.queued === n && s; }, { timeoutMs: 2_000 });
+
+    // The slot held by a generation that never ends by itself (non-streamed), two clients queued
+    // behind it (streamed and not) that leave while waiting, then the holder leaves too.
+    const holder = hold(sim.base, '/chat/completions', { model: 'm', messages: hi }, { 'x-sim-fault': 'stall-after=0' });
+    await inFlight(1);
+    const queuedStream = hold(sim.base, '/chat/completions', { model: 'm', messages: hi, stream: true });
+    const queuedPlain = hold(sim.base, '/chat/completions', { model: 'm', messages: hi, max_tokens: 5 });
+    await queued(2);
+    queuedStream.req.destroy();
+    queuedPlain.req.destroy();
+    holder.req.destroy();
+    await inFlight(0);
+    await queued(0);
+
+    // Leaving mid-generation: mid-stream, before the first token, and from a non-streamed answer.
+    for (const [body, fault, started] of [
+      [{ stream: true }, 'stall-after=2', (h) => (h.body.match(/"content":"[^"]/g) || []).length === 2],
+      [{ stream: true }, 'slow-first-token=60000', (h) => h.body.length > 0 || h.headersIn],
+      [{ stream: true }, 'keepalive-only', (h) => h.body.includes(': keep-alive')],
+      [{}, 'keepalive-only', () => true],
+    ]) {
+      const h = hold(sim.base, '/chat/completions', { model: 'm', messages: hi, ...body }, { 'x-sim-fault': fault });
+      h.res.then(() => { h.headersIn = true; });
+      await inFlight(1);
+      await eventually(() => started(h), { timeoutMs: 2_000 });
+      h.req.destroy();
+      await inFlight(0);
+    }
+    blackhole.req.destroy();
+
+    const s = await sim.stats();
+    assert.equal(s.in_flight, 0);
+    assert.equal(s.queued, 0);
+    await answeredPromptly(sim);
+    assert.match(await answeredPromptly(sim, { stream: true }), /data: \[DONE\]/);
+  }));
+
+test('--cancel-on-disconnect: a client that leaves the queue gives up its place at once', () =>
+  withSim(['--capacity', '1', '--cancel-on-disconnect'], async (sim) => {
+    const holder = hold(sim.base, '/chat/completions', { model: 'm', messages: hi }, { 'x-sim-fault': 'stall-after=0' });
+    await eventually(async () => (await sim.stats()).in_flight === 1, { timeoutMs: 2_000 });
+    const waiter = hold(sim.base, '/chat/completions', { model: 'm', messages: hi });
+    await eventually(async () => (await sim.stats()).queued === 1, { timeoutMs: 2_000 });
+    waiter.req.destroy();
+    const s = await eventually(async () => { const x = await sim.stats(); return x.queued === 0 && x; }, { timeoutMs: 2_000 });
+    assert.equal(s.in_flight, 1, 'the holder still holds the slot');
+    assert.equal(s.cancelled, 1);
+    holder.req.destroy();
+    await eventually(async () => (await sim.stats()).in_flight === 0, { timeoutMs: 2_000 });
+    await answeredPromptly(sim);
+  }));
+
+test('every status goes out with a reason phrase: 529 "Site is overloaded", unknown codes by class; 204 has no body', () =>
+  withSim(['--fault', 'status=529'], async (sim) => {
+    const body = JSON.stringify({ model: 'm', messages: hi });
+    assert.equal(await statusLine(sim.url, rawPost('/v1/chat/completions', body)), 'HTTP/1.1 529 Site is overloaded');
+    const line = (fault) => statusLine(sim.url, rawPost('/v1/chat/completions', body, `x-sim-fault: ${fault}\r\n`));
+    assert.equal(await line('status=520'), 'HTTP/1.1 520 Server Error');
+    assert.equal(await line('status=460'), 'HTTP/1.1 460 Client Error');
+    assert.equal(await line('status=503'), 'HTTP/1.1 503 Service Unavailable');
+    const r = await chat(sim.base, { model: 'm' }, { 'x-sim-fault': 'status=204' });
+    assert.equal(r.status, 204);
+    assert.equal(r.text, '');
+    assert.equal((await chat(sim.base, { model: 'm' }, { 'x-sim-fault': 'status=100' })).status, 400, '1xx is no answer');
+    // None of these ended a connection by an error.
+    assert.doesNotMatch(sim.stderr, /unexpected error/);
+  }));

@@ -24,6 +24,9 @@ TEST(Faults, ParsesEverySpec) {
 
 TEST(Faults, ExplainsBadSpecs) {
   EXPECT_NE(parse_fault("status=abc").error.find("takes an HTTP status"), std::string::npos);
+  // 1xx is an interim status, never an answer.
+  EXPECT_NE(parse_fault("status=100").error.find("from 200 to 599"), std::string::npos);
+  EXPECT_EQ(parse_fault("status=204").fault->value, 204);
   EXPECT_NE(parse_fault("blackhole=3").error.find("takes no value"), std::string::npos);
   EXPECT_NE(parse_fault("explode").error.find("unknown fault"), std::string::npos);
   EXPECT_NE(parse_fault("reset@2").error.find("from 0 to 1"), std::string::npos);
