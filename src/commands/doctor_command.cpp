@@ -117,6 +117,10 @@ int run_doctor(const DoctorArgs& args) {
   }
   doctor::ProbeOptions options;
   options.getenv = [](const char* name) { return std::getenv(name); };
+  // As serve does: an https endpoint without a ca_bundle: trusts what REQUESTS_CA_BUNDLE,
+  // CURL_CA_BUNDLE or SSL_CERT_FILE names (config::choose_ca_bundle); one naming a file that cannot
+  // be read is the config hop's finding.
+  for (auto& t : targets) t.ca_problem = config::apply_ca_environment(t.ep, options.getenv);
   options.in_container = running_in_container();
   options.probe_concurrency = args.probe_concurrency;
   std::vector<doctor::Report> reports;

@@ -29,11 +29,17 @@ const char* env(const char* name) {
 }
 
 config::LoadResult load_config(const ServeArgs& args) {
-  if (!args.config_file.empty()) return config::load_file(args.config_file, env);
-  if (auto from_env = config::from_environment(env); from_env.found) return std::move(from_env.result);
-  config::LoadResult builtin;
-  builtin.config = config::builtin_sim();
-  return builtin;
+  config::LoadResult loaded;
+  if (!args.config_file.empty())
+    loaded = config::load_file(args.config_file, env);
+  else if (auto from_env = config::from_environment(env); from_env.found)
+    loaded = std::move(from_env.result);
+  else
+    loaded.config = config::builtin_sim();
+  // https endpoints without a ca_bundle: trust what REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE or
+  // SSL_CERT_FILE names, as the clients in front of ballast do (config::choose_ca_bundle).
+  config::apply_ca_environment(loaded, env);
+  return loaded;
 }
 
 }  // namespace

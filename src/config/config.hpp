@@ -52,7 +52,10 @@ struct Endpoint {
   std::string api_version;  // azure
   std::string api_key;      // already resolved from ${ENV}; never logged
   std::string proxy;        // overrides the proxy variables
-  std::string ca_bundle;    // PEM file of CAs to trust for this endpoint
+  std::string ca_bundle;    // PEM file of CAs to trust for this endpoint; empty: the system's CAs
+  // Where ca_bundle came from, for messages: "ca_bundle" (the config), or the environment variable
+  // that named it (config::apply_ca_environment).
+  std::string ca_bundle_source;
   TimeoutOverrides timeouts;
   SimOptions sim;
   double weight = 1;          // share of its tier's traffic

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <filesystem>
 #include <fstream>
 #include <initializer_list>
 #include <set>
@@ -343,6 +344,7 @@ void read_endpoint(Reader& r, const YAML::Node& n, const std::string& path, Endp
   str("api_key", ep.api_key);
   str("proxy", ep.proxy);
   str("ca_bundle", ep.ca_bundle);
+  if (!ep.ca_bundle.empty()) ep.ca_bundle_source = "ca_bundle";
   if (n["timeouts"]) read_timeouts(r, n["timeouts"], Reader::join(path, "timeouts"), ep.timeouts);
   auto key = [&](const char* k) { return Reader::join(path, k); };
   r.set(n, path, "weight", ep.weight, 0, 1e6);
@@ -629,6 +631,50 @@ LoadResult load_file(const std::string& path, const GetEnv& getenv) {
   std::stringstream ss;
   ss << in.rdbuf();
   return load_yaml(ss.str(), path, getenv);
+}
+
+namespace {
+
+bool readable_file(const std::string& path) {
+  std::error_code ec;
+  return std::filesystem::is_regular_file(path, ec) && std::ifstream(path).good();
+}
+
+}  // namespace
+
+CaBundleChoice choose_ca_bundle(std::string_view configured, const GetEnv& getenv) {
+  if (!configured.empty()) return {std::string(configured), "ca_bundle"};
+  for (const char* name : kCaBundleVariables) {
+    const char* v = getenv(name);
+    if (v && *v) return {v, name};
+  }
+  return {};
+}
+
+std::string apply_ca_environment(Endpoint& ep, const GetEnv& getenv) {
+  if (ep.provider == Provider::sim || !ep.ca_bundle.empty()) return "";
+  auto url = parse_url(ep.base_url.empty() ? ep.endpoint : ep.base_url);
+  if (!url || url->scheme != "https") return "";
+  CaBundleChoice choice = choose_ca_bundle("", getenv);
+  if (choice.path.empty()) return "";
+  ep.ca_bundle = choice.path;
+  ep.ca_bundle_source = choice.source;
+  if (readable_file(choice.path)) return "";
+  return fmt::format(
+      "{} names '{}', which is not a readable file: it is the CA bundle for https endpoints without a "
+      "ca_bundle: of their own; point it at a PEM file of the CA certificates to trust, or unset it",
+      choice.source, choice.path);
+}
+
+void apply_ca_environment(LoadResult& result, const GetEnv& getenv) {
+  std::set<std::string> reported;
+  for (auto& m : result.config.models) {
+    for (auto& ep : m.endpoints) {
+      std::string problem = apply_ca_environment(ep, getenv);
+      if (!problem.empty() && reported.insert(ep.ca_bundle_source).second)
+        result.errors.push_back(fmt::format("{}: {}", result.config.source, problem));
+    }
+  }
 }
 
 Config builtin_sim() {

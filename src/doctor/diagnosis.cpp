@@ -1,11 +1,14 @@
 #include "doctor/diagnosis.hpp"
 
+#include <arpa/inet.h>
+
 #include <algorithm>
 #include <cctype>
 #include <cmath>
 
 #include <fmt/format.h>
 
+#include "policy/classify.hpp"
 #include "policy/duration.hpp"
 #include "policy/url.hpp"
 
@@ -47,8 +50,12 @@ std::string_view cause_name(Cause cause) {
       return "rate_limited";
     case Cause::upstream_status:
       return "upstream_status";
+    case Cause::first_byte_timeout:
+      return "first_byte_timeout";
     case Cause::first_token_timeout:
       return "first_token_timeout";
+    case Cause::upstream_reset:
+      return "upstream_reset";
     case Cause::stream_broken:
       return "stream_broken";
   }
@@ -68,24 +75,103 @@ std::string trim_slashes(std::string s) {
   return s;
 }
 
+// A key that looks like a placeholder, as it may be shown: it is one, or its start is no secret.
+std::string shown_key(const std::string& key) {
+  return key.size() > 16 ? key.substr(0, 12) + "…" : key;
+}
+
+// Which CA bundle was trusted, for a TLS fix: "the system's CAs", "SSL_CERT_FILE (ca.pem)".
+std::string trusted_cas(const config::Endpoint& ep) {
+  if (ep.ca_bundle.empty()) return "the system's CAs";
+  if (ep.ca_bundle_source.empty() || ep.ca_bundle_source == "ca_bundle")
+    return fmt::format("ca_bundle: {}", ep.ca_bundle);
+  return fmt::format("{} ({})", ep.ca_bundle_source, ep.ca_bundle);
+}
+
 }  // namespace
+
+HostKind host_kind(std::string_view host) {
+  std::string h = lower(host);
+  if (h.size() > 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
+  if (size_t zone = h.find('%'); zone != std::string::npos) h.resize(zone);  // fe80::1%eth0
+  if (!h.empty() && h.back() == '.') h.pop_back();                           // a fully qualified name
+  if (h.empty()) return HostKind::public_network;
+  if (h == "localhost" || h.ends_with(".localhost")) return HostKind::loopback;
+  auto v4 = [](const unsigned char* b) {
+    if (b[0] == 127 || b[0] == 0) return HostKind::loopback;  // 0.0.0.0 reaches this host too
+    if (b[0] == 10 || (b[0] == 172 && b[1] >= 16 && b[1] <= 31) || (b[0] == 192 && b[1] == 168) ||
+        (b[0] == 169 && b[1] == 254) || (b[0] == 100 && b[1] >= 64 && b[1] <= 127))
+      return HostKind::private_network;
+    return HostKind::public_network;
+  };
+  in_addr a4{};
+  if (::inet_pton(AF_INET, h.c_str(), &a4) == 1) return v4(reinterpret_cast<const unsigned char*>(&a4));
+  in6_addr a6{};
+  if (::inet_pton(AF_INET6, h.c_str(), &a6) == 1) {
+    const unsigned char* b = a6.s6_addr;
+    if (IN6_IS_ADDR_LOOPBACK(&a6) || IN6_IS_ADDR_UNSPECIFIED(&a6)) return HostKind::loopback;
+    if (IN6_IS_ADDR_V4MAPPED(&a6)) return v4(b + 12);
+    if ((b[0] & 0xfe) == 0xfc || (b[0] == 0xfe && (b[1] & 0xc0) == 0x80)) return HostKind::private_network;
+    return HostKind::public_network;
+  }
+  if (h.find('.') == std::string::npos) return HostKind::single_label;
+  // Names reserved or conventional for private networks: mDNS (.local), ICANN's private-use
+  // .internal (host.docker.internal), RFC 8375's .home.arpa, home routers' .lan, Kubernetes' .svc.
+  for (std::string_view suffix : {".local", ".internal", ".home.arpa", ".lan", ".svc"}) {
+    if (h.ends_with(suffix)) return HostKind::private_network;
+  }
+  return HostKind::public_network;
+}
+
+bool host_is_local(std::string_view host) {
+  return host_kind(host) != HostKind::public_network;
+}
 
 bool is_placeholder_key(std::string_view key) {
   std::string k = lower(key);
-  if (k.find("${") != std::string::npos) return true;  // a reference left unexpanded
-  for (std::string_view word : {"xxx", "your", "placeholder", "changeme", "change-me", "replace", "dummy",
-                                "example", "<", "...", "…", "todo", "insert", "api_key_here", "fake"}) {
-    if (k.find(word) != std::string::npos) return true;
-  }
-  // "sk-", "sk-proj-" with nothing real after them.
+  while (!k.empty() && std::isspace(static_cast<unsigned char>(k.back()))) k.pop_back();
+  size_t first = k.find_first_not_of(" \t\r\n");
+  if (first == std::string::npos) return true;  // empty
+  k.erase(0, first);
+  for (size_t at = k.find("…"); at != std::string::npos; at = k.find("…")) k.replace(at, 3, "...");
+  // A reference left unexpanded: ${VAR} from a config or compose file, $VAR from a quoted .env line.
+  if (k.find("${") != std::string::npos && k.find('}') != std::string::npos) return true;
+  if (k.front() == '$' && k.size() > 1 && std::all_of(k.begin() + 1, k.end(), [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+      }))
+    return true;
+  if (k.front() == '<' && k.back() == '>') return true;  // <your key>
+  // "sk-xxxx", "sk-proj-…", "sk-...abcd" (a key copied as the dashboard shows it, masked), "xxxxxxxx".
   std::string_view rest = k;
+  bool prefixed = false;
   for (std::string_view prefix : {"sk-proj-", "sk-"}) {
     if (rest.starts_with(prefix)) {
       rest.remove_prefix(prefix.size());
+      prefixed = true;
       break;
     }
   }
-  return rest.size() < 8;
+  auto filler = [](char c) { return c == 'x' || c == '.' || c == '*' || c == '-' || c == '_'; };
+  if (std::all_of(rest.begin(), rest.end(), filler) &&
+      (prefixed || std::count(rest.begin(), rest.end(), 'x') >= 3))
+    return true;
+  if (prefixed && rest.find("...") != std::string_view::npos) return true;
+  // "your-api-key", "YOUR_OPENAI_API_KEY_HERE", "insert your key here": the word "your", a key later.
+  std::vector<std::string_view> words;
+  for (size_t i = 0; i < k.size();) {
+    size_t end = k.find_first_of("-_ .", i);
+    if (end == std::string::npos) end = k.size();
+    if (end > i) words.push_back(std::string_view(k).substr(i, end - i));
+    i = end + 1;
+  }
+  auto your = std::find(words.begin(), words.end(), "your");
+  if (your != words.end() && std::any_of(your + 1, words.end(), [](std::string_view w) {
+        return w.find("key") != std::string_view::npos;
+      }))
+    return true;
+  std::string joined;
+  for (auto w : words) joined += w;
+  return joined == "changeme";
 }
 
 bool valid_api_version(std::string_view v) {
@@ -146,23 +232,29 @@ ConfigCheck check_config(const Target& t) {
     out.detail = fmt::format("{} is not set", t.ep.api_key.substr(2, t.ep.api_key.size() - 3));
     return out;
   }
-  if (t.ep.api_key.empty()) {
-    if (t.ep.provider == config::Provider::azure || !is_local_host(parsed->host)) {
+  const bool local = host_is_local(parsed->host);
+  const std::string from = t.key_source.empty() ? "" : " from " + t.key_source;
+  if (t.ep.api_key.find_first_not_of(" \t\r\n") == std::string::npos) {
+    if (t.ep.provider == config::Provider::azure || !local) {
       out.cause = Cause::missing_api_key;
       out.detail = fmt::format("no API key{}", t.key_source.empty() ? "" : " in " + t.key_source);
       return out;
     }
     key_note = "no key (a local server usually needs none)";
-  } else if (is_placeholder_key(t.ep.api_key)) {
-    out.cause = Cause::placeholder_api_key;
-    out.detail = fmt::format("the key{} looks like a placeholder: '{}'",
-                             t.key_source.empty() ? "" : " from " + t.key_source,
-                             t.ep.api_key.size() > 16 ? t.ep.api_key.substr(0, 12) + "…" : t.ep.api_key);
-    return out;
+  } else if (!local && is_placeholder_key(t.ep.api_key)) {
+    // Named only if the server rejects it: a server that accepts it knows better.
+    out.placeholder_key = true;
+    key_note = fmt::format("key{} '{}' looks like a placeholder (the server decides)", from,
+                           shown_key(t.ep.api_key));
   } else {
     key_note =
-        fmt::format("key{} …{}", t.key_source.empty() ? "" : " from " + t.key_source,
+        fmt::format("key{} …{}", from,
                     t.ep.api_key.substr(t.ep.api_key.size() - std::min<size_t>(4, t.ep.api_key.size())));
+  }
+  if (!t.ca_problem.empty() && parsed->scheme == "https") {
+    out.cause = Cause::tls_failure;
+    out.detail = t.ca_problem;
+    return out;
   }
   out.detail = fmt::format("{} {}, {}", config::provider_name(t.ep.provider), out.address.url, key_note);
   if (t.ep.provider == config::Provider::azure) out.detail += ", api-version " + t.ep.api_version;
@@ -193,8 +285,10 @@ std::string fix_for(Cause cause, const FixContext& c) {
       return fmt::format("set the key: export {}=… (or api_key: ${{{}}} in the config)", key_var(),
                          key_var());
     case Cause::placeholder_api_key:
-      return fmt::format("{} holds a placeholder: put the real key from the provider's dashboard there",
-                         key_var());
+      return fmt::format(
+          "{} holds a placeholder ('{}'){}: put the real key from the provider's dashboard there", key_var(),
+          shown_key(t.ep.api_key),
+          c.status > 0 ? fmt::format(", which the server rejected (HTTP {})", c.status) : std::string());
     case Cause::bad_base_url:
       return fmt::format(
           "{}: write it as http(s)://HOST:PORT/v1, e.g. http://127.0.0.1:8000/v1 or "
@@ -211,7 +305,7 @@ std::string fix_for(Cause cause, const FixContext& c) {
           "off, /etc/hosts)",
           a.host);
     case Cause::proxy_failure:
-      if (is_local_host(a.host)) {
+      if (host_is_local(a.host)) {
         std::string no_proxy = a.host == "localhost"   ? "localhost,127.0.0.1"
                                : a.host == "127.0.0.1" ? "127.0.0.1,localhost"
                                                        : a.host + ",localhost,127.0.0.1";
@@ -226,7 +320,7 @@ std::string fix_for(Cause cause, const FixContext& c) {
           c.proxy_url, c.proxy_source, c.detail, c.proxy_source, a.host);
     case Cause::connect_refused:
       if (container_loopback) return container_fix;
-      if (is_local_host(a.host))
+      if (host_is_local(a.host))
         return fmt::format(
             "nothing is listening on {}: start the model server (vLLM serves on 8000, Ollama on "
             "11434, LM Studio on 1234, llama.cpp on 8080), or fix the port in the base URL",
@@ -239,16 +333,25 @@ std::string fix_for(Cause cause, const FixContext& c) {
           "{} did not answer within {}: a firewall or security group drops the packets, the host "
           "is down, or the address is wrong; from a network that needs a proxy, set HTTPS_PROXY",
           hostport, format_duration(t.connect_timeout));
-    case Cause::tls_failure:
-      if (c.detail.find("certificate") != std::string::npos || c.detail.find("verify") != std::string::npos)
+    case Cause::tls_failure: {
+      if (!t.ca_problem.empty())
         return fmt::format(
-            "{} ({}): if it uses a private or self-signed CA, trust it with ca_bundle: in the "
-            "config; otherwise check the certificate's name and dates",
-            hostport, c.detail);
+            "{} names '{}', which is not a readable file: point it at the PEM file of the CA that signed "
+            "{}'s certificate (or a bundle holding it), or unset it to trust the system's CAs",
+            t.ep.ca_bundle_source, t.ep.ca_bundle, a.host);
+      const std::string& d = c.detail;
+      if (d.find("certificate") != std::string::npos || d.find("verify") != std::string::npos ||
+          d.find("issuer") != std::string::npos)
+        return fmt::format(
+            "{} ({}), checked against {}: if the server uses a private or self-signed CA, trust it with "
+            "ca_bundle: in the config, or with SSL_CERT_FILE (or CURL_CA_BUNDLE, REQUESTS_CA_BUNDLE, which "
+            "win over it) naming the CA's PEM file; otherwise check the certificate's name and dates",
+            hostport, d, trusted_cas(t.ep));
       return fmt::format(
           "the TLS handshake with {} failed ({}): check the port is the server's TLS port and "
           "that a proxy is not intercepting it",
-          hostport, c.detail);
+          hostport, d);
+    }
     case Cause::scheme_mismatch:
       if (a.scheme == "https")
         return fmt::format("{} speaks plain HTTP, not TLS: write the base URL with http://", hostport);
@@ -299,6 +402,16 @@ std::string fix_for(Cause cause, const FixContext& c) {
     case Cause::upstream_status:
       return fmt::format("the server answered HTTP {}{}: it is reachable but failing; check its logs",
                          c.status, c.upstream_message.empty() ? "" : ": " + c.upstream_message);
+    case Cause::first_byte_timeout:
+      return fmt::format(
+          "{} took the request but sent no answer ({}): the server is overloaded, stuck, or still loading "
+          "its model; check its logs and its load",
+          hostport, c.detail);
+    case Cause::upstream_reset:
+      return fmt::format(
+          "{} closed the connection before answering ({}): the server crashed or restarted, or a proxy or "
+          "load balancer in between cut it; check the server's logs",
+          hostport, c.detail);
     case Cause::first_token_timeout: {
       if (c.first_token_ms <= 0)
         return fmt::format(
@@ -321,6 +434,35 @@ std::string fix_for(Cause cause, const FixContext& c) {
           c.detail);
   }
   return "";
+}
+
+Cause classify_probe(const Outcome& o) {
+  switch (classify(o).code) {
+    case ErrorCode::ok:
+      return Cause::ok;
+    case ErrorCode::dns_failure:
+      return Cause::dns_failure;
+    case ErrorCode::proxy_failure:
+      return Cause::proxy_failure;
+    case ErrorCode::connect_refused:
+      return Cause::connect_refused;
+    case ErrorCode::connect_timeout:
+      return Cause::connect_timeout;
+    case ErrorCode::tls_failure:
+      return Cause::tls_failure;
+    case ErrorCode::first_byte_timeout:
+      return Cause::first_byte_timeout;
+    case ErrorCode::first_token_timeout:
+      return Cause::first_token_timeout;
+    case ErrorCode::stream_idle_timeout:
+    case ErrorCode::deadline_exceeded:
+      return Cause::stream_broken;
+    case ErrorCode::upstream_reset:
+      // Before any answer the connection was dropped; after it began, the answer was cut or garbled.
+      return o.status > 0 ? Cause::stream_broken : Cause::upstream_reset;
+    default:
+      return Cause::upstream_status;
+  }
 }
 
 }  // namespace ballast::doctor

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "config/config.hpp"
+#include "policy/outcome.hpp"
 
 namespace ballast::doctor {
 
@@ -30,7 +31,9 @@ enum class Cause {
   azure_api_version,
   rate_limited,
   upstream_status,
+  first_byte_timeout,
   first_token_timeout,
+  upstream_reset,
   stream_broken,
 };
 
@@ -47,6 +50,9 @@ struct Target {
   Millis connect_timeout{3'000};
   Millis first_token_timeout{30'000};  // --timeout, or the config's timeouts.first_token
   std::string timeout_source = "--timeout";
+  // The CA bundle an environment variable names cannot be read: what is wrong (a tls_failure at
+  // the config hop). ep.ca_bundle and ep.ca_bundle_source say which bundle is used, and from where.
+  std::string ca_problem;
 };
 
 // The URL the target is reached at, with its parts: what the config hop checks.
@@ -60,14 +66,31 @@ struct ConfigCheck {
   Cause cause = Cause::ok;
   std::string detail;  // what was checked, or what is wrong
   Address address;
+  // The key looks like a placeholder and the server is not local: if the server rejects it (401,
+  // 403), that is the cause named; if it accepts it, nothing is wrong with it.
+  bool placeholder_key = false;
 };
 
-// The key present and not a placeholder, the URL well-formed, Azure's fields present and its
-// api-version well-formed. A key is required unless the server is on loopback or a private network
-// (local model servers usually take none).
+// The key present, the URL well-formed, Azure's fields present and its api-version well-formed. A
+// key is required unless the server is local (host_is_local): local model servers usually take
+// none, or any (Ollama's docs set "ollama", vLLM's "EMPTY"). A remote server's key that looks like a
+// placeholder is noted, for the server to decide.
 ConfigCheck check_config(const Target& target);
 
-// "sk-xxxx", "your-api-key", "<key>", "changeme", "${OPENAI_API_KEY}" left unexpanded, …
+// Where a host is, judged from its name or address alone (no DNS): loopback (localhost,
+// 127.0.0.0/8, ::1), a private network (10/8, 172.16/12, 192.168/16, 100.64/10 carrier-grade NAT and
+// tailnets, 169.254/16 and fe80::/10 link-local, fc00::/7, and the private-use names *.local,
+// *.internal, *.lan, *.home.arpa, *.svc), a single label (a compose or Kubernetes service such as
+// "ollama" or "vllm"), or public.
+enum class HostKind { loopback, private_network, single_label, public_network };
+HostKind host_kind(std::string_view host);
+// Loopback, private or single-label: where a model server needs no key, or takes any.
+bool host_is_local(std::string_view host);
+
+// Only what is written as a placeholder: "sk-xxxx…" (or "sk-proj-", or x's alone), "your-api-key" in
+// any case and separator ("YOUR_OPENAI_API_KEY_HERE"), "<…>", "changeme", a ${VAR} or $VAR left
+// unexpanded, an empty value. Not "ollama", "EMPTY", "dummy", "sk-no-key-required": local servers'
+// docs tell users to set those, and a server that accepts them is right to.
 bool is_placeholder_key(std::string_view key);
 // 2024-10-21, 2025-01-01-preview
 bool valid_api_version(std::string_view v);
@@ -88,5 +111,12 @@ struct FixContext {
 };
 
 std::string fix_for(Cause cause, const FixContext& ctx);
+
+// What a probe's outcome means, as the one classifier (policy/classify) judges it, in doctor's words:
+// dns_failure, proxy_failure, connect_refused, connect_timeout and tls_failure whichever hop met them;
+// a reset before any answer is upstream_reset, after the answer began (cut, or not JSON) stream_broken;
+// the upstream's error event inside a stream, and any status, upstream_status (each hop refines a
+// status by status_class). ok when nothing failed.
+Cause classify_probe(const Outcome& outcome);
 
 }  // namespace ballast::doctor

@@ -28,6 +28,7 @@
 #include "policy/sse_scanner.hpp"
 #include "policy/upstream_target.hpp"
 #include "policy/url.hpp"
+#include "upstream/curl_multi.hpp"
 
 namespace ballast::doctor {
 
@@ -249,14 +250,46 @@ struct TlsResult {
   std::string detail;
 };
 
-TlsResult tls_handshake(int fd, const std::string& host, const std::string& ca_bundle, bool verify,
-                        TimePoint until) {
+// The CAs curl trusts when it is given none (its built-in bundle and directory): the tls hop checks
+// the certificate against exactly what the models and chat hops, and the gateway, will use.
+struct CurlDefaultCas {
+  std::string file, dir;
+};
+const CurlDefaultCas& curl_default_cas() {
+  static const CurlDefaultCas cas = [] {
+    CurlDefaultCas c;
+    CURL* easy = curl_easy_init();
+    char* v = nullptr;
+    if (curl_easy_getinfo(easy, CURLINFO_CAINFO, &v) == CURLE_OK && v) c.file = v;
+    v = nullptr;
+    if (curl_easy_getinfo(easy, CURLINFO_CAPATH, &v) == CURLE_OK && v) c.dir = v;
+    curl_easy_cleanup(easy);
+    return c;
+  }();
+  return cas;
+}
+
+// `ca_bundle` (empty: curl's default CAs) is what certificates are checked against; `ca_shown`
+// names it in the hop's detail.
+TlsResult tls_handshake(int fd, const std::string& host, const std::string& ca_bundle,
+                        const std::string& ca_shown, bool verify, TimePoint until) {
   TlsResult r;
   std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)> ctx(SSL_CTX_new(TLS_client_method()), SSL_CTX_free);
-  if (!ca_bundle.empty())
-    SSL_CTX_load_verify_locations(ctx.get(), ca_bundle.c_str(), nullptr);
-  else
-    SSL_CTX_set_default_verify_paths(ctx.get());
+  if (verify && !ca_bundle.empty()) {
+    if (SSL_CTX_load_verify_locations(ctx.get(), ca_bundle.c_str(), nullptr) != 1) {
+      ERR_clear_error();
+      r.detail = fmt::format("{} holds no certificate that can be read (PEM expected)", ca_shown);
+      return r;
+    }
+  } else if (verify) {
+    const CurlDefaultCas& cas = curl_default_cas();
+    if (cas.file.empty() && cas.dir.empty())
+      SSL_CTX_set_default_verify_paths(ctx.get());
+    else
+      SSL_CTX_load_verify_locations(ctx.get(), cas.file.empty() ? nullptr : cas.file.c_str(),
+                                    cas.dir.empty() ? nullptr : cas.dir.c_str());
+    ERR_clear_error();
+  }
   SSL_CTX_set_verify(ctx.get(), verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, nullptr);
   std::unique_ptr<SSL, decltype(&SSL_free)> ssl(SSL_new(ctx.get()), SSL_free);
   std::string name = strip_brackets(host);
@@ -302,7 +335,9 @@ TlsResult tls_handshake(int fd, const std::string& host, const std::string& ca_b
   }
   r.ok = true;
   r.detail = fmt::format("{}, {}{}", SSL_get_version(ssl.get()), SSL_get_cipher_name(ssl.get()),
-                         verify ? ", certificate verified" + (is_ip ? std::string() : " for " + name) : "");
+                         verify ? fmt::format(", certificate verified{} against {}",
+                                              is_ip ? std::string() : " for " + name, ca_shown)
+                                : "");
   return r;
 }
 
@@ -311,6 +346,8 @@ TlsResult tls_handshake(int fd, const std::string& host, const std::string& ca_b
 struct HttpResult {
   CURLcode code = CURLE_OK;
   std::string error;
+  TransportError transport = TransportError::none;  // curl's code, translated as the gateway's are
+  bool timed_out = false;  // doctor's own bound for the request ran out after the connection was made
   int status = 0;
   std::string body;  // non-streamed, or a failed stream's error body (first 64 KiB)
   std::optional<double> first_byte_ms, first_token_ms;
@@ -419,10 +456,62 @@ HttpResult http(const HttpRequest& req) {
   long status = 0;
   curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
   if (status > 0) r.status = static_cast<int>(status);
-  if (r.code != CURLE_OK) r.error = err[0] ? err : curl_easy_strerror(r.code);
+  if (r.code != CURLE_OK) {
+    r.error = err[0] ? err : curl_easy_strerror(r.code);
+    // As the gateway's upstream client does (Transfer::finish): curl's code translated once, here.
+    curl_off_t connect_us = 0, tls_us = 0;
+    curl_easy_getinfo(easy, CURLINFO_CONNECT_TIME_T, &connect_us);
+    curl_easy_getinfo(easy, CURLINFO_APPCONNECT_TIME_T, &tls_us);
+    const bool connected = req.url.starts_with("https:") ? tls_us > 0 : connect_us > 0;
+    r.transport = translate_curl_error(r.code, !req.proxy.empty(), connected);
+    r.timed_out = r.code == CURLE_OPERATION_TIMEDOUT && connected;
+    long proxy_status = 0;
+    curl_easy_getinfo(easy, CURLINFO_HTTP_CONNECTCODE, &proxy_status);
+    if (proxy_status >= 300) {
+      r.transport = TransportError::proxy;
+      r.error = fmt::format("the proxy answered CONNECT with {}", proxy_status);
+    }
+  }
   curl_slist_free_all(headers);
   curl_easy_cleanup(easy);
   return r;
+}
+
+// A probe's facts as the gateway's attempts report theirs (policy/outcome), for the one classifier:
+// which of doctor's bounds ended it, else how the transport failed; for a 2xx stream, whether it
+// ended whole and well-formed.
+Outcome outcome_of(const HttpResult& r, bool stream) {
+  Outcome o;
+  o.status = r.status;
+  o.detail = r.error;
+  if (r.first_token_late) {
+    o.timer = ErrorCode::first_token_timeout;
+  } else if (r.timed_out) {
+    o.timer = !r.first_byte_ms              ? ErrorCode::first_byte_timeout
+              : stream && !r.first_token_ms ? ErrorCode::first_token_timeout
+                                            : ErrorCode::stream_idle_timeout;
+  } else {
+    o.transport = r.transport;
+  }
+  if (stream && status_class(r.status) == StatusClass::success && o.timer == ErrorCode::ok) {
+    o.malformed = r.malformed;
+    o.upstream_error = !r.stream_error.empty();
+    o.truncated = !r.done;
+  }
+  if (o.transport == TransportError::reset && status_class(r.status) == StatusClass::success)
+    o.truncated = true;  // the answer began, then the connection broke
+  o.timings.first_byte_ms = r.first_byte_ms;
+  o.timings.first_token_ms = r.first_token_ms;
+  o.timings.total_ms = r.total_ms;
+  return o;
+}
+
+// How an answer that had begun broke, for stream_broken's fix ("the stream …").
+std::string broken(const Outcome& o, const HttpResult& r) {
+  if (o.malformed) return "carried an event that is not JSON";
+  if (o.timer == ErrorCode::stream_idle_timeout) return "stalled: nothing more came";
+  return fmt::format("was cut before its end ({})",
+                     r.error.empty() ? "it closed without [DONE] or a finish_reason" : r.error);
 }
 
 // The server's own words from an OpenAI-shape error body, or Azure's {"error":{"code","message"}}.
@@ -478,6 +567,23 @@ class Diagnosis {
     }
     return ok;
   }
+  // A hop that failed on the wire: its cause is what the one classifier makes of `transport`.
+  bool transport_failed(const char* name, TimePoint began, TransportError transport, std::string detail,
+                        std::string why = {}) {
+    Outcome o;
+    o.transport = transport;
+    return hop(name, began, false, std::move(detail), classify_probe(o), std::move(why));
+  }
+  // A 401 or 403: the key. When it looked like a placeholder, that is named; a key the server
+  // accepted never is.
+  Cause rejected_key() const { return placeholder_key_ ? Cause::placeholder_api_key : Cause::unauthorized; }
+  // The CA bundle the TLS hop and the HTTP hops trust, as the hop's detail names it.
+  std::string ca_shown() const {
+    if (t_.ep.ca_bundle.empty()) return "the system's CAs";
+    if (t_.ep.ca_bundle_source.empty() || t_.ep.ca_bundle_source == "ca_bundle")
+      return fmt::format("ca_bundle {}", t_.ep.ca_bundle);
+    return fmt::format("{} {}", t_.ep.ca_bundle_source, t_.ep.ca_bundle);
+  }
   bool network();
   bool models();
   bool chat();
@@ -490,6 +596,7 @@ class Diagnosis {
   Report report_;
   FixContext ctx_;
   ProxyChoice proxy_;
+  bool placeholder_key_ = false;
 };
 
 Report Diagnosis::run() {
@@ -498,6 +605,7 @@ Report Diagnosis::run() {
   ctx_.address = cfg.address;
   report_.url =
       cfg.address.url.empty() ? (t_.ep.base_url.empty() ? t_.ep.endpoint : t_.ep.base_url) : cfg.address.url;
+  placeholder_key_ = cfg.placeholder_key;
   if (!hop("config", began, cfg.cause == Cause::ok, cfg.detail, cfg.cause)) return report_;
   if (network() && models() && chat()) {
     if (o_.probe_concurrency > 0) concurrency();
@@ -546,9 +654,11 @@ bool Diagnosis::network() {
   if (!res.error.empty() || res.addrs.empty()) {
     std::string why = res.error.empty() ? "no addresses" : res.error;
     if (via_proxy)
-      return hop("dns", began, false, fmt::format("the proxy host {} does not resolve: {}", host, why),
-                 Cause::proxy_failure, fmt::format("does not resolve ({})", why));
-    return hop("dns", began, false, fmt::format("{} does not resolve: {}", host, why), Cause::dns_failure);
+      return transport_failed("dns", began, TransportError::proxy,
+                              fmt::format("the proxy host {} does not resolve: {}", host, why),
+                              fmt::format("does not resolve ({})", why));
+    return transport_failed("dns", began, TransportError::dns,
+                            fmt::format("{} does not resolve: {}", host, why));
   }
   std::string all;
   for (const auto& t : res.text) all += (all.empty() ? "" : ", ") + t;
@@ -577,11 +687,14 @@ bool Diagnosis::network() {
   }
   if (fd.fd < 0) {
     if (via_proxy)
-      return hop("connect", began, false, outcomes, Cause::proxy_failure,
-                 any_refused ? fmt::format("refuses connections (nothing listens on {}:{})", host, port)
-                             : fmt::format("does not answer on {}:{}", host, port));
-    return hop("connect", began, false, outcomes,
-               any_refused || !any_silent ? Cause::connect_refused : Cause::connect_timeout);
+      return transport_failed("connect", began, TransportError::proxy, outcomes,
+                              any_refused
+                                  ? fmt::format("refuses connections (nothing listens on {}:{})", host, port)
+                                  : fmt::format("does not answer on {}:{}", host, port));
+    return transport_failed(
+        "connect", began,
+        any_refused || !any_silent ? TransportError::connect_refused : TransportError::connect_timeout,
+        outcomes);
   }
   hop("connect", began, true, outcomes);
 
@@ -594,13 +707,13 @@ bool Diagnosis::network() {
     if (status != 200) {
       std::string why = status == 0 ? "gave no answer to CONNECT " + hostport
                                     : fmt::format("answered CONNECT {} with '{}'", hostport, line);
-      return hop("proxy_connect", began, false, why, Cause::proxy_failure, why);
+      return transport_failed("proxy_connect", began, TransportError::proxy, why, why);
     }
     hop("proxy_connect", began, true, fmt::format("tunnel to {} open", hostport));
   }
   if (a.scheme == "https") {
     began = Clock::now();
-    TlsResult tls = tls_handshake(fd.fd, a.host, t_.ep.ca_bundle, true, until);
+    TlsResult tls = tls_handshake(fd.fd, a.host, t_.ep.ca_bundle, ca_shown(), true, until);
     if (!tls.ok && !tls.plain_http && !via_proxy && tls.detail.find("certificate") == std::string::npos) {
       // Some servers just close on a ClientHello: ask in plain HTTP on a fresh connection.
       Fd plain;
@@ -609,15 +722,14 @@ bool Diagnosis::network() {
         tls.plain_http = speaks_plain_http(plain.fd, until);
       if (tls.plain_http) tls.detail += "; the port answers plain HTTP";
     }
-    if (!tls.ok)
-      return hop("tls", began, false, tls.detail,
-                 tls.plain_http ? Cause::scheme_mismatch : Cause::tls_failure);
+    if (tls.plain_http) return hop("tls", began, false, tls.detail, Cause::scheme_mismatch);
+    if (!tls.ok) return transport_failed("tls", began, TransportError::tls, tls.detail);
     return hop("tls", began, true, tls.detail);
   }
   if (!via_proxy) {
     // http://: make sure the port does not speak TLS (a common mix-up), by offering a handshake.
     began = Clock::now();
-    TlsResult tls = tls_handshake(fd.fd, a.host, "", false, until);
+    TlsResult tls = tls_handshake(fd.fd, a.host, "", "", false, until);
     if (tls.ok)
       return hop("tls", began, false,
                  fmt::format("{}:{} completed a TLS handshake ({})", a.host, a.port, tls.detail),
@@ -652,9 +764,14 @@ bool Diagnosis::models() {
   ctx_.status = r.status;
   ctx_.upstream_message = error_message(r.body, &code);
   const std::string what = fmt::format("GET {}", req.url);
-  if (r.code != CURLE_OK && r.status == 0) {
-    return hop("models", began, false, fmt::format("{}: {}", what, r.error),
-               r.code == CURLE_OPERATION_TIMEDOUT ? Cause::upstream_status : Cause::stream_broken);
+  const Outcome outcome = outcome_of(r, false);
+  const Cause cause = classify_probe(outcome);
+  if (cause != Cause::ok && cause != Cause::upstream_status) {
+    std::string why = outcome.timer == ErrorCode::first_byte_timeout
+                          ? fmt::format("nothing within {}", format_duration(req.total))
+                      : cause == Cause::stream_broken ? broken(outcome, r)
+                                                      : r.error;
+    return hop("models", began, false, fmt::format("{}: {}", what, why), cause, why);
   }
   // A proxy's own refusal (407, or a 403 or 5xx that is not the API's JSON) is the proxy's failure.
   if (!proxy_.url.empty() && ctx_.upstream_message.empty() &&
@@ -668,7 +785,7 @@ bool Diagnosis::models() {
   }
   const StatusClass models_status = status_class(r.status);
   if (models_status == StatusClass::unauthorized)
-    return hop("models", began, false, fmt::format("{} → HTTP {}", what, r.status), Cause::unauthorized);
+    return hop("models", began, false, fmt::format("{} → HTTP {}", what, r.status), rejected_key());
   if (models_status == StatusClass::not_found) {
     if (t_.ep.provider == config::Provider::azure)
       return hop("models", began, false, fmt::format("{} → HTTP 404 {}", what, ctx_.upstream_message),
@@ -725,39 +842,43 @@ bool Diagnosis::chat() {
                        r.first_byte_ms ? fmt::format("{:.0f} ms", *r.first_byte_ms) : "-",
                        r.first_token_ms ? fmt::format("{:.0f} ms", *r.first_token_ms) : "-", r.total_ms);
   };
-  if (r.first_token_late) {
+  const Outcome outcome = outcome_of(r, true);
+  const Cause cause = classify_probe(outcome);
+  if (cause == Cause::first_token_timeout) {
     ctx_.first_token_ms = 0;
     return hop("chat", began, false, fmt::format("no token within {} ({})", format_duration(bound), timing()),
                Cause::first_token_timeout);
   }
   const StatusClass chat_status = status_class(r.status);
-  if (chat_status == StatusClass::none)
-    return hop("chat", began, false, fmt::format("POST {}: {}", req.url, r.error), Cause::stream_broken);
-  if (chat_status == StatusClass::unauthorized)
-    return hop("chat", began, false, fmt::format("HTTP {}", r.status), Cause::unauthorized);
-  if (chat_status == StatusClass::not_found) {
-    Cause c = code == "DeploymentNotFound"                ? Cause::azure_deployment_not_found
-              : t_.ep.provider == config::Provider::azure ? Cause::azure_api_version
-              : code == "model_not_found" || !ctx_.upstream_message.empty() ? Cause::unknown_model
-                                                                            : Cause::wrong_path;
-    return hop("chat", began, false, fmt::format("HTTP 404 {}", ctx_.upstream_message), c);
-  }
-  if (chat_status == StatusClass::rate_limited)
-    return hop("chat", began, false, fmt::format("HTTP 429 {}", ctx_.upstream_message), Cause::rate_limited);
-  if (chat_status != StatusClass::success)
+  if (cause == Cause::upstream_status && chat_status != StatusClass::success) {
+    if (chat_status == StatusClass::unauthorized)
+      return hop("chat", began, false, fmt::format("HTTP {}", r.status), rejected_key());
+    if (chat_status == StatusClass::not_found) {
+      Cause c = code == "DeploymentNotFound"                ? Cause::azure_deployment_not_found
+                : t_.ep.provider == config::Provider::azure ? Cause::azure_api_version
+                : code == "model_not_found" || !ctx_.upstream_message.empty() ? Cause::unknown_model
+                                                                              : Cause::wrong_path;
+      return hop("chat", began, false, fmt::format("HTTP 404 {}", ctx_.upstream_message), c);
+    }
+    if (chat_status == StatusClass::rate_limited)
+      return hop("chat", began, false, fmt::format("HTTP 429 {}", ctx_.upstream_message),
+                 Cause::rate_limited);
     return hop("chat", began, false, fmt::format("HTTP {} {}", r.status, ctx_.upstream_message),
                Cause::upstream_status);
-  if (r.malformed)
-    return hop("chat", began, false, fmt::format("an event that is not JSON ({})", timing()),
-               Cause::stream_broken, "carried an event that is not JSON");
-  if (!r.stream_error.empty())
+  }
+  if (cause == Cause::upstream_status)  // a 2xx whose stream carried the upstream's own error event
     return hop("chat", began, false,
                fmt::format("the upstream reported an error mid-stream: {} ({})", r.stream_error, timing()),
                Cause::upstream_status);
-  if (!r.done) {
-    std::string why = r.code != CURLE_OK ? r.error : "it closed without [DONE] or a finish_reason";
-    return hop("chat", began, false, fmt::format("cut: {} ({})", why, timing()), Cause::stream_broken,
-               fmt::format("was cut before its end ({})", why));
+  if (cause == Cause::stream_broken) {
+    std::string why = broken(outcome, r);
+    return hop("chat", began, false, fmt::format("{} ({})", why, timing()), Cause::stream_broken, why);
+  }
+  if (cause != Cause::ok) {
+    std::string why = outcome.timer == ErrorCode::first_byte_timeout
+                          ? fmt::format("nothing within {}", format_duration(req.total))
+                          : r.error;
+    return hop("chat", began, false, fmt::format("POST {}: {}", req.url, why), cause, why);
   }
   if (r.first_token_ms && *r.first_token_ms > static_cast<double>(t_.first_token_timeout.count())) {
     ctx_.first_token_ms = *r.first_token_ms;

@@ -7,8 +7,11 @@
 
 #include <fmt/format.h>
 
+#include "gateway/gateway.hpp"
 #include "policy/classify.hpp"
 #include "policy/deadline.hpp"
+#include "policy/duration.hpp"
+#include "policy/failure_message.hpp"
 #include "policy/upstream_target.hpp"
 #include "policy/url.hpp"
 
@@ -56,6 +59,7 @@ asio::awaitable<void> HealthChecks::run(size_t mi, size_t ei) {
   UpstreamTarget target = upstream_target(ep, ep.health_check.path, "");
   auto url = parse_url(target.url);
   ProxyChoice proxy = choose_proxy(url ? url->scheme : "http", url ? url->host : "", ep.proxy, getenv_);
+  const bool in_container = running_in_container();
   // A check answers within the connect bound plus a few seconds, or it failed.
   const Duration allowed = bounds.connect + std::min<Millis>(ep.health_check.interval, Millis(5'000));
   asio::steady_timer timer(co_await asio::this_coro::executor);
@@ -78,12 +82,35 @@ asio::awaitable<void> HealthChecks::run(size_t mi, size_t ei) {
       co_await wake.wait_until(until);
     }
     bool ok = t.done() && health_check_passed(t.error(), t.status());
-    std::string detail = !t.done()                           ? "no answer in time"
-                         : t.error() != TransportError::none ? t.error_text()
-                                                             : fmt::format("HTTP {}", t.status());
+    std::string detail;
+    if (!ok) {
+      // The facts, as a request's attempt reports them: classified and worded as ballast words a
+      // failed request, curl's own text at most a detail inside the message.
+      Outcome o;
+      o.status = t.status();
+      o.timings = t.timings();
+      o.timings.total_ms = to_ms(Clock::now() - t.started_at());
+      if (!t.done()) {
+        o.timer = ErrorCode::first_byte_timeout;
+      } else {
+        o.transport = t.error();
+        o.detail = t.error_text();
+      }
+      const Verdict verdict = classify(o);
+      FailureContext ctx{ep.name,     url ? std::string_view(url->host) : std::string_view(),
+                         proxy.url,   proxy.source,
+                         &bounds,     nullptr,
+                         in_container};
+      std::string message =
+          t.done() ? describe_failure(verdict.code, o, ctx)
+                   : fmt::format(
+                         "upstream {} sent no answer within {}, the check's bound (timeouts.connect + "
+                         "min(health_check.interval, 5s)): it is overloaded or stuck",
+                         ep.name, format_duration(std::chrono::duration_cast<Millis>(allowed)));
+      detail = fmt::format("GET {}: {}: {}", ep.health_check.path, code_name(verdict.code), message);
+    }
     t.cancel();
-    upstreams_.check_result(mi, ei, ok, fmt::format("GET {}: {}", ep.health_check.path, detail),
-                            Clock::now());
+    upstreams_.check_result(mi, ei, ok, detail, Clock::now());
   }
 }
 

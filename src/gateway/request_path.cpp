@@ -621,7 +621,8 @@ asio::awaitable<void> Gateway::proxy(Exchange& x, const config::Model& model, st
         verdict.code == ErrorCode::ok
             ? (x.record.usage ? x.tokens - static_cast<double>(x.record.usage->total_tokens) : 0)
             : x.tokens;
-    x.upstreams.finish(mi, ei, admitted_at, verdict, first_token, stream, tokens_delta, Clock::now());
+    x.upstreams.finish(mi, ei, admitted_at, verdict, first_token, stream, tokens_delta, Clock::now(),
+                       last.message);
 
     // Decide: done, or another attempt (failover decides where) if it may help.
     if (verdict.code == ErrorCode::ok) break;

@@ -55,9 +55,11 @@ std::vector<EndpointSpec> endpoint_specs(const config::Model& model, const confi
 Upstreams::ModelState::ModelState(const config::Model& model, const config::Config& config, TimePoint now)
     : pool(model.name, endpoint_specs(model, config), config.outlier, model.retries,
            config::effective_queue_timeout(config, model, config::Endpoint{}), std::random_device{}(), now),
-      waiters(model.endpoints.size()) {
+      waiters(model.endpoints.size()),
+      failures(model.endpoints.size()) {
   for (const auto& ep : model.endpoints) metric_labels.push_back(Metrics::endpoint_labels(ep.name));
   for (auto& w : waiters) w = std::make_shared<Waiters>();
+  for (auto& f : failures) f = std::make_shared<Failures>();
 }
 
 Upstreams::Upstreams(const config::Config& config, Metrics& metrics, Upstreams* previous)
@@ -99,7 +101,10 @@ void Upstreams::adopt(ModelState& m, ModelState& previous, TimePoint now) {
   m.mu = previous.mu;
   for (size_t i = 0; i < m.pool.size(); ++i) {
     for (size_t j = 0; j < previous.pool.size(); ++j) {
-      if (previous.pool.name(j) == m.pool.name(i)) m.waiters[i] = previous.waiters[j];
+      if (previous.pool.name(j) == m.pool.name(i)) {
+        m.waiters[i] = previous.waiters[j];
+        m.failures[i] = previous.failures[j];
+      }
     }
   }
   for (const auto& [endpoint, changes] : m.pool.adopt(previous.pool, now)) wake(m, endpoint, changes);
@@ -199,20 +204,29 @@ void Upstreams::wake(ModelState& m, size_t endpoint, const Admission::Changes& c
   for (auto [t, ra] : changes.refused) post(t, Waiter::State::refused, ra);
 }
 
-void Upstreams::log_health(ModelState& m, size_t endpoint, HealthEvent event, const std::string& detail) {
+void Upstreams::log_health(ModelState& m, size_t endpoint, HealthEvent event, const std::string& failure,
+                           std::string_view readmitted_because, TimePoint now) {
   const std::string& name = m.pool.name(endpoint);
+  Failures& f = *m.failures[endpoint];
+  if (!failure.empty()) {
+    f.last = failure;
+    f.last_at = now;
+  }
   if (event == HealthEvent::ejected) {
     metrics_.ejection(name);
+    f.ejected_because = f.last;
     spdlog::warn(
         "endpoint {} of model '{}' ejected for {}: its requests failed (outlier thresholds; last: {})", name,
-        m.pool.model(), format_duration(m.pool.last_ejection(endpoint)), detail);
+        m.pool.model(), format_duration(m.pool.last_ejection(endpoint)), f.last);
   } else if (event == HealthEvent::readmitted) {
-    spdlog::info("endpoint {} of model '{}' readmitted: {}", name, m.pool.model(), detail);
+    f.ejected_because.clear();
+    spdlog::info("endpoint {} of model '{}' readmitted: {}", name, m.pool.model(), readmitted_because);
   }
 }
 
 void Upstreams::finish(size_t model, size_t endpoint, TimePoint admitted_at, const Verdict& verdict,
-                       std::optional<Duration> first_token, bool stream, double tokens_delta, TimePoint now) {
+                       std::optional<Duration> first_token, bool stream, double tokens_delta, TimePoint now,
+                       std::string_view failure) {
   ModelState& m = *models_[model];
   std::lock_guard lock(*m.mu);
   Admission& admission = m.pool.admission(endpoint);
@@ -222,9 +236,12 @@ void Upstreams::finish(size_t model, size_t endpoint, TimePoint admitted_at, con
            ? admission.give_back(now)
            : admission.finish(now, admitted_at, verdict.load, first_token, stream));
   HealthEvent event = m.pool.report(endpoint, verdict.health, now);
-  log_health(m, endpoint, event,
-             event == HealthEvent::readmitted ? std::string("its probe succeeded")
-                                              : std::string(code_name(verdict.code)));
+  // ballast's own cause, its code first: curl's words are at most a detail inside the message.
+  std::string failed;
+  if (verdict.health == Verdict::Health::failure)
+    failed = failure.empty() ? std::string(code_name(verdict.code))
+                             : fmt::format("{}: {}", code_name(verdict.code), failure);
+  log_health(m, endpoint, event, failed, "its probe succeeded", now);
   m.pool.correct_tokens(endpoint, tokens_delta, now);
 }
 
@@ -312,16 +329,24 @@ void Upstreams::check_result(size_t model, size_t endpoint, bool ok, const std::
   ModelState& m = *models_[model];
   std::lock_guard lock(*m.mu);
   HealthEvent event = m.pool.check_result(endpoint, ok, now);
-  log_health(m, endpoint, event,
-             event == HealthEvent::readmitted ? "its ejection ran out and its health check passed"
-                                              : "health check: " + detail);
+  log_health(m, endpoint, event, ok ? std::string() : "health check: " + detail,
+             "its ejection ran out and its health check passed", now);
 }
 
 std::vector<ModelView> Upstreams::view(TimePoint now) {
   std::vector<ModelView> out;
   for (auto& m : models_) {
     std::lock_guard lock(*m->mu);
-    out.push_back(m->pool.view(now));
+    ModelView v = m->pool.view(now);
+    for (size_t i = 0; i < v.endpoints.size(); ++i) {
+      const Failures& f = *m->failures[i];
+      EndpointView& ep = v.endpoints[i];
+      if (f.last.empty()) continue;
+      ep.last_failure = f.last;
+      ep.last_failure_ago = now - f.last_at;
+      if (ep.health == OutlierState::State::ejected) ep.ejected_because = f.ejected_because;
+    }
+    out.push_back(std::move(v));
   }
   return out;
 }

@@ -56,8 +56,11 @@ class Upstreams {
 
   // An admitted attempt ended: free its slot, report what it says about the endpoint's health
   // and capacity, and correct the token estimate it was charged (`tokens_delta` = estimate - actual).
+  // `failure`: the attempt's failure message (policy/failure_message), kept as the endpoint's last
+  // failure and named by an ejection it causes.
   void finish(size_t model, size_t endpoint, TimePoint admitted_at, const Verdict& verdict,
-              std::optional<Duration> first_token, bool stream, double tokens_delta, TimePoint now);
+              std::optional<Duration> first_token, bool stream, double tokens_delta, TimePoint now,
+              std::string_view failure = {});
 
   // A slot just granted, kept if its request can still be served as `due` says (its client's
   // patience may have been learned meanwhile); else given back, and when to come back is returned.
@@ -88,7 +91,8 @@ class Upstreams {
   std::optional<Duration> probe(const std::string& client, const std::string& model, TimePoint now);
   std::vector<PatienceBook::View> patience_view(TimePoint now);
 
-  // An active health check's result.
+  // An active health check's result; `detail` says what it found, in ballast's words
+  // ("GET /models: connect_refused: connect to … refused …").
   void check_result(size_t model, size_t endpoint, bool ok, const std::string& detail, TimePoint now);
 
   // Every model's endpoints as they stand, for /metrics and /ballast/status.
@@ -97,13 +101,20 @@ class Upstreams {
  private:
   struct Waiter;
   using Waiters = std::unordered_map<uint64_t, std::shared_ptr<Waiter>>;  // by admission ticket
+  // What an endpoint last failed of, for the ejection log line and /ballast/status.
+  struct Failures {
+    std::string last;  // "CODE: message", the latest failure that counted against its health
+    TimePoint last_at;
+    std::string ejected_because;  // the failure that ejected it, while ejected
+  };
   struct ModelState {
     ModelState(const config::Model& model, const config::Config& config, TimePoint now);
     // Shared with the same model's state before and after a reload, as its endpoints' are.
     std::shared_ptr<std::mutex> mu = std::make_shared<std::mutex>();
     EndpointPool pool;
-    std::vector<std::string> metric_labels;         // endpoint="…", per endpoint
-    std::vector<std::shared_ptr<Waiters>> waiters;  // per endpoint, shared as its state is
+    std::vector<std::string> metric_labels;           // endpoint="…", per endpoint
+    std::vector<std::shared_ptr<Waiters>> waiters;    // per endpoint, shared as its state is
+    std::vector<std::shared_ptr<Failures>> failures;  // per endpoint, shared as its state is
   };
   struct KeyState {
     std::mutex mu;
@@ -118,7 +129,9 @@ class Upstreams {
   };
   void adopt(ModelState& m, ModelState& previous, TimePoint now);
   void wake(ModelState& m, size_t endpoint, const Admission::Changes& changes);
-  void log_health(ModelState& m, size_t endpoint, HealthEvent event, const std::string& detail);
+  // Records a failure (when `failure` is set), and logs an ejection (naming the failure) or a readmission.
+  void log_health(ModelState& m, size_t endpoint, HealthEvent event, const std::string& failure,
+                  std::string_view readmitted_because, TimePoint now);
 
   Metrics& metrics_;
   std::vector<std::unique_ptr<ModelState>> models_;

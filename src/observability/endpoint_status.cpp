@@ -72,6 +72,14 @@ std::string endpoint_status_json(const std::vector<ModelView>& models,
       w.field("in_flight", ep.in_flight).field("queued", ep.queued);
       if (ep.max_in_flight) w.field("max_in_flight", *ep.max_in_flight);
       w.field("window_requests", ep.window_requests).field("window_failures", ep.window_failures);
+      // In ballast's words, its code first: what ejected it, and the latest failure counted against it.
+      if (!ep.ejected_because.empty()) w.field("ejected_because", ep.ejected_because);
+      if (!ep.last_failure.empty()) {
+        w.field("last_failure", ep.last_failure);
+        if (ep.last_failure_ago)
+          w.field("last_failure_ago_ms",
+                  std::chrono::duration<double, std::milli>(*ep.last_failure_ago).count());
+      }
       w.end_object();
     }
     w.end_array().end_object();

@@ -13,7 +13,8 @@ namespace ballast {
 // Gauges: in flight, queue depth, limits, health, rate-limit levels, by model and endpoint.
 void render_endpoint_gauges(std::string& out, const std::vector<ModelView>& models);
 
-// {"models":[{"name", retry budget, "endpoints":[{name, priority, weight, health, …}]}],
+// {"models":[{"name", retry budget, "endpoints":[{name, priority, weight, health, …, ejected_because,
+//   last_failure, last_failure_ago_ms}]}],
 //  "client_patience":[{client, model, patience_ms (null until learned), agreeing, give_ups, …}]}
 std::string endpoint_status_json(const std::vector<ModelView>& models,
                                  const std::vector<PatienceBook::View>& patience = {});

@@ -45,6 +45,12 @@ struct EndpointView {
   std::optional<double> rpm_available, tpm_available;
   int window_requests = 0;
   int window_failures = 0;
+  // Filled in by the gateway (gateway/upstreams), in ballast's words: the latest failure that counted
+  // against the endpoint's health ("connect_refused: connect to … refused …"), how long ago, and,
+  // while it is ejected, the failure that ejected it.
+  std::string last_failure;
+  std::optional<Duration> last_failure_ago;
+  std::string ejected_because;
 };
 
 struct ModelView {

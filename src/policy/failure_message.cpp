@@ -123,7 +123,8 @@ std::string describe_failure(ErrorCode code, const Outcome& o, const FailureCont
     case ErrorCode::tls_failure:
       return fmt::format(
           "TLS with {} failed: {} — if the endpoint speaks plain HTTP use http:// in its URL; "
-          "if it uses a private CA, set the endpoint's ca_bundle.",
+          "if it uses a private CA, set the endpoint's ca_bundle (or, for every endpoint without one, "
+          "SSL_CERT_FILE, CURL_CA_BUNDLE or REQUESTS_CA_BUNDLE).",
           c.endpoint, o.detail.empty() ? "handshake failed" : o.detail);
     case ErrorCode::first_byte_timeout:
       return fmt::format(

@@ -5,10 +5,11 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import http from 'node:http';
 import path from 'node:path';
-import { runBallast, startTinyproxy, startTlsProxy, unansweredListener, selfSignedCert, tempDir, freePort, stopAfterAll } from './lib/harness.mjs';
+import { runBallast, startTinyproxy, startTlsProxy, unansweredListener, selfSignedCert, tempDir, freePort, stopAfterAll, openssl, chat, eventually } from './lib/harness.mjs';
 
-const { sim, keep } = stopAfterAll();
+const { sim, serve, keep } = stopAfterAll();
 let plain; // a healthy simulator on plain HTTP
 let tls; // the same over TLS, with a self-signed certificate
 let cert;
@@ -21,10 +22,14 @@ before(async () => {
   deadPort = await freePort();
 });
 
+// The CA variables a machine may set (to its own bundle, say): empty is unset, so only a case that sets
+// one sees it.
+const NO_CA_VARIABLES = { SSL_CERT_FILE: '', CURL_CA_BUNDLE: '', REQUESTS_CA_BUNDLE: '' };
+
 // Not in a container unless a case says so: the guess would differ between machines. Exit 1 is doctor's
 // answer when it found a cause; assertCause checks which exit each case must have.
 async function doctor(args, env = {}) {
-  const r = await runBallast(['doctor', '--json', ...args], { env: { BALLAST_CONTAINER: '0', ...env }, expectExit: [0, 1] });
+  const r = await runBallast(['doctor', '--json', ...args], { env: { BALLAST_CONTAINER: '0', ...NO_CA_VARIABLES, ...env }, expectExit: [0, 1] });
   let json = null;
   try { json = JSON.parse(r.stdout); } catch { /* usage errors print no JSON */ }
   return { ...r, json };
@@ -170,17 +175,16 @@ test('Azure: a deployment that does not exist, an api-version it does not take, 
   assertCause(ok, 'ok');
 });
 
-test('a missing key and a placeholder key are caught before anything is sent', async () => {
+test('a missing key, or an unset ${VAR}, is caught before anything is sent', async () => {
   const missing = await doctor(['--base-url', 'https://api.openai.com/v1']);
   assertCause(missing, 'missing_api_key', /export OPENAI_API_KEY=/);
   assert.equal(missing.json.endpoints[0].hops.length, 1);
-  const placeholder = await doctor(['--base-url', 'https://api.openai.com/v1'], { OPENAI_API_KEY: 'sk-xxxxxxxxxxxxxxxx' });
-  assertCause(placeholder, 'placeholder_api_key', /OPENAI_API_KEY holds a placeholder/);
   const dir = tempDir();
   const config = path.join(dir, 'ballast.yaml');
   fs.writeFileSync(config, 'models:\n  - name: gpt-4o-mini\n    endpoints:\n      - base_url: https://api.openai.com/v1\n        api_key: ${TEAM_OPENAI_KEY}\n');
   const unset = await doctor(['--config', config]);
   assertCause(unset, 'missing_api_key', /export TEAM_OPENAI_KEY=/);
+  assert.equal(unset.json.endpoints[0].hops.length, 1);
 });
 
 test('429 → rate_limited; 500 → upstream_status', async () => {
@@ -236,4 +240,179 @@ test('--config checks every endpoint; the first broken one decides the overall c
   const r = await doctor(['--config', config]);
   assertCause(r, 'connect_refused');
   assert.deepEqual(r.json.endpoints.map((e) => e.cause), ['ok', 'connect_refused']);
+});
+
+// ---- keys that local servers take -------------------------------------------------------------
+
+test('OPENAI_API_KEY=ollama or EMPTY (what Ollama\'s and vLLM\'s docs set) against a local server: no placeholder_api_key, exit 0', async () => {
+  for (const key of ['ollama', 'EMPTY']) {
+    const r = await doctor([], { OPENAI_BASE_URL: plain.base, OPENAI_API_KEY: key });
+    assertCause(r, 'ok');
+    assert.ok(r.json.endpoints[0].hops.every((h) => h.ok), JSON.stringify(r.json));
+    assert.doesNotMatch(r.json.endpoints[0].hops[0].detail, /placeholder/);
+  }
+});
+
+test('a server started with --api-key X and called with X is fine, whatever X looks like; a wrong key is unauthorized, not a placeholder', async () => {
+  for (const key of ['X', 'EMPTY', 'your-api-key']) {
+    const s = await sim(['--api-key', key, '--tokens', '2']);
+    const right = await doctor([], { OPENAI_BASE_URL: s.base, OPENAI_API_KEY: key });
+    assertCause(right, 'ok');
+    const wrong = await doctor([], { OPENAI_BASE_URL: s.base, OPENAI_API_KEY: 'sk-xxxxxxxx' });
+    assertCause(wrong, 'unauthorized', /rejected the key from OPENAI_API_KEY \(HTTP 401/);
+  }
+});
+
+// An HTTP forward proxy that takes a request for any host to `target` (HOST:PORT): a server under a
+// public-looking name, reached without DNS.
+function forwardTo(target) {
+  const at = target.lastIndexOf(':');
+  const server = http.createServer((req, res) => {
+    const url = new URL(req.url); // absolute-form, as clients send to a proxy
+    const up = http.request({ host: target.slice(0, at), port: Number(target.slice(at + 1)), method: req.method,
+      path: url.pathname + url.search, headers: req.headers }, (r) => {
+      res.writeHead(r.statusCode, r.headers);
+      r.pipe(res);
+    });
+    up.on('error', () => res.destroy());
+    req.pipe(up);
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => {
+    server.url = `http://127.0.0.1:${server.address().port}`;
+    server.stop = () => new Promise((done) => { server.closeAllConnections(); server.close(done); });
+    resolve(server);
+  }));
+}
+
+test('a placeholder key for a public host is named only when the server rejects it; a server that accepts it is right', async () => {
+  const locked = await sim(['--api-key', 'sk-the-real-key-123', '--tokens', '2']);
+  const open = await sim(['--tokens', '2']);
+  const toLocked = keep(await forwardTo(locked.address));
+  const toOpen = keep(await forwardTo(open.address));
+  const base = 'http://llm.example.test/v1'; // not loopback, private or a single label
+  const key = 'sk-xxxxxxxxxxxxxxxx';
+  const rejected = await doctor(['--base-url', base], { OPENAI_API_KEY: key, http_proxy: toLocked.url });
+  assertCause(rejected, 'placeholder_api_key', /OPENAI_API_KEY holds a placeholder \('sk-x{9}…'\), which the server rejected \(HTTP 401\)/);
+  const hops = rejected.json.endpoints[0].hops;
+  assert.match(hops[0].detail, /looks like a placeholder \(the server decides\)/);
+  assert.equal(hops.at(-1).hop, 'models');
+  const accepted = await doctor(['--base-url', base], { OPENAI_API_KEY: key, http_proxy: toOpen.url });
+  assertCause(accepted, 'ok');
+  // A key that is no placeholder, rejected: the key is wrong, not a placeholder.
+  const wrong = await doctor(['--base-url', base], { OPENAI_API_KEY: 'ollama', http_proxy: toLocked.url });
+  assertCause(wrong, 'unauthorized', /rejected the key from OPENAI_API_KEY/);
+});
+
+// ---- a private CA -----------------------------------------------------------------------------
+
+// A CA of our own and a server certificate it signed, for 127.0.0.1 and localhost: {dir, ca, cert, key}.
+async function privateCa() {
+  const dir = tempDir();
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  await openssl(['req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '1', '-subj', '/CN=ballast test CA',
+    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign'], dir);
+  await openssl(['req', ...ec, '-keyout', 'key.pem', '-out', 'server.csr', '-subj', '/CN=localhost'], dir);
+  fs.writeFileSync(path.join(dir, 'san.ext'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
+  await openssl(['x509', '-req', '-in', 'server.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial',
+    '-out', 'cert.pem', '-days', '1', '-extfile', 'san.ext'], dir);
+  return { dir, ca: path.join(dir, 'ca.pem'), cert: path.join(dir, 'cert.pem'), key: path.join(dir, 'key.pem') };
+}
+
+let pki;
+let privateTls; // a simulator whose certificate the private CA signed
+
+async function privateTlsSim() {
+  if (!privateTls) {
+    pki = await privateCa();
+    privateTls = await sim(['--tokens', '3', '--tls-cert', pki.cert, '--tls-key', pki.key]);
+  }
+  return privateTls;
+}
+
+test('a private CA named by SSL_CERT_FILE, CURL_CA_BUNDLE or REQUESTS_CA_BUNDLE: doctor passes every hop', async () => {
+  const s = await privateTlsSim();
+  for (const variable of ['SSL_CERT_FILE', 'CURL_CA_BUNDLE', 'REQUESTS_CA_BUNDLE']) {
+    const r = await doctor(['--base-url', s.base], { [variable]: pki.ca });
+    assertCause(r, 'ok');
+    const hops = r.json.endpoints[0].hops;
+    assert.deepEqual(hops.map((h) => [h.hop, h.ok]), ['config', 'proxy', 'dns', 'connect', 'tls', 'models', 'chat'].map((h) => [h, true]));
+    assert.match(hops[4].detail, new RegExp(`certificate verified against ${variable} `));
+  }
+  // The same through the provider variables alone, as `ballast doctor` with no arguments reads them.
+  const env = await doctor([], { OPENAI_BASE_URL: s.base, OPENAI_API_KEY: 'EMPTY', SSL_CERT_FILE: pki.ca });
+  assertCause(env, 'ok');
+});
+
+test('without the CA: tls_failure at the first hop that meets the certificate, with the CA fix; never stream_broken', async () => {
+  const s = await privateTlsSim();
+  const r = await doctor(['--base-url', s.base]);
+  assertCause(r, 'tls_failure', /unable to get local issuer certificate/, /checked against the system's CAs/, /ca_bundle:/,
+    /SSL_CERT_FILE/, /CURL_CA_BUNDLE/, /REQUESTS_CA_BUNDLE/);
+  assert.deepEqual(r.json.endpoints[0].hops.filter((h) => !h.ok).map((h) => h.hop), ['tls']);
+  // A bundle that holds some other CA fails the same way, naming the bundle it checked against.
+  const other = await doctor(['--base-url', s.base], { SSL_CERT_FILE: cert.cert });
+  assertCause(other, 'tls_failure', new RegExp(`checked against SSL_CERT_FILE \\(${cert.cert.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}\\)`));
+  for (const x of [r, other]) assert.doesNotMatch(JSON.stringify(x.json), /stream_broken|proxy_read_timeout/);
+});
+
+test('which CA bundle wins: ca_bundle: in the config, then REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE, SSL_CERT_FILE; one naming no file is a tls_failure naming it', async () => {
+  const s = await privateTlsSim();
+  const missing = path.join(pki.dir, 'missing.pem');
+  // The more specific variable wins over SSL_CERT_FILE, which may name the system's bundle.
+  assertCause(await doctor(['--base-url', s.base], { SSL_CERT_FILE: cert.cert, CURL_CA_BUNDLE: pki.ca }), 'ok');
+  assertCause(await doctor(['--base-url', s.base], { CURL_CA_BUNDLE: cert.cert, REQUESTS_CA_BUNDLE: pki.ca }), 'ok');
+  assertCause(await doctor(['--base-url', s.base], { CURL_CA_BUNDLE: cert.cert, SSL_CERT_FILE: pki.ca }), 'tls_failure', /checked against CURL_CA_BUNDLE/);
+  // A variable naming no file is said so, naming the variable: no silent fallback to another CA.
+  const gone = await doctor(['--base-url', s.base], { SSL_CERT_FILE: missing });
+  assertCause(gone, 'tls_failure', /SSL_CERT_FILE names '.*missing\.pem', which is not a readable file/);
+  assert.deepEqual(gone.json.endpoints[0].hops.map((h) => h.hop), ['config']);
+  // The config's own ca_bundle: wins over every variable, even one naming nothing.
+  const dir = tempDir();
+  const config = path.join(dir, 'ballast.yaml');
+  fs.writeFileSync(config, JSON.stringify({ models: [{ name: 'sim', endpoints: [{ base_url: s.base, ca_bundle: pki.ca }] }] }));
+  const configured = await doctor(['--config', config], { SSL_CERT_FILE: missing, REQUESTS_CA_BUNDLE: cert.cert });
+  assertCause(configured, 'ok');
+  assert.match(configured.json.endpoints[0].hops[4].detail, /certificate verified against ca_bundle /);
+  // A config endpoint without one takes the variable, as serve does.
+  fs.writeFileSync(config, JSON.stringify({ models: [{ name: 'sim', endpoints: [{ base_url: s.base }] }] }));
+  assertCause(await doctor(['--config', config], { REQUESTS_CA_BUNDLE: pki.ca }), 'ok');
+});
+
+// ---- ejections in ballast's words -------------------------------------------------------------
+
+test('an ejected endpoint is named with ballast\'s cause in the log and /ballast/status, not curl\'s text', async () => {
+  const alive = await sim(['--tokens', '2']);
+  const dead = `127.0.0.1:${deadPort}`;
+  const gw = await serve({
+    outlier: { consecutive_failures: 2 },
+    models: [
+      { name: 'm', endpoints: [{ base_url: `http://${dead}/v1`, health_check: false }, { base_url: alive.base, health_check: false }] },
+      { name: 'h', endpoints: [{ base_url: `http://${dead}/v1`, name: 'checked', health_check: { interval: '100ms' } }, { base_url: alive.base, health_check: false }] },
+    ],
+  });
+  const endpoint = async (model, name) => {
+    const status = await (await fetch(`${gw.url}/ballast/status`)).json();
+    return status.models.find((m) => m.name === model).endpoints.find((e) => e.name === name);
+  };
+  // Passive: requests fail to connect, and the second failure in a row ejects it.
+  const ejected = await eventually(async () => {
+    assert.equal((await chat(gw.base, { model: 'm' })).status, 200);
+    const e = await endpoint('m', dead);
+    return e.health === 'ejected' && e;
+  });
+  const cause = new RegExp(`^connect_refused: connect to ${dead.replace(/\./g, '\\.')} refused \\(nothing listening\\)`);
+  assert.match(ejected.ejected_because, cause);
+  assert.match(ejected.last_failure, cause);
+  assert.equal(typeof ejected.last_failure_ago_ms, 'number');
+  // Active: the health check's failure, classified and worded the same way.
+  const checked = await eventually(async () => {
+    const e = await endpoint('h', 'checked');
+    return e.health === 'ejected' && e;
+  });
+  assert.match(checked.ejected_because, /^health check: GET \/models: connect_refused: connect to checked refused \(nothing listening\)/);
+  const line = (name, model) => gw.stderr.split('\n').find((l) => l.includes(`endpoint ${name} of model '${model}' ejected`));
+  assert.match(line(dead, 'm'), /\(outlier thresholds; last: connect_refused: connect to 127\.0\.0\.1:\d+ refused/);
+  assert.match(line('checked', 'h'), /last: health check: GET \/models: connect_refused: /);
+  const status = await (await fetch(`${gw.url}/ballast/status`)).text();
+  for (const text of [status, line(dead, 'm'), line('checked', 'h')]) assert.doesNotMatch(text, /Couldn't connect|Failed to connect/);
 });

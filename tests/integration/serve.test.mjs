@@ -280,3 +280,50 @@ test('HTTP/2 where the upstream offers it: nginx (TLS + h2) in front of the simu
     await sim.stop();
   }
 });
+
+test('a provider set only by environment variables trusts a private CA through SSL_CERT_FILE, CURL_CA_BUNDLE or REQUESTS_CA_BUNDLE; one naming no file stops startup', async () => {
+  const { dir, cert, key } = await selfSignedCert();
+  const sim = await startSim(['--tls-cert', cert, '--tls-key', key]);
+  // The machine's own values must not decide the case: empty is unset.
+  const none = { SSL_CERT_FILE: '', CURL_CA_BUNDLE: '', REQUESTS_CA_BUNDLE: '' };
+  const provider = { OPENAI_BASE_URL: sim.base, OPENAI_API_KEY: 'EMPTY' };
+  try {
+    for (const variable of ['SSL_CERT_FILE', 'CURL_CA_BUNDLE', 'REQUESTS_CA_BUNDLE']) {
+      const gw = await startProcess(['serve', '--listen', '127.0.0.1:0'], { env: { ...none, ...provider, [variable]: cert } });
+      try {
+        const ok = await chat(`${gw.url}/v1`, { model: 'gpt-4o-mini' });
+        assert.equal(ok.status, 200, `${variable}: ${ok.text}`);
+        const s = await streamChat(`${gw.url}/v1`, { model: 'gpt-4o-mini' });
+        assert.equal(s.events.at(-1).data, '[DONE]');
+      } finally {
+        await gw.stop();
+      }
+    }
+    // A config file's https endpoint without ca_bundle: takes the variable too.
+    const file = await startServe({ models: [{ name: 'm', endpoints: [{ base_url: sim.base }] }] }, { env: { ...none, SSL_CERT_FILE: cert } });
+    try {
+      assert.equal((await chat(file.base, { model: 'm' })).status, 200);
+    } finally {
+      await file.stop();
+    }
+    // Without one: tls_failure, naming where a CA goes.
+    const untrusted = await startProcess(['serve', '--listen', '127.0.0.1:0'], { env: { ...none, ...provider } });
+    try {
+      const bad = await chat(`${untrusted.url}/v1`, { model: 'gpt-4o-mini' });
+      assert.equal(bad.status, 502);
+      assert.equal(bad.json.error.code, 'tls_failure');
+      assert.match(bad.json.error.message, /ca_bundle .*SSL_CERT_FILE/);
+    } finally {
+      await untrusted.stop();
+    }
+    // A variable naming no file is a startup error naming it, not a silent fallback to the system's CAs.
+    const missing = path.join(dir, 'missing.pem');
+    const p = await startProcess(['serve', '--listen', '127.0.0.1:0'],
+      { env: { ...none, ...provider, CURL_CA_BUNDLE: missing }, expectListen: false, expectExit: 2 });
+    const { code } = await p.exited;
+    assert.equal(code, 2);
+    assert.match(p.stderr, new RegExp(`CURL_CA_BUNDLE names '${missing.replace(/\./g, '\\.')}', which is not a readable file`));
+  } finally {
+    await sim.stop();
+  }
+});

@@ -16,15 +16,84 @@ Target openai(std::string url, std::string key = "sk-proj-abcdefghijklmnop") {
   return t;
 }
 
-TEST(DoctorConfig, PlaceholderKeys) {
+FixContext context(const Target& t);
+
+TEST(DoctorConfig, PlaceholderKeysAreOnlyWhatIsWrittenAsOne) {
+  for (const char* k : {"sk-xxxx",
+                        "sk-xxxxxxxxxxxxxxxxxxxxxxxx",
+                        "SK-XXXXXXXX",
+                        "sk-proj-xxxxxxxxxxxx",
+                        "sk-...",
+                        "sk-…",
+                        "sk-",
+                        "sk-...a1B2",
+                        "xxxxxxxx",
+                        "your-api-key",
+                        "your_api_key",
+                        "YOUR_API_KEY",
+                        "YOUR_OPENAI_API_KEY_HERE",
+                        "insert your key here",
+                        "<OPENAI_API_KEY>",
+                        "<your key>",
+                        "changeme",
+                        "CHANGE_ME",
+                        "change-me",
+                        "${OPENAI_API_KEY}",
+                        "$OPENAI_API_KEY",
+                        "",
+                        "   "}) {
+    EXPECT_TRUE(is_placeholder_key(k)) << "'" << k << "'";
+  }
+  // What local servers' docs tell users to set, vLLM's own example keys, and real-looking keys.
   for (const char* k :
-       {"sk-xxxx", "sk-xxxxxxxxxxxxxxxxxxxxxxxx", "your-api-key", "<OPENAI_API_KEY>", "changeme", "sk-...",
-        "${OPENAI_API_KEY}", "sk-", "sk-proj-abc", "REPLACE_ME_with_key", "dummy"}) {
-    EXPECT_TRUE(is_placeholder_key(k)) << k;
+       {"ollama", "EMPTY", "X", "lm-studio", "dummy", "none", "not-needed", "sk-no-key-required",
+        "token-abc123", "sk-proj-4f8Jd93kLq0Zp", "sk-abcdefghijklmnop", "sk-proj-abc", "a1b2c3d4e5f6a7b8c9d0",
+        "yourkey", "my-key", "sk-xxxxxxxxxxxxxxxxxxxxxxxxxx4f8J"}) {
+    EXPECT_FALSE(is_placeholder_key(k)) << "'" << k << "'";
   }
-  for (const char* k : {"sk-proj-4f8Jd93kLq0Zp", "sk-abcdefghijklmnop", "a1b2c3d4e5f6a7b8c9d0"}) {
-    EXPECT_FALSE(is_placeholder_key(k)) << k;
+}
+
+TEST(DoctorConfig, HostKinds) {
+  for (const char* h : {"localhost", "LOCALHOST", "app.localhost", "127.0.0.1", "127.1.2.3", "::1", "[::1]",
+                        "0.0.0.0", "[::]", "[::ffff:127.0.0.1]"})
+    EXPECT_EQ(host_kind(h), HostKind::loopback) << h;
+  for (const char* h : {"10.0.0.5", "172.16.0.1", "172.31.255.255", "192.168.1.20", "169.254.1.1",
+                        "100.64.0.1", "100.127.255.254", "[fd00::1]", "fc12::1", "[fe80::1%25eth0]",
+                        "fe80::1%eth0", "[::ffff:10.1.2.3]", "host.docker.internal", "gpu-box.local",
+                        "vllm.default.svc", "ollama.home.arpa", "nas.lan", "ollama.internal."})
+    EXPECT_EQ(host_kind(h), HostKind::private_network) << h;
+  for (const char* h : {"ollama", "vllm", "llm-server", "VLLM"})
+    EXPECT_EQ(host_kind(h), HostKind::single_label) << h;
+  // Near misses: outside every private range, or a public name that merely starts like one.
+  for (const char* h : {"api.openai.com", "8.8.8.8", "172.15.0.1", "172.32.0.1", "192.169.0.1", "100.63.0.1",
+                        "100.128.0.1", "169.255.0.1", "10.example.com", "2001:db8::1", "[2606:4700::1111]",
+                        "res.openai.azure.com", "example.local.evil.com", ""})
+    EXPECT_EQ(host_kind(h), HostKind::public_network) << h;
+}
+
+// Placeholder patterns × host kinds: the check applies to public hosts only, and even there only
+// notes the key for the server to decide (a 401 names it; a 2xx clears it).
+TEST(DoctorConfig, PlaceholderKeysMatterOnlyOnPublicHosts) {
+  const char* local_urls[] = {
+      "http://127.0.0.1:11434/v1", "http://localhost:8000/v1", "http://[::1]:8000/v1",
+      "http://10.0.0.7:8000/v1",   "http://[fd00::7]:8000/v1", "http://100.101.1.2:8000/v1",
+      "http://ollama:11434/v1",    "http://vllm:8000/v1",      "http://host.docker.internal:1234/v1"};
+  const char* placeholders[] = {"sk-xxxx", "your-api-key", "<key>", "changeme", "ollama", "EMPTY", "X"};
+  for (const char* url : local_urls) {
+    for (const char* key : placeholders) {
+      ConfigCheck c = check_config(openai(url, key));
+      EXPECT_EQ(c.cause, Cause::ok) << url << " " << key;
+      EXPECT_FALSE(c.placeholder_key) << url << " " << key;
+    }
   }
+  for (const char* key : {"sk-xxxx", "your-api-key", "<key>", "changeme"}) {
+    ConfigCheck c = check_config(openai("https://api.openai.com/v1", key));
+    EXPECT_EQ(c.cause, Cause::ok) << key;  // nothing is concluded before the server is asked
+    EXPECT_TRUE(c.placeholder_key) << key;
+    EXPECT_NE(c.detail.find("looks like a placeholder"), std::string::npos) << c.detail;
+  }
+  for (const char* key : {"ollama", "EMPTY", "X", "sk-proj-4f8Jd93kLq0Zp"})
+    EXPECT_FALSE(check_config(openai("https://llm.example.com/v1", key)).placeholder_key) << key;
 }
 
 TEST(DoctorConfig, ApiVersions) {
@@ -44,7 +113,27 @@ TEST(DoctorConfig, LocalServersNeedNoKeyButRemoteOnesDo) {
   EXPECT_EQ(remote.detail, "no API key in OPENAI_API_KEY");
   EXPECT_EQ(check_config(openai("https://api.openai.com/v1", "${OPENAI_API_KEY}")).cause,
             Cause::missing_api_key);
-  EXPECT_EQ(check_config(openai("https://api.openai.com/v1", "sk-xxxx")).cause, Cause::placeholder_api_key);
+  EXPECT_EQ(check_config(openai("http://[fd00::7]:8000/v1", "")).cause, Cause::ok);
+  EXPECT_EQ(check_config(openai("http://100.101.1.2:8000/v1", "")).cause, Cause::ok);  // a tailnet
+  EXPECT_EQ(check_config(openai("https://10.example.com/v1", "")).cause, Cause::missing_api_key);
+}
+
+TEST(DoctorConfig, AnUnreadableCaBundleFromTheEnvironmentFailsAnHttpsTargetOnly) {
+  Target t = openai("https://llm.example.com/v1");
+  t.ep.ca_bundle = "missing.pem";
+  t.ep.ca_bundle_source = "SSL_CERT_FILE";
+  t.ca_problem = "SSL_CERT_FILE names 'missing.pem', which is not a readable file";
+  ConfigCheck c = check_config(t);
+  EXPECT_EQ(c.cause, Cause::tls_failure);
+  EXPECT_EQ(c.detail, t.ca_problem);
+  FixContext ctx = context(t);
+  EXPECT_EQ(
+      fix_for(Cause::tls_failure, ctx),
+      "SSL_CERT_FILE names 'missing.pem', which is not a readable file: point it at the PEM file of the CA "
+      "that signed llm.example.com's certificate (or a bundle holding it), or unset it to trust the "
+      "system's CAs");
+  t.ep.base_url = "http://127.0.0.1:8000/v1";
+  EXPECT_EQ(check_config(t).cause, Cause::ok);
 }
 
 TEST(DoctorConfig, UrlsAndAzureFields) {
@@ -104,6 +193,84 @@ TEST(DoctorFix, PathsModelsAndTimeouts) {
       fix_for(Cause::first_token_timeout, c),
       "the first token took 12.3s, more than timeouts.first_token (10s): raise timeouts.first_token and the "
       "client's own timeout to at least 25s");
+}
+
+TEST(DoctorFix, APlaceholderKeyIsNamedWithWhatTheServerSaid) {
+  Target t = openai("https://api.openai.com/v1", "sk-xxxxxxxx");
+  FixContext c = context(t);
+  c.status = 401;
+  EXPECT_EQ(
+      fix_for(Cause::placeholder_api_key, c),
+      "OPENAI_API_KEY holds a placeholder ('sk-xxxxxxxx'), which the server rejected (HTTP 401): put the "
+      "real key from the provider's dashboard there");
+}
+
+TEST(DoctorFix, AnUntrustedCertificateNamesCaBundleAndTheVariables) {
+  Target t = openai("https://127.0.0.1:8443/v1");
+  FixContext c = context(t);
+  c.detail = "SSL certificate problem: unable to get local issuer certificate";
+  std::string fix = fix_for(Cause::tls_failure, c);
+  for (const char* word : {"127.0.0.1:8443", "unable to get local issuer certificate", "the system's CAs",
+                           "ca_bundle:", "SSL_CERT_FILE", "CURL_CA_BUNDLE", "REQUESTS_CA_BUNDLE"})
+    EXPECT_NE(fix.find(word), std::string::npos) << word << " in " << fix;
+  t.ep.ca_bundle = "corp-ca.pem";
+  t.ep.ca_bundle_source = "CURL_CA_BUNDLE";
+  EXPECT_NE(fix_for(Cause::tls_failure, c).find("checked against CURL_CA_BUNDLE (corp-ca.pem)"),
+            std::string::npos);
+  c.detail = "error:0A00010B:SSL routines::wrong version number";
+  EXPECT_EQ(fix_for(Cause::tls_failure, c).rfind("the TLS handshake with 127.0.0.1:8443 failed", 0), 0u);
+}
+
+// Every hop's failure goes through the one classifier: a TLS failure is tls_failure at whichever
+// hop met it (the handshake, the models list, the chat, a stream), never stream_broken.
+TEST(DoctorClassify, TlsFailuresAreTlsFailuresAtEveryHop) {
+  Outcome handshake;  // the tls hop, or curl failing verification before any response
+  handshake.transport = TransportError::tls;
+  handshake.detail = "SSL certificate problem: self-signed certificate";
+  EXPECT_EQ(classify_probe(handshake), Cause::tls_failure);
+  Outcome with_timings = handshake;  // the chat hop's stream request, with the timings it reached
+  with_timings.timings.dns_ms = 0.1;
+  with_timings.timings.connect_ms = 0.3;
+  with_timings.timings.total_ms = 4;
+  EXPECT_EQ(classify_probe(with_timings), Cause::tls_failure);
+}
+
+TEST(DoctorClassify, WhatEachProbeOutcomeMeans) {
+  auto transport = [](TransportError e, int status = 0) {
+    Outcome o;
+    o.transport = e;
+    o.status = status;
+    return classify_probe(o);
+  };
+  EXPECT_EQ(transport(TransportError::none, 200), Cause::ok);
+  EXPECT_EQ(transport(TransportError::dns), Cause::dns_failure);
+  EXPECT_EQ(transport(TransportError::proxy), Cause::proxy_failure);
+  EXPECT_EQ(transport(TransportError::connect_refused), Cause::connect_refused);
+  EXPECT_EQ(transport(TransportError::connect_timeout), Cause::connect_timeout);
+  EXPECT_EQ(transport(TransportError::reset), Cause::upstream_reset);  // before any answer
+  EXPECT_EQ(transport(TransportError::other), Cause::upstream_reset);
+  EXPECT_EQ(transport(TransportError::reset, 200), Cause::stream_broken);   // after it began
+  EXPECT_EQ(transport(TransportError::none, 401), Cause::upstream_status);  // each hop refines a status
+  EXPECT_EQ(transport(TransportError::none, 500), Cause::upstream_status);
+  Outcome cut;
+  cut.status = 200;
+  cut.truncated = true;
+  EXPECT_EQ(classify_probe(cut), Cause::stream_broken);
+  Outcome garbled;
+  garbled.status = 200;
+  garbled.malformed = true;
+  EXPECT_EQ(classify_probe(garbled), Cause::stream_broken);
+  Outcome error_event;
+  error_event.status = 200;
+  error_event.upstream_error = true;
+  EXPECT_EQ(classify_probe(error_event), Cause::upstream_status);
+  for (auto [timer, cause] : {std::pair{ErrorCode::first_byte_timeout, Cause::first_byte_timeout},
+                              std::pair{ErrorCode::first_token_timeout, Cause::first_token_timeout},
+                              std::pair{ErrorCode::stream_idle_timeout, Cause::stream_broken}}) {
+    Outcome o;
+    o.timer = timer;
+    EXPECT_EQ(classify_probe(o), cause) << code_name(timer);
+  }
 }
 
 TEST(DoctorReport, JsonShapeAndOverallCause) {
