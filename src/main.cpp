@@ -118,12 +118,18 @@ int main(int argc, char** argv) {
   conc->excludes(rate);
   load_cmd->add_flag("--sweep", load.sweep,
                      "raise the load until the SLO breaks, bisect, and report the knee");
-  load_cmd->add_option("--duration", load.duration_s, "seconds per run (default 10; 5 per step of a sweep)")
+  load_cmd
+      ->add_option(
+          "--duration", load.duration_s,
+          "seconds per run (default 10; 5 per step of a sweep, longer when an answer takes over 0.5 s)")
       ->check(CLI::PositiveNumber);
   load_cmd->add_flag("--stream", load.stream,
                      "stream the answers (measures time to first token and between tokens)");
-  load_cmd->add_option("--max-tokens", load.max_tokens, "max_tokens of each request")->capture_default_str();
+  load_cmd->add_option("--max-tokens", load.max_tokens, "max_tokens of each request")
+      ->check(CLI::Range(1, 1'000'000))
+      ->capture_default_str();
   load_cmd->add_option("--prompt-tokens", load.prompt_tokens, "about this many tokens of prompt")
+      ->check(CLI::Range(1, 1'000'000))
       ->capture_default_str();
   load_cmd->add_option("--timeout", load.timeout_s, "the client's timeout, seconds")
       ->check(CLI::PositiveNumber)

@@ -18,6 +18,7 @@
 #include "load/report.hpp"
 #include "load/report_parts.hpp"
 #include "load/sweep.hpp"
+#include "policy/url.hpp"
 
 namespace ballast {
 
@@ -57,6 +58,9 @@ std::string utc_now() {
   return out;
 }
 
+// The longest window a sweep chooses by itself.
+constexpr Millis kLongestWindow{120'000};
+
 }  // namespace
 
 std::string command_line(int argc, const char* const* argv) {
@@ -80,9 +84,17 @@ std::string command_line(int argc, const char* const* argv) {
 
 int run_load(const LoadArgs& a) {
   load::Request req;
-  std::string base = a.target;
-  while (!base.empty() && base.back() == '/') base.pop_back();
-  req.url = base + "/chat/completions";
+  std::string url_error;
+  auto target = parse_url(a.target, &url_error);
+  if (!target || target->host.empty()) {
+    std::fprintf(stderr,
+                 "ballast load: --target %s: %s (a base URL, as a client's base_url: http://HOST:PORT/v1)\n",
+                 redact_credentials(a.target).c_str(), url_error.empty() ? "no host" : url_error.c_str());
+    return 2;
+  }
+  // The path goes before any query the base URL carries (Azure's api-version, say).
+  req.url = fmt::format("{}://{}:{}{}/chat/completions{}{}", target->scheme, target->host, target->port,
+                        target->path, target->query.empty() ? "" : "?", target->query);
   req.headers.push_back("Content-Type: application/json");
   if (!a.api_key_env.empty()) {
     const char* key = std::getenv(a.api_key_env.c_str());
@@ -125,6 +137,7 @@ int run_load(const LoadArgs& a) {
   const auto began = Clock::now();
   auto one = [&](double load_value) {
     spec.load = load_value;
+    spec.seed = a.seed + rep.runs.size();  // each run its own arrivals, the same for the same --seed
     load::RunStats r = load::run(req, spec);
     std::string breach = load::slo_breach(r, rep.slo);
     std::printf("%s\n", load::run_line(r, breach).c_str());
@@ -149,8 +162,28 @@ int run_load(const LoadArgs& a) {
           "(no --slo-ttft or --slo-latency: the knee is the smallest load that reaches 95%% of the best "
           "throughput, with p50 latency within 1.5× the lightest load's and errors ≤ %.1f%%)\n",
           rep.slo.max_error_rate * 100);
+    bool lengthened = false;
     while (auto next = sweep.next()) {
       bool within = one(*next);
+      if (rep.runs.size() == 1 && a.duration_s <= 0 && !lengthened) {
+        lengthened = true;
+        // Each run should hold a good number of answers per worker, or its figures shake by a
+        // whole round: windows of at least ten answers at the lightest load's latency.
+        auto needed =
+            Millis(static_cast<int64_t>(std::ceil(10 * load::ms(rep.runs[0].latency.percentile(50)))));
+        if (needed > spec.duration) {
+          spec.duration = std::min(needed, kLongestWindow);
+          std::printf(
+              "(an answer takes %.1f s: the runs last %.0f s, about ten answers each; --duration sets it)\n",
+              load::ms(rep.runs[0].latency.percentile(50)) / 1000,
+              std::chrono::duration<double>(spec.duration).count());
+          rep.runs.clear();
+          rep.breaches.clear();
+          sweep = load::Sweep(start, open ? 100000 : 1024, !open,
+                              own_slo ? load::Sweep::Goal::slo : load::Sweep::Goal::throughput);
+          continue;
+        }
+      }
       const load::RunStats& r = rep.runs.back();
       sweep.report({*next, within, r.sustained_throughput(), load::ms(r.latency.percentile(50))});
     }
@@ -158,10 +191,21 @@ int run_load(const LoadArgs& a) {
     rep.knee_capped = sweep.capped();
     std::printf("\n%s", load::summary(rep).c_str());
   }
+  for (const auto& r : rep.runs) {
+    if (r.mode == "closed" && r.ok > 0 && r.ok_in_window < 3 * static_cast<uint64_t>(r.load)) {
+      std::printf(
+          "note: at %s the window held fewer than three answers per worker; its figures are coarse. A longer "
+          "--duration makes them firm.\n",
+          load::load_name(r).c_str());
+      break;
+    }
+  }
   rep.wall_s = std::chrono::duration<double>(Clock::now() - began).count();
   if (!a.json_file.empty() && !write_file(a.json_file, load::to_json(rep) + "\n")) return 2;
   if (!a.html_file.empty() && !write_file(a.html_file, load::to_html(rep))) return 2;
+  // A run that broke its SLO, or a sweep that found no load within it, is a failure a script sees.
   if (!a.sweep && !rep.breaches.front().empty()) return 1;
+  if (a.sweep && !rep.knee) return 1;
   return 0;
 }
 

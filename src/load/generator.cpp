@@ -18,6 +18,7 @@
 #include <fmt/format.h>
 
 #include "policy/classify.hpp"
+#include "policy/error_code.hpp"
 #include "policy/json_read.hpp"
 #include "policy/retry.hpp"
 #include "policy/sse_scanner.hpp"
@@ -73,7 +74,7 @@ bool usable_answer(std::string_view body) {
 }
 
 // A refusal that says when to come back (429 or 503 with retry-after-ms or Retry-After, as the
-// OpenAI SDKs read them): how long, capped as they cap it. Nothing for any other answer.
+// OpenAI SDKs read them): how long it asked for. Nothing for any other answer.
 std::optional<Millis> refusal_wait(int status, const Headers& headers) {
   if (status != 429 && status != 503) return std::nullopt;
   HeaderPairs told;
@@ -83,7 +84,7 @@ std::optional<Millis> refusal_wait(int status, const Headers& headers) {
   if (told.empty()) return std::nullopt;
   auto wait = retry_hint(told, std::chrono::system_clock::now());
   if (!wait) return std::nullopt;
-  return std::clamp(*wait, Millis(0), kLongestWait);
+  return std::max(*wait, Millis(0));
 }
 
 class Runner {
@@ -116,7 +117,8 @@ class Runner {
   asio::awaitable<void> worker() {
     asio::steady_timer timer(io_);
     while (Clock::now() < end_) {
-      Millis wait = co_await one(Clock::now());
+      ++in_flight_;
+      Millis wait = std::min(co_await one(Clock::now()), kLongestWait);
       if (spec_.respect_retry_after && wait > Millis(0)) {
         timer.expires_at(std::min(end_, Clock::now() + wait));
         co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
@@ -154,6 +156,7 @@ class Runner {
           s.second = std::chrono::duration<double>(due - start_).count();
           stats_.add(s);
         } else {
+          ++in_flight_;  // counted now: the check above must see what is already spawned
           asio::co_spawn(io_, one(due), asio::detached);
         }
         due += std::chrono::duration_cast<Duration>(std::chrono::duration<double>(gap(rng_)));
@@ -168,9 +171,9 @@ class Runner {
   // Open requests the generator keeps at most (each holds a connection and a descriptor).
   static constexpr int kMaxInFlight = 8192;
 
-  // One request, timed from `due`; returns the wait a refusal asked for (zero otherwise).
+  // One request, timed from `due` (the caller counted it in flight); returns the wait a refusal
+  // asked for (zero otherwise).
   asio::awaitable<Millis> one(TimePoint due) {
-    ++in_flight_;
     Sample s;
     s.second = std::chrono::duration<double>(due - start_).count();
     Wakeup wake(co_await asio::this_coro::executor);
@@ -186,6 +189,7 @@ class Runner {
     std::string body;
     StreamProgress progress;  // whole as the SDKs judge it (policy/sse_scanner)
     bool upstream_error = false;
+    bool garbled = false;
     std::string event_code;  // the code of the error event that ended the stream
     std::optional<TimePoint> last_token;
     for (;;) {
@@ -194,7 +198,11 @@ class Runner {
           scanner.feed(t.take());
           while (auto ev = scanner.next()) {
             // As the gateway does: an invalid event is dropped, the upstream's error event fails it.
-            if (ev->malformed) continue;
+            // An event whose data is not JSON: the SDKs raise on it, so the stream is garbled.
+            if (ev->malformed) {
+              garbled = true;
+              continue;
+            }
             if (ev->upstream_error && !upstream_error) {
               upstream_error = true;
               event_code = error_code_of(event_data(ev->raw));
@@ -242,7 +250,7 @@ class Runner {
             s.outcome = Outcome::stream_error;
             s.code = event_code;
           } else {
-            s.outcome = progress.complete() ? Outcome::ok : Outcome::truncated;
+            s.outcome = progress.complete() && !garbled ? Outcome::ok : Outcome::truncated;
           }
           break;
         case StatusClass::rate_limited:
@@ -261,6 +269,10 @@ class Runner {
       }
     }
     if (status_class(s.status) != StatusClass::success && s.status > 0) s.code = error_code_of(body);
+    // No answer at all (TLS to a plain port, a name that does not resolve, a reset): say which.
+    if (s.status == 0 && s.code.empty() && t.error() != TransportError::none &&
+        s.outcome != Outcome::connect_refused && s.outcome != Outcome::client_timeout)
+      s.code = std::string(code_name(code_for(t.error())));
     stats_.add(s);
     --in_flight_;
     finish_if_done();

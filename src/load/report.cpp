@@ -80,13 +80,16 @@ Recommendation recommend(const Report& rep) {
 }
 
 std::string run_line(const RunStats& r, const std::string& breach) {
+  // Classes first (they add up to the failures), then the codes the answers named.
   std::string errors;
   for (const auto& [name, n] : r.by_outcome)
     errors += fmt::format("{}{} {}", errors.empty() ? "" : ", ", name, n);
-  for (const auto& [code, n] : r.by_code) errors += fmt::format(", {} {}", code, n);
+  std::string codes;
+  for (const auto& [code, n] : r.by_code) codes += fmt::format("{}{} {}", codes.empty() ? "" : ", ", code, n);
+  if (!codes.empty()) errors += "; codes: " + codes;
   if (r.refused)
     errors +=
-        fmt::format(", Retry-After {:.1f} s on average", r.refused_wait_s / static_cast<double>(r.refused));
+        fmt::format("; Retry-After {:.1f} s on average", r.refused_wait_s / static_cast<double>(r.refused));
   std::string ttft = r.ttft.count() ? fmt::format("  ttft p50 {:.0f} p99 {:.0f} ms",
                                                   ms(r.ttft.percentile(50)), ms(r.ttft.percentile(99)))
                                     : "";

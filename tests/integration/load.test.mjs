@@ -183,6 +183,11 @@ test('what the client got: an error event, a stream without its end and a 200 th
   const n = (await load(['--target', noDone.base, '--model', 'sim', '--concurrency', '2', '--duration', '0.5', '--stream'])).report.runs[0];
   assert.equal(n.ok, n.requests, JSON.stringify(n.errors));
 
+  // An event whose data is not JSON: the SDKs raise on it, so the stream is garbled.
+  const mangled = await sim(['--fault', 'malformed-at=2', '--tokens', '5']);
+  const m = await run(mangled.base, ['--stream']);
+  assert.equal(m.errors.truncated, m.requests, JSON.stringify(m.errors));
+
   // A 200 whose body is not JSON.
   const garbled = await sim(['--fault', 'malformed', '--tokens', '3']);
   const g = await run(garbled.base, []);
@@ -215,6 +220,35 @@ test('a closed loop waits as a refusal\'s Retry-After says, unless told not to',
   assert.ok(polite.ok >= 10, `${polite.ok} answers`);
   const storm = (await load([...args, '--no-respect-retry-after'], { expectExit: 1 })).report.runs[0];
   assert.ok(storm.refused > 20 * polite.refused, `without waiting: ${storm.refused} refusals against ${polite.refused}`);
+
+  // A wait past the SDKs' 60 s cap is reported as asked, and waited for only until the run ends.
+  const far = await sim(['--fault', 'status=429,retry-after=3600']);
+  const started = Date.now();
+  const r = await load(['--target', far.base, '--model', 'sim', '--concurrency', '2', '--duration', '1'], { expectExit: 1 });
+  assert.ok(Date.now() - started < 10_000, 'the run ends on time');
+  const told = r.report.runs[0];
+  assert.equal(told.refused, 2, 'one refusal per worker, then each waits');
+  assert.equal(told.refused_wait_s, 7200);
+  assert.match(r.stdout, /\[refused 2; codes: rate_limit_exceeded 2; Retry-After 3600\.0 s on average\]/);
+});
+
+test('usage errors exit 2 and name what is wrong', async () => {
+  for (const [args, words] of [
+    [['--target', ''], /--target : must start with http/],
+    [['--target', 'ftp://127.0.0.1:1/v1'], /must start with http/],
+    [['--target', 'http://127.0.0.1:99999/v1'], /port outside/],
+    [['--target', 'http://127.0.0.1:1/v1', '--max-tokens', '-5'], /--max-tokens/],
+    [['--target', 'http://127.0.0.1:1/v1', '--prompt-tokens', '0'], /--prompt-tokens/],
+  ]) {
+    const r = await runBallast(['load', '--model', 'sim', '--concurrency', '1', ...args], { expectExit: 2 });
+    assert.match(r.stderr, words, args.join(' '));
+  }
+});
+
+test('a sweep that finds no load within the SLO exits 1', async () => {
+  const r = await load(['--target', 'http://127.0.0.1:1/v1', '--model', 'sim', '--sweep', '--duration', '0.3'], { expectExit: 1 });
+  assert.match(r.stdout, /no knee/);
+  assert.equal(r.report.knee, null);
 });
 
 // Without an SLO the knee is where more concurrency stops adding throughput (docs/load.md): the

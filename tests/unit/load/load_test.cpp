@@ -211,6 +211,35 @@ TEST(RunStats, RefusalsAreCountedWithTheWaitTheyAskedFor) {
   EXPECT_DOUBLE_EQ(r.error_rate(), 1);
 }
 
+TEST(RunStats, AFirstTokenSloHoldsNonStreamedAnswersToTheirLatency) {
+  RunStats r;
+  r.duration_s = 1;
+  for (int i = 0; i < 10; ++i) r.add(ok(400, 0.1));
+  // Not streamed: no first token measured, so the whole answer stands for it.
+  EXPECT_EQ(slo_breach(r, {100, 0, 0.01}), "p99 first token 400 ms (the whole answer) > 100 ms");
+  EXPECT_EQ(slo_breach(r, {500, 0, 0.01}), "");
+  Sample streamed = ok(400, 0.2);
+  streamed.ttft_us = 50'000;
+  RunStats s;
+  s.duration_s = 1;
+  s.add(streamed);
+  EXPECT_EQ(slo_breach(s, {100, 0, 0.01}), "");
+}
+
+TEST(RunStats, RequestsNeverSentAddNoLatency) {
+  RunStats r;
+  r.duration_s = 1;
+  r.add(ok(100, 0.1));
+  Sample dropped;
+  dropped.outcome = Outcome::not_sent;
+  dropped.second = 0.5;
+  for (int i = 0; i < 10; ++i) r.add(dropped);
+  EXPECT_EQ(r.requests, 11u);
+  EXPECT_EQ(r.by_outcome.at("not_sent"), 10u);
+  EXPECT_EQ(r.latency.count(), 1u);
+  EXPECT_NEAR(static_cast<double>(r.latency.percentile(50)), 100'000, 1'600);
+}
+
 TEST(Recommendation, FromTheKneeRun) {
   Report rep;
   rep.target = "http://127.0.0.1:8000/v1";
