@@ -1,7 +1,5 @@
 #include "doctor/diagnosis.hpp"
 
-#include <arpa/inet.h>
-
 #include <algorithm>
 #include <cctype>
 #include <cmath>
@@ -89,43 +87,6 @@ std::string trusted_cas(const config::Endpoint& ep) {
 }
 
 }  // namespace
-
-HostKind host_kind(std::string_view host) {
-  std::string h = lower(host);
-  if (h.size() > 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
-  if (size_t zone = h.find('%'); zone != std::string::npos) h.resize(zone);  // fe80::1%eth0
-  if (!h.empty() && h.back() == '.') h.pop_back();                           // a fully qualified name
-  if (h.empty()) return HostKind::public_network;
-  if (h == "localhost" || h.ends_with(".localhost")) return HostKind::loopback;
-  auto v4 = [](const unsigned char* b) {
-    if (b[0] == 127 || b[0] == 0) return HostKind::loopback;  // 0.0.0.0 reaches this host too
-    if (b[0] == 10 || (b[0] == 172 && b[1] >= 16 && b[1] <= 31) || (b[0] == 192 && b[1] == 168) ||
-        (b[0] == 169 && b[1] == 254) || (b[0] == 100 && b[1] >= 64 && b[1] <= 127))
-      return HostKind::private_network;
-    return HostKind::public_network;
-  };
-  in_addr a4{};
-  if (::inet_pton(AF_INET, h.c_str(), &a4) == 1) return v4(reinterpret_cast<const unsigned char*>(&a4));
-  in6_addr a6{};
-  if (::inet_pton(AF_INET6, h.c_str(), &a6) == 1) {
-    const unsigned char* b = a6.s6_addr;
-    if (IN6_IS_ADDR_LOOPBACK(&a6) || IN6_IS_ADDR_UNSPECIFIED(&a6)) return HostKind::loopback;
-    if (IN6_IS_ADDR_V4MAPPED(&a6)) return v4(b + 12);
-    if ((b[0] & 0xfe) == 0xfc || (b[0] == 0xfe && (b[1] & 0xc0) == 0x80)) return HostKind::private_network;
-    return HostKind::public_network;
-  }
-  if (h.find('.') == std::string::npos) return HostKind::single_label;
-  // Names reserved or conventional for private networks: mDNS (.local), ICANN's private-use
-  // .internal (host.docker.internal), RFC 8375's .home.arpa, home routers' .lan, Kubernetes' .svc.
-  for (std::string_view suffix : {".local", ".internal", ".home.arpa", ".lan", ".svc"}) {
-    if (h.ends_with(suffix)) return HostKind::private_network;
-  }
-  return HostKind::public_network;
-}
-
-bool host_is_local(std::string_view host) {
-  return host_kind(host) != HostKind::public_network;
-}
 
 bool is_placeholder_key(std::string_view key) {
   std::string k = lower(key);
@@ -232,7 +193,7 @@ ConfigCheck check_config(const Target& t) {
     out.detail = fmt::format("{} is not set", t.ep.api_key.substr(2, t.ep.api_key.size() - 3));
     return out;
   }
-  const bool local = host_is_local(parsed->host);
+  const bool local = is_local_host(parsed->host);
   const std::string from = t.key_source.empty() ? "" : " from " + t.key_source;
   if (t.ep.api_key.find_first_not_of(" \t\r\n") == std::string::npos) {
     if (t.ep.provider == config::Provider::azure || !local) {
@@ -305,7 +266,7 @@ std::string fix_for(Cause cause, const FixContext& c) {
           "off, /etc/hosts)",
           a.host);
     case Cause::proxy_failure:
-      if (host_is_local(a.host)) {
+      if (is_local_host(a.host)) {
         std::string no_proxy = a.host == "localhost"   ? "localhost,127.0.0.1"
                                : a.host == "127.0.0.1" ? "127.0.0.1,localhost"
                                                        : a.host + ",localhost,127.0.0.1";
@@ -320,7 +281,7 @@ std::string fix_for(Cause cause, const FixContext& c) {
           c.proxy_url, c.proxy_source, c.detail, c.proxy_source, a.host);
     case Cause::connect_refused:
       if (container_loopback) return container_fix;
-      if (host_is_local(a.host))
+      if (is_local_host(a.host))
         return fmt::format(
             "nothing is listening on {}: start the model server (vLLM serves on 8000, Ollama on "
             "11434, LM Studio on 1234, llama.cpp on 8080), or fix the port in the base URL",

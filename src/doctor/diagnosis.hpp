@@ -72,20 +72,10 @@ struct ConfigCheck {
 };
 
 // The key present, the URL well-formed, Azure's fields present and its api-version well-formed. A
-// key is required unless the server is local (host_is_local): local model servers usually take
+// key is required unless the server is local (is_local_host (policy/url)): local model servers usually take
 // none, or any (Ollama's docs set "ollama", vLLM's "EMPTY"). A remote server's key that looks like a
 // placeholder is noted, for the server to decide.
 ConfigCheck check_config(const Target& target);
-
-// Where a host is, judged from its name or address alone (no DNS): loopback (localhost,
-// 127.0.0.0/8, ::1), a private network (10/8, 172.16/12, 192.168/16, 100.64/10 carrier-grade NAT and
-// tailnets, 169.254/16 and fe80::/10 link-local, fc00::/7, and the private-use names *.local,
-// *.internal, *.lan, *.home.arpa, *.svc), a single label (a compose or Kubernetes service such as
-// "ollama" or "vllm"), or public.
-enum class HostKind { loopback, private_network, single_label, public_network };
-HostKind host_kind(std::string_view host);
-// Loopback, private or single-label: where a model server needs no key, or takes any.
-bool host_is_local(std::string_view host);
 
 // Only what is written as a placeholder: "sk-xxxx…" (or "sk-proj-", or x's alone), "your-api-key" in
 // any case and separator ("YOUR_OPENAI_API_KEY_HERE"), "<…>", "changeme", a ${VAR} or $VAR left

@@ -1,6 +1,9 @@
 #include "policy/url.hpp"
 
+#include <arpa/inet.h>
+
 #include <cctype>
+#include <string>
 
 namespace ballast {
 
@@ -77,20 +80,42 @@ bool is_loopback_host(std::string_view host) {
          host.ends_with(".localhost");
 }
 
-bool is_local_host(std::string_view host) {
-  if (is_loopback_host(host) || host == "host.docker.internal") return true;
-  if (host.starts_with("10.") || host.starts_with("192.168.")) return true;
-  if (host.starts_with("172.")) {
-    int second = 0;
-    for (char c : host.substr(4)) {
-      // Past 255 it is no octet: stop before a long run of digits overflows `second`.
-      if (!std::isdigit(static_cast<unsigned char>(c)) || second > 255) break;
-      second = second * 10 + (c - '0');
-    }
-    return second >= 16 && second <= 31;
+HostKind host_kind(std::string_view host) {
+  std::string h(host);
+  for (char& c : h) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (h.size() > 2 && h.front() == '[' && h.back() == ']') h = h.substr(1, h.size() - 2);
+  if (size_t zone = h.find('%'); zone != std::string::npos) h.resize(zone);  // fe80::1%eth0
+  if (!h.empty() && h.back() == '.') h.pop_back();                           // a fully qualified name
+  if (h.empty()) return HostKind::public_network;
+  if (h == "localhost" || h.ends_with(".localhost")) return HostKind::loopback;
+  auto v4 = [](const unsigned char* b) {
+    if (b[0] == 127 || b[0] == 0) return HostKind::loopback;  // 0.0.0.0 reaches this host too
+    if (b[0] == 10 || (b[0] == 172 && b[1] >= 16 && b[1] <= 31) || (b[0] == 192 && b[1] == 168) ||
+        (b[0] == 169 && b[1] == 254) || (b[0] == 100 && b[1] >= 64 && b[1] <= 127))
+      return HostKind::private_network;
+    return HostKind::public_network;
+  };
+  in_addr a4{};
+  if (::inet_pton(AF_INET, h.c_str(), &a4) == 1) return v4(reinterpret_cast<const unsigned char*>(&a4));
+  in6_addr a6{};
+  if (::inet_pton(AF_INET6, h.c_str(), &a6) == 1) {
+    const unsigned char* b = a6.s6_addr;
+    if (IN6_IS_ADDR_LOOPBACK(&a6) || IN6_IS_ADDR_UNSPECIFIED(&a6)) return HostKind::loopback;
+    if (IN6_IS_ADDR_V4MAPPED(&a6)) return v4(b + 12);
+    if ((b[0] & 0xfe) == 0xfc || (b[0] == 0xfe && (b[1] & 0xc0) == 0x80)) return HostKind::private_network;
+    return HostKind::public_network;
   }
-  return !host.empty() && host.find('.') == std::string_view::npos &&
-         host.find(':') == std::string_view::npos;
+  if (h.find('.') == std::string::npos) return HostKind::single_label;
+  // Names reserved or conventional for private networks: mDNS (.local), ICANN's private-use
+  // .internal (host.docker.internal), RFC 8375's .home.arpa, home routers' .lan, Kubernetes' .svc.
+  for (std::string_view suffix : {".local", ".internal", ".home.arpa", ".lan", ".svc"}) {
+    if (h.ends_with(suffix)) return HostKind::private_network;
+  }
+  return HostKind::public_network;
+}
+
+bool is_local_host(std::string_view host) {
+  return host_kind(host) != HostKind::public_network;
 }
 
 std::string percent_decoded(std::string_view segment) {

@@ -31,9 +31,14 @@ std::string percent_decoded(std::string_view segment);
 
 // localhost, 127.0.0.0/8, ::1 (with or without brackets), *.localhost.
 bool is_loopback_host(std::string_view host);
-// A host on this machine or its network, where a local model server lives: loopback, 10/8,
-// 172.16/12, 192.168/16, host.docker.internal, or a single-label name (a compose or Kubernetes
-// service).
+// Where a host is, judged from its name or address alone (no DNS): loopback (localhost,
+// 127.0.0.0/8, ::1), a private network (10/8, 172.16/12, 192.168/16, 100.64/10 carrier-grade NAT and
+// tailnets, 169.254/16 and fe80::/10 link-local, fc00::/7, and the private-use names *.local,
+// *.internal, *.lan, *.home.arpa, *.svc), a single label (a compose or Kubernetes service such as
+// "ollama" or "vllm"), or public.
+enum class HostKind { loopback, private_network, single_label, public_network };
+HostKind host_kind(std::string_view host);
+// A host on this machine or its network, where a local model server lives: any kind but public.
 bool is_local_host(std::string_view host);
 
 }  // namespace ballast

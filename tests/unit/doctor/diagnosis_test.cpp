@@ -1,4 +1,5 @@
 #include "doctor/diagnosis.hpp"
+#include "policy/url.hpp"
 
 #include <gtest/gtest.h>
 
