@@ -280,6 +280,9 @@ int run_serve(const ServeArgs& args) {
         spdlog::info("{}: no new connections; letting in-flight requests finish (shutdown_grace {})",
                      sig == SIGTERM ? "SIGTERM" : "SIGINT",
                      format_duration(generation->config.shutdown_grace));
+        // Queued requests that could not finish before the grace ends are refused now, with when
+        // to come back, instead of waiting for a slot until the process ends under them.
+        generation->upstreams.drain(Clock::now() + generation->config.shutdown_grace);
         for (auto& w : pool) {
           // The admin listener stays open until the process exits: /readyz there says draining.
           boost::asio::post(w->io, [&w = *w, grace = generation->config.shutdown_grace] {

@@ -224,6 +224,13 @@ void add_retry_after(Headers& headers, Millis wait, Exchange& x) {
 
 std::string describe_refusal(ErrorCode code, const config::Endpoint& endpoint,
                              const Upstreams::Admit& admit) {
+  if (admit.draining) {
+    return fmt::format(
+        "this ballast is shutting down (SIGTERM: shutdown_grace) and endpoint {} could not serve this "
+        "request before it ends: refused now rather than cut then; retry after {}, on another replica or "
+        "this one restarted",
+        endpoint.name, format_duration(admit.retry_after));
+  }
   if (code == ErrorCode::queue_full) {
     return fmt::format(
         "endpoint {} is at max_in_flight and its queue is full: retry after {}, or raise max_in_flight or "

@@ -138,7 +138,8 @@ asio::awaitable<Upstreams::Admit> Upstreams::admit(size_t model, size_t endpoint
       case Admission::Decision::queue_full:
         co_return Admit{Admit::queue_full, a.retry_after, {}, true};
       case Admission::Decision::too_late:
-        co_return Admit{Admit::queue_timeout, a.retry_after, {}, true, a.first_byte_bound};
+        co_return Admit{Admit::queue_timeout, a.retry_after,       {}, true,
+                        a.first_byte_bound,   admission.draining()};
       case Admission::Decision::queued:
         break;
     }
@@ -155,6 +156,9 @@ asio::awaitable<Upstreams::Admit> Upstreams::admit(size_t model, size_t endpoint
     std::lock_guard lock(*m.mu);
     TimePoint now = Clock::now();
     result.waited = now - arrived;
+    result.draining = admission.draining();
+    // A drain (or new averages) may have brought it closer.
+    start_by = std::min(start_by, admission.start_by(arrived, due));
     if (waiter->state == Waiter::State::granted) {
       // Granted while its client may have left: a burst of clients that give up together would
       // otherwise pass each freed slot down the line of the gone, each sending the upstream work
@@ -168,7 +172,8 @@ asio::awaitable<Upstreams::Admit> Upstreams::admit(size_t model, size_t endpoint
       break;
     }
     if (waiter->state == Waiter::State::refused) {
-      result = {Admit::queue_timeout, waiter->retry_after, now - arrived, false};
+      result.kind = Admit::queue_timeout;
+      result.retry_after = waiter->retry_after;
       break;
     }
     bool gone = down.client_gone();
@@ -185,6 +190,23 @@ asio::awaitable<Upstreams::Admit> Upstreams::admit(size_t model, size_t endpoint
   down.stop_watching();
   metrics_.queue_wait(labels, std::chrono::duration<double>(result.waited).count());
   co_return result;
+}
+
+void Upstreams::drain(TimePoint until) {
+  for (auto& model : models_) {
+    ModelState& m = *model;
+    std::lock_guard lock(*m.mu);
+    const TimePoint now = Clock::now();
+    for (size_t e = 0; e < m.pool.size(); ++e) {
+      wake(m, e, m.pool.admission(e).drain(until, now));
+      // Those still waiting look again at when they must give up.
+      for (auto& [ticket, w] : *m.waiters[e]) {
+        asio::post(w->executor, [w = w] {
+          if (!w->gone) w->wake->notify();
+        });
+      }
+    }
+  }
 }
 
 void Upstreams::wake(ModelState& m, size_t endpoint, const Admission::Changes& changes) {

@@ -50,6 +50,7 @@ class Upstreams {
     Duration waited{0};
     bool at_once = false;           // refused on arrival: it could not have started in time
     bool first_byte_bound = false;  // at once, and only because of the first-byte bound in `due`
+    bool draining = false;          // refused because the process is shutting down before it could finish
   };
   boost::asio::awaitable<Admit> admit(size_t model, size_t endpoint, const std::string& fair_key,
                                       const Due& due, Downstream& down, Wakeup& wake);
@@ -65,6 +66,10 @@ class Upstreams {
   // A slot just granted, kept if its request can still be served as `due` says (its client's
   // patience may have been learned meanwhile); else given back, and when to come back is returned.
   std::optional<Millis> keep_if_in_time(size_t model, size_t endpoint, const Due& due, TimePoint now);
+
+  // The process is shutting down and ends at `until`: queued requests that could not start and
+  // finish before it are refused now (Admission::drain), and new ones are held to it.
+  void drain(TimePoint until);
 
   // How long the endpoint's slots are held, on average (none before the first request ends).
   std::optional<Duration> mean_hold(size_t model, size_t endpoint);

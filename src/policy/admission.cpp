@@ -76,7 +76,7 @@ TimePoint Admission::start_by(TimePoint now, const Due& due) const {
   const Duration hold = mean_hold_.value_or(Duration(0));
   const Duration queue_wait =
       std::min<Duration>(policy_.queue_timeout, due.queue_wait.value_or(Duration::max()));
-  TimePoint latest = std::min(now + queue_wait, due.deadline - hold);
+  TimePoint latest = std::min(now + queue_wait, std::min(due.deadline, drain_until_) - hold);
   if (due.first_byte != TimePoint::max()) {
     // A non-streamed answer's first byte is its last: the whole hold. A stream's is its first token.
     const Duration first_byte = due.stream ? mean_stream_first_token_.value_or(hold) : hold;
@@ -189,6 +189,11 @@ Admission::Changes Admission::retune(const AdmissionPolicy& policy, TimePoint no
     limit_ = std::clamp<double>(limit_, policy_.min_limit, policy_.max_limit);
   else
     limit_ = policy_.adaptive ? policy_.initial_limit : policy_.max_in_flight;
+  return settle(now);
+}
+
+Admission::Changes Admission::drain(TimePoint until, TimePoint now) {
+  drain_until_ = std::min(drain_until_, until);
   return settle(now);
 }
 

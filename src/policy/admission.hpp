@@ -101,6 +101,13 @@ class Admission {
   // to the new range). A higher limit may admit waiters at once.
   Changes retune(const AdmissionPolicy& policy, TimePoint now);
 
+  // The process is shutting down: nothing may hold a slot past `until` (the end of its shutdown
+  // grace). Every request's deadline is capped by it from now on, so those queued that can no
+  // longer start and finish before it are refused now, with when to come back, instead of waiting
+  // for a slot until the process ends under them; those that can still make it keep their place.
+  Changes drain(TimePoint until, TimePoint now);
+  bool draining() const { return drain_until_ != TimePoint::max(); }
+
   // When a request refused now could try again: time for the queue ahead of it, and the requests
   // refused before it, to drain; never more than the queue timeout or the time its client has left
   // before `deadline`.
@@ -139,6 +146,7 @@ class Admission {
   // later, so a burst refused together comes back at the drain rate; it never stands further ahead
   // than the queue timeout, and is forgotten once the queue drains.
   TimePoint last_promise_{};
+  TimePoint drain_until_ = TimePoint::max();  // drain(): every deadline is capped by it
 };
 
 // A token bucket for requests or tokens per minute. It holds ten seconds' worth, so a burst is

@@ -160,6 +160,36 @@ test('admin_listen: /metrics and /ballast/status move there; its /readyz says dr
   assert.equal((await gw.exited).code, 0);
 });
 
+test('SIGTERM: a queued request that could not finish within shutdown_grace is refused at once; one that can is served', async () => {
+  const sim = await run.sim(['--ttft', '1000', '--tokens', '1']);
+  const gw = await run.serve({
+    shutdown_grace: '2500ms',
+    models: [{ name: 'm', endpoints: [{ base_url: sim.base, max_in_flight: 1 }] }],
+  });
+  // One answer teaches ballast how long a slot is held: about 1 s.
+  assert.equal((await chat(gw.base, { model: 'm' })).status, 200);
+  const first = chat(gw.base, { model: 'm' });
+  await eventually(async () => (await sim.stats()).in_flight === 1);
+  const next = chat(gw.base, { model: 'm' });
+  await eventually(async () => (await (await fetch(`${gw.url}/ballast/status`)).text()).includes('"queued":1'));
+  const last = chat(gw.base, { model: 'm' });
+  await eventually(async () => (await (await fetch(`${gw.url}/ballast/status`)).text()).includes('"queued":2'));
+  // The process ends 2.5 s from now. `first` ends within 1 s and `next` by about 2 s: both are served.
+  // `last` would start at about 2 s and end at about 3 s: it is told now, not cut then.
+  const signalled = Date.now();
+  gw.proc.kill('SIGTERM');
+  const refused = await last;
+  const answeredAfter = Date.now() - signalled;
+  assert.equal(refused.status, 503, refused.text);
+  assert.ok(answeredAfter < 1000, `refused ${answeredAfter} ms after SIGTERM`);
+  assert.equal(refused.json.error.code, 'queue_timeout');
+  assert.match(refused.json.error.message, /shutting down/);
+  assert.ok(Number(refused.headers.get('retry-after-ms')) > 0);
+  assert.equal((await first).status, 200);
+  assert.equal((await next).status, 200);
+  assert.equal((await gw.exited).code, 0);
+});
+
 test('limits.max_buffered_bytes: a body past the bound across requests in flight is refused 503 with Retry-After', async () => {
   const sim = await run.sim(['--ttft', '1000', '--tokens', '2']);
   const gw = await run.serve({

@@ -84,6 +84,35 @@ TEST(Admission, WaitersThatCanNoLongerMakeItAreToldAtOnce) {
   EXPECT_FALSE(a.cancel(late.ticket));
 }
 
+TEST(Admission, DrainingRefusesAtOnceWhatCouldNotFinishBeforeTheProcessEnds) {
+  Admission a(fixed(1));
+  // A first request teaches the hold: 2 s.
+  a.arrive("", t0, far);
+  a.finish(t0 + 2s, t0, LoadSignal::success, std::nullopt);
+  a.arrive("", t0 + 2s, far);               // in flight until about 4 s
+  auto next = a.arrive("", t0 + 2s, far);   // would start at 4 s, done at 6 s
+  auto after = a.arrive("", t0 + 2s, far);  // would start at 6 s, done at 8 s
+  ASSERT_EQ(next.decision, D::queued);
+  ASSERT_EQ(after.decision, D::queued);
+  // SIGTERM at 2.5 s with 5 s of grace: the process ends at 7.5 s. `next` can still make it and
+  // keeps its place; `after` is told now, rather than left to wait for a slot until the end.
+  auto c = a.drain(t0 + 7500ms, t0 + 2500ms);
+  EXPECT_TRUE(a.draining());
+  EXPECT_TRUE(c.granted.empty());
+  ASSERT_EQ(c.refused.size(), 1u);
+  EXPECT_EQ(c.refused[0].first, after.ticket);
+  EXPECT_GT(c.refused[0].second, 0ms);
+  // The slot frees at 4 s: `next` is served.
+  c = a.finish(t0 + 4s, t0 + 2s, LoadSignal::success, std::nullopt);
+  ASSERT_EQ(c.granted.size(), 1u);
+  EXPECT_EQ(c.granted[0], next.ticket);
+  // A request arriving now on a connection still open could not finish in time: refused at once.
+  EXPECT_EQ(a.arrive("", t0 + 4s, far).decision, D::too_late);
+  // A later drain never extends an earlier one.
+  a.drain(t0 + 1h, t0 + 4s);
+  EXPECT_EQ(a.arrive("", t0 + 4s, far).decision, D::too_late);
+}
+
 // A client that ignores Retry-After and re-sends at once, for as long as it likes.
 TEST(Admission, ATightLoopOfRefusalsNeverPromisesMoreThanTheQueueTimeout) {
   AdmissionPolicy p = fixed(8, 8);
