@@ -336,8 +336,14 @@ template <class Stream>
 asio::awaitable<bool> Session<Stream>::respond(int status, const Headers& headers, std::string body) {
   http::response<http::string_body> res;
   fill(res, status, headers);
-  res.body() = std::move(body);
-  res.prepare_payload();
+  // 1xx, 204 and 304 carry no body and no Content-Length (RFC 9110 8.6); every other answer says
+  // its length.
+  if (status / 100 == 1 || status == 204 || status == 304) {
+    res.body().clear();
+  } else {
+    res.body() = std::move(body);
+    res.prepare_payload();
+  }
   responded_ = true;
   lowest().expires_after(server_->options.write_timeout);
   auto [ec, n] = co_await http::async_write(stream_, res, as_tuple_awaitable);
