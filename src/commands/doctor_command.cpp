@@ -75,8 +75,12 @@ std::vector<doctor::Target> from_config(const config::Config& c) {
       t.name = fmt::format("{} / {}", m.name, ep.name);
       t.ep = ep;
       t.key_source = fmt::format("api_key: of {} (line {})", c.source, ep.line);
-      if (ep.api_key.starts_with("${") && ep.api_key.ends_with("}"))
+      if (ep.api_key.starts_with("${") && ep.api_key.ends_with("}")) {
         t.key_source = ep.api_key.substr(2, ep.api_key.size() - 3);
+        // Kept as written by load_keeping_references only when the variable is not set (or empty,
+        // which the config's expansion takes as unset).
+        if (env(t.key_source.c_str()).empty()) t.unset_key_variable = t.key_source;
+      }
       // The name the endpoint's upstream is asked for: its own model:, else the client-facing one.
       t.model = !ep.model.empty() ? ep.model : m.name == "*" ? "" : m.name;
       t.first_token_timeout = config::effective_bounds(c, m, ep).first_token;

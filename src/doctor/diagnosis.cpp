@@ -8,6 +8,7 @@
 
 #include "policy/classify.hpp"
 #include "policy/duration.hpp"
+#include "policy/json_read.hpp"
 #include "policy/url.hpp"
 
 namespace ballast::doctor {
@@ -86,7 +87,109 @@ std::string trusted_cas(const config::Endpoint& ep) {
   return fmt::format("{} ({})", ep.ca_bundle_source, ep.ca_bundle);
 }
 
+// The media type alone, lower case: "text/html; charset=utf-8" is "text/html".
+std::string media_type(std::string_view content_type) {
+  std::string m = lower(content_type.substr(0, content_type.find(';')));
+  while (!m.empty() && std::isspace(static_cast<unsigned char>(m.back()))) m.pop_back();
+  size_t first = m.find_first_not_of(" \t");
+  return first == std::string::npos ? "" : m.substr(first);
+}
+
+// An HTML page's <title>, trimmed and at most 60 characters; empty without one.
+std::string html_title(std::string_view body) {
+  std::string l = lower(body.substr(0, 8192));
+  size_t open = l.find("<title>");
+  if (open == std::string::npos) return "";
+  size_t from = open + 7;
+  size_t close = l.find("</title>", from);
+  std::string title(body.substr(from, (close == std::string::npos ? l.size() : close) - from));
+  for (char& c : title)
+    if (std::isspace(static_cast<unsigned char>(c))) c = ' ';
+  while (!title.empty() && title.back() == ' ') title.pop_back();
+  title.erase(0, std::min(title.size(), title.find_first_not_of(' ')));
+  if (title.size() > 60) title = title.substr(0, 60) + "…";
+  return title;
+}
+
+// What a 2xx answer was, as the fix shows it: "text/html (titled 'Welcome to nginx!', Server: nginx)".
+std::string shown_answer(const Answer& a) {
+  std::string media = media_type(a.content_type);
+  std::string out = media.empty() ? "a body with no content type" : media;
+  std::vector<std::string> notes;
+  if (media == "text/html" || media.empty()) {
+    if (std::string title = html_title(a.body); !title.empty()) notes.push_back("titled '" + title + "'");
+  }
+  if (!a.server.empty()) notes.push_back("Server: " + a.server);
+  for (size_t i = 0; i < notes.size(); ++i) out += (i ? ", " : " (") + notes[i];
+  if (!notes.empty()) out += ")";
+  return out;
+}
+
 }  // namespace
+
+std::string not_the_api(const Answer& a) {
+  if (a.expect == Answer::Expect::stream) {
+    if (media_type(a.content_type) == "text/event-stream") return "";
+    return shown_answer(a) + ", not an event stream";
+  }
+  simdjson::dom::element doc;
+  if (json_parser().parse(a.body.data(), a.body.size()).get(doc) != simdjson::SUCCESS)
+    return shown_answer(a) + (media_type(a.content_type).ends_with("json") ? " that is not JSON" : "");
+  simdjson::dom::array list;
+  const char* member = a.expect == Answer::Expect::models ? "data" : "choices";
+  if (!doc.is_object() || doc[member].get(list) != simdjson::SUCCESS)
+    return fmt::format("{} without a {} array", shown_answer(a), member);
+  return "";
+}
+
+std::string with_api_path(std::string_view base_url, std::string_view api_path) {
+  size_t q = base_url.find_first_of("?#");
+  std::string path(base_url.substr(0, q));
+  while (!path.empty() && path.back() == '/') path.pop_back();
+  std::string out = path + std::string(api_path);
+  if (q != std::string_view::npos && base_url[q] == '?') {
+    std::string_view query = base_url.substr(q + 1);
+    query = query.substr(0, query.find('#'));
+    if (!query.empty()) out += "?" + std::string(query);
+  }
+  return out;
+}
+
+std::optional<PathSuggestion> suggested_base_url(std::string_view base_url) {
+  auto u = parse_url(base_url);
+  if (!u) return std::nullopt;
+  std::string path = u->path;
+  std::string why;
+  // What a client appends itself, pasted with the base URL from an example request.
+  for (std::string_view op : {"/chat/completions", "/completions", "/embeddings", "/responses", "/models"}) {
+    if (lower(path).ends_with(op)) {
+      why = fmt::format("the base URL ends in {}, which the client adds itself",
+                        path.substr(path.size() - op.size()));
+      path.resize(path.size() - op.size());
+      break;
+    }
+  }
+  size_t slash = path.rfind('/');
+  std::string last = slash == std::string::npos ? "" : lower(path.substr(slash + 1));
+  const bool version = last.size() >= 2 && last[0] == 'v' &&
+                       std::all_of(last.begin() + 1, last.end(),
+                                   [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
+  if (last == "v1") {
+    if (why.empty()) return std::nullopt;  // already /v1: nothing likelier to suggest
+  } else if (version) {
+    if (why.empty()) why = fmt::format("the base URL ends in /{}, not /v1", path.substr(slash + 1));
+    path.replace(slash + 1, std::string::npos, "v1");
+  } else {
+    if (why.empty()) why = "the base URL lacks /v1";
+    path += "/v1";
+  }
+  // The scheme and host as the URL wrote them (parse_url lowers the scheme and may add a port).
+  size_t authority_end = base_url.find_first_of("/?#", base_url.find("://") + 3);
+  std::string url(base_url.substr(0, authority_end));
+  url += path;
+  if (!u->query.empty()) url += "?" + u->query;
+  return PathSuggestion{url, why};
+}
 
 bool is_placeholder_key(std::string_view key) {
   std::string k = lower(key);
@@ -188,9 +291,9 @@ ConfigCheck check_config(const Target& t) {
     return out;
   }
   std::string key_note;
-  if (t.ep.api_key.starts_with("${") && t.ep.api_key.ends_with("}")) {
+  if (!t.unset_key_variable.empty()) {
     out.cause = Cause::missing_api_key;
-    out.detail = fmt::format("{} is not set", t.ep.api_key.substr(2, t.ep.api_key.size() - 3));
+    out.detail = fmt::format("{} is not set", t.unset_key_variable);
     return out;
   }
   const bool local = is_local_host(parsed->host);
@@ -205,8 +308,9 @@ ConfigCheck check_config(const Target& t) {
   } else if (!local && is_placeholder_key(t.ep.api_key)) {
     // Named only if the server rejects it: a server that accepts it knows better.
     out.placeholder_key = true;
-    key_note = fmt::format("key{} '{}' looks like a placeholder (the server decides)", from,
-                           shown_key(t.ep.api_key));
+    const bool reference = t.ep.api_key.find('$') != std::string::npos;
+    key_note = fmt::format("key{} '{}' looks like {} (the server decides)", from, shown_key(t.ep.api_key),
+                           reference ? "an unexpanded placeholder: it is sent as written" : "a placeholder");
   } else {
     key_note =
         fmt::format("key{} …{}", from,
@@ -326,13 +430,16 @@ std::string fix_for(Cause cause, const FixContext& c) {
           "belongs to this {}",
           key_var(), c.status, c.upstream_message.empty() ? "" : ": " + c.upstream_message,
           t.ep.provider == config::Provider::azure ? "Azure resource" : "server or organisation");
-    case Cause::wrong_path:
-      if (!a.path.ends_with("/v1") && t.ep.provider != config::Provider::azure)
-        return fmt::format("GET {}/models answered 404: the base URL lacks /v1; use {}/v1", a.url, a.url);
+    case Cause::wrong_path: {
+      const std::string asked = c.request_url.empty() ? with_api_path(a.url, "/models") : c.request_url;
+      auto suggestion = t.ep.provider == config::Provider::azure ? std::nullopt : suggested_base_url(a.url);
+      if (suggestion)
+        return fmt::format("GET {} answered 404: {}; use {}", asked, suggestion->why, suggestion->url);
       return fmt::format(
-          "GET {}/models answered 404: the base URL's path is not the API's; check the path the "
+          "GET {} answered 404: the base URL's path is not the API's; check the path the "
           "server documents for its OpenAI-compatible API",
-          a.url);
+          asked);
+    }
     case Cause::unknown_model: {
       std::string listed;
       for (size_t i = 0; i < c.listed_models.size() && i < 8; ++i)
@@ -361,6 +468,11 @@ std::string fix_for(Cause cause, const FixContext& c) {
           "limit, or cap the traffic with ballast's rpm:, tpm: and max_in_flight:",
           c.upstream_message.empty() ? "" : " (" + c.upstream_message + ")");
     case Cause::upstream_status:
+      if (status_class(c.status) == StatusClass::success)  // its own error event, inside a 2xx stream
+        return fmt::format(
+            "the server began its answer, then reported an error of its own: '{}': the model or the server "
+            "behind it failed this request; check the server's logs for that message",
+            c.upstream_message.empty() ? c.detail : c.upstream_message);
       return fmt::format("the server answered HTTP {}{}: it is reachable but failing; check its logs",
                          c.status, c.upstream_message.empty() ? "" : ": " + c.upstream_message);
     case Cause::first_byte_timeout:
@@ -369,6 +481,29 @@ std::string fix_for(Cause cause, const FixContext& c) {
           "its model; check its logs and its load",
           hostport, c.detail);
     case Cause::upstream_reset:
+      if (!c.answered.empty() && !c.upstream_message.empty())
+        return fmt::format(
+            "{} answered HTTP {} with {}, holding an error: '{}': the server, or a proxy in front of it, "
+            "reports success while failing; check its logs",
+            hostport, c.status, c.answered, c.upstream_message);
+      if (!c.answered.empty()) {
+        std::string l = lower(c.answered), page;
+        for (const char* server : {"nginx", "apache", "caddy", "traefik", "envoy", "iis", "cloudflare"}) {
+          if (l.find(server) != std::string::npos) {
+            page = fmt::format(", likely {}'s own page", server);
+            break;
+          }
+        }
+        return fmt::format(
+            "{} answered HTTP {} with {}{}: this is not an OpenAI-compatible API; check the base URL's host, "
+            "port and path",
+            hostport, c.status, c.answered, page);
+      }
+      if (status_class(c.status) == StatusClass::success)
+        return fmt::format(
+            "{} answered HTTP {}, then closed before any of its answer came ({}): the server crashed or "
+            "restarted, or a proxy in between cut it; check the server's logs",
+            hostport, c.status, c.detail);
       return fmt::format(
           "{} closed the connection before answering ({}): the server crashed or restarted, or a proxy or "
           "load balancer in between cut it; check the server's logs",
@@ -397,7 +532,13 @@ std::string fix_for(Cause cause, const FixContext& c) {
   return "";
 }
 
-Cause classify_probe(const Outcome& o) {
+ErrorCode expired_bound(bool headers, bool stream, bool token) {
+  if (!headers) return ErrorCode::first_byte_timeout;
+  if (stream && !token) return ErrorCode::first_token_timeout;
+  return ErrorCode::stream_idle_timeout;
+}
+
+Cause classify_probe(const Outcome& o, bool stream_began) {
   switch (classify(o).code) {
     case ErrorCode::ok:
       return Cause::ok;
@@ -417,10 +558,12 @@ Cause classify_probe(const Outcome& o) {
       return Cause::first_token_timeout;
     case ErrorCode::stream_idle_timeout:
     case ErrorCode::deadline_exceeded:
-      return Cause::stream_broken;
+      // A stream stalled; a non-streamed answer that began and never finished is no answer in time.
+      return stream_began ? Cause::stream_broken : Cause::first_byte_timeout;
     case ErrorCode::upstream_reset:
-      // Before any answer the connection was dropped; after it began, the answer was cut or garbled.
-      return o.status > 0 ? Cause::stream_broken : Cause::upstream_reset;
+      // Only a stream that began can break: before its first event, the connection was dropped or
+      // what answered (a page, a JSON body) is not the API's.
+      return stream_began ? Cause::stream_broken : Cause::upstream_reset;
     default:
       return Cause::upstream_status;
   }

@@ -46,7 +46,10 @@ struct Target {
   // api_version), api_key, proxy and ca_bundle, as the gateway would use them.
   config::Endpoint ep;
   std::string key_source;  // where the key comes from, for the fix: "OPENAI_API_KEY", "config line 7"
-  std::string model;       // to look for in /models and to ask for a completion; empty: the first listed
+  // The config file's api_key: ${VAR} names a variable that is not set. Only a config file's values
+  // are expanded: a variable's value is the literal key serve sends, "${FOO}" included.
+  std::string unset_key_variable;
+  std::string model;  // to look for in /models and to ask for a completion; empty: the first listed
   Millis connect_timeout{3'000};
   Millis first_token_timeout{30'000};  // --timeout, or the config's timeouts.first_token
   std::string timeout_source = "--timeout";
@@ -98,15 +101,51 @@ struct FixContext {
   std::vector<std::string> listed_models;
   double first_token_ms = 0;  // observed, for first_token_timeout
   std::string detail;         // the failing hop's own words
+  std::string answered;       // a 2xx that is not the API's: what it was (not_the_api)
+  std::string request_url;    // the URL the failing hop asked
 };
 
 std::string fix_for(Cause cause, const FixContext& ctx);
 
 // What a probe's outcome means, as the one classifier (policy/classify) judges it, in doctor's words:
 // dns_failure, proxy_failure, connect_refused, connect_timeout and tls_failure whichever hop met them;
-// a reset before any answer is upstream_reset, after the answer began (cut, or not JSON) stream_broken;
-// the upstream's error event inside a stream, and any status, upstream_status (each hop refines a
-// status by status_class). ok when nothing failed.
-Cause classify_probe(const Outcome& outcome);
+// upstream_reset (a connection dropped, or a 2xx that is not the API's) is stream_broken only once a
+// stream began (`stream_began`: an SSE event of a 2xx event stream arrived), as is a stall; the
+// upstream's error event inside a stream, and any status, upstream_status (each hop refines a status
+// by status_class). ok when nothing failed.
+Cause classify_probe(const Outcome& outcome, bool stream_began = false);
+
+// Which of doctor's own bounds ended a request, from what had arrived by then: no response headers
+// is first_byte_timeout; headers but no token of a stream, first_token_timeout; a stream whose
+// tokens had begun, stream_idle_timeout (it stalled).
+ErrorCode expired_bound(bool headers, bool stream, bool token);
+
+// A 2xx answer as it arrived, to judge whether it is the API's.
+struct Answer {
+  enum class Expect { models, stream, completion } expect = Expect::models;
+  std::string content_type;  // as sent; "" for none
+  std::string server;        // the Server header; "" for none
+  std::string_view body;     // its first 64 KiB
+  int events = 0;            // SSE events read, keep-alive comments aside (a stream)
+};
+
+// What answered, when a 2xx is not the API's answer: /models that is not JSON or has no "data"
+// array; a completion that is not JSON with "choices"; a streamed request answered without
+// text/event-stream. Empty when it is the API's. In words for the fix: "text/html (titled 'Welcome
+// to nginx!', Server: nginx/1.27.0)", "application/json without a data array".
+std::string not_the_api(const Answer& answer);
+
+// `api_path` ("/models") appended to the base URL's path, before any query it has.
+std::string with_api_path(std::string_view base_url, std::string_view api_path);
+
+// For a 404 on {base}/models: the base URL that is likelier right, and why. A pasted operation
+// (/chat/completions, /completions, /embeddings, /responses, /models) is dropped, another version
+// (/v2) becomes /v1, a path without /v1 gets it; the query stays after the path. Nothing when the
+// path already ends in /v1 or the URL does not parse.
+struct PathSuggestion {
+  std::string url;
+  std::string why;  // "the base URL lacks /v1"
+};
+std::optional<PathSuggestion> suggested_base_url(std::string_view base_url);
 
 }  // namespace ballast::doctor

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <condition_variable>
 #include <cstring>
@@ -349,10 +350,13 @@ struct HttpResult {
   TransportError transport = TransportError::none;  // curl's code, translated as the gateway's are
   bool timed_out = false;  // doctor's own bound for the request ran out after the connection was made
   int status = 0;
-  std::string body;  // non-streamed, or a failed stream's error body (first 64 KiB)
+  std::string content_type, server;  // the final response's headers, "" when absent
+  std::string body;                  // its first 64 KiB: an error body, a page, a list, a stream
   std::optional<double> first_byte_ms, first_token_ms;
   double total_ms = 0;
   bool first_token_late = false;  // aborted: no token within the bound
+  bool idle_late = false;         // aborted: the stream went silent for longer than its idle bound
+  int events = 0;                 // SSE events of a 2xx event stream, keep-alive comments aside
   bool done = false;              // the stream is whole: [DONE], every choice finished, or its final event
   bool malformed = false;
   std::string stream_error;  // the upstream's own error event, in its words
@@ -368,6 +372,7 @@ struct HttpRequest {
   Millis connect{3'000};
   Millis total{10'000};
   std::optional<Millis> first_token;  // streams
+  std::optional<Millis> idle;         // streams: the longest silence once the first token came
 };
 
 struct Transfer {
@@ -375,6 +380,8 @@ struct Transfer {
   TimePoint start;
   bool stream = false;
   std::optional<Millis> first_token;
+  std::optional<Millis> idle;
+  TimePoint last_byte;
   SseScanner scanner;
   StreamProgress progress;  // whole as the SDKs (and the gateway) judge it
 };
@@ -383,11 +390,15 @@ size_t on_body(char* data, size_t size, size_t n, void* self) {
   auto* t = static_cast<Transfer*>(self);
   size_t len = size * n;
   if (!t->r->first_byte_ms) t->r->first_byte_ms = ms_since(t->start);
+  t->last_byte = Clock::now();
   constexpr size_t kKeep = size_t{64} * 1024;  // enough for any error body
   if (t->r->body.size() < kKeep) t->r->body.append(data, std::min(len, kKeep - t->r->body.size()));
-  if (t->stream && status_class(t->r->status) == StatusClass::success) {
+  // Read as a stream only what says it is one, as the gateway does (a page or a JSON body is not).
+  if (t->stream && status_class(t->r->status) == StatusClass::success &&
+      t->r->content_type.find("text/event-stream") != std::string::npos) {
     t->scanner.feed(std::string_view(data, len));
     while (auto ev = t->scanner.next()) {
+      if (!ev->comment_only) ++t->r->events;
       if (ev->malformed) t->r->malformed = true;
       if ((ev->has_content || ev->terminal) && !t->r->first_token_ms)
         t->r->first_token_ms = ms_since(t->start);
@@ -403,16 +414,21 @@ size_t on_body(char* data, size_t size, size_t n, void* self) {
 
 int on_progress(void* self, curl_off_t, curl_off_t, curl_off_t, curl_off_t) {
   auto* t = static_cast<Transfer*>(self);
-  if (t->first_token && !t->r->first_token_ms && Clock::now() - t->start > *t->first_token) {
+  const TimePoint now = Clock::now();
+  if (t->first_token && !t->r->first_token_ms && now - t->start > *t->first_token) {
     t->r->first_token_late = true;
     return 1;  // abort
+  }
+  if (t->idle && t->r->first_token_ms && now - t->last_byte > *t->idle) {
+    t->r->idle_late = true;
+    return 1;
   }
   return 0;
 }
 
 HttpResult http(const HttpRequest& req) {
   HttpResult r;
-  Transfer t{&r, Clock::now(), req.first_token.has_value(), req.first_token, {}};
+  Transfer t{&r, Clock::now(), req.first_token.has_value(), req.first_token, req.idle, Clock::now(), {}, {}};
   CURL* easy = curl_easy_init();
   curl_slist* headers = nullptr;
   for (const auto& h : req.headers) headers = curl_slist_append(headers, h.c_str());
@@ -444,8 +460,19 @@ HttpResult http(const HttpRequest& req) {
           // The code follows the first space: "HTTP/1.1 200 OK", but "HTTP/2 200"; 0 if it is not digits.
           size_t sp = line.find(' ');
           tr->r->status = 0;
+          tr->r->content_type.clear();  // a proxy's CONNECT answer or a 100 came first: not this one's
+          tr->r->server.clear();
           if (sp != std::string_view::npos && line.size() >= sp + 4)
             std::from_chars(line.data() + sp + 1, line.data() + sp + 4, tr->r->status);
+        } else if (size_t colon = line.find(':'); colon != std::string_view::npos) {
+          std::string name(line.substr(0, colon));
+          for (char& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+          std::string_view value = line.substr(colon + 1);
+          while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+          while (!value.empty() && std::isspace(static_cast<unsigned char>(value.back())))
+            value.remove_suffix(1);
+          if (name == "content-type") tr->r->content_type = std::string(value.substr(0, 200));
+          if (name == "server") tr->r->server = std::string(value.substr(0, 100));
         }
         if (!tr->r->first_byte_ms) tr->r->first_byte_ms = ms_since(tr->start);
         return s * n;
@@ -484,12 +511,8 @@ Outcome outcome_of(const HttpResult& r, bool stream) {
   Outcome o;
   o.status = r.status;
   o.detail = r.error;
-  if (r.first_token_late) {
-    o.timer = ErrorCode::first_token_timeout;
-  } else if (r.timed_out) {
-    o.timer = !r.first_byte_ms              ? ErrorCode::first_byte_timeout
-              : stream && !r.first_token_ms ? ErrorCode::first_token_timeout
-                                            : ErrorCode::stream_idle_timeout;
+  if (r.first_token_late || r.idle_late || r.timed_out) {
+    o.timer = expired_bound(r.first_byte_ms.has_value(), stream, r.first_token_ms.has_value());
   } else {
     o.transport = r.transport;
   }
@@ -507,9 +530,10 @@ Outcome outcome_of(const HttpResult& r, bool stream) {
 }
 
 // How an answer that had begun broke, for stream_broken's fix ("the stream …").
-std::string broken(const Outcome& o, const HttpResult& r) {
+std::string broken(const Outcome& o, const HttpResult& r, Millis idle) {
   if (o.malformed) return "carried an event that is not JSON";
-  if (o.timer == ErrorCode::stream_idle_timeout) return "stalled: nothing more came";
+  if (o.timer == ErrorCode::stream_idle_timeout)
+    return fmt::format("stalled: nothing more came for {}", format_duration(idle));
   return fmt::format("was cut before its end ({})",
                      r.error.empty() ? "it closed without [DONE] or a finish_reason" : r.error);
 }
@@ -589,6 +613,10 @@ class Diagnosis {
   bool chat();
   void concurrency();
   HttpRequest request(const std::string& method, const std::string& api_path) const;
+  // The chat hop's whole bound: 3 × the timeout it checks, at most the timeout + 60 s.
+  Millis chat_bound() const {
+    return std::min(t_.first_token_timeout * 3, t_.first_token_timeout + Millis(60'000));
+  }
 
   const Target& t_;
   const ProbeOptions& o_;
@@ -740,7 +768,14 @@ bool Diagnosis::network() {
 }
 
 HttpRequest Diagnosis::request(const std::string& method, const std::string& api_path) const {
-  UpstreamTarget target = upstream_target(t_.ep, api_path, "");
+  // A query in the base URL stays after the API's path: {base}/models?x=1, not {base}?x=1/models.
+  config::Endpoint ep = t_.ep;
+  std::string query;
+  if (size_t q = ep.base_url.find('?'); q != std::string::npos) {
+    query = ep.base_url.substr(q + 1);
+    ep.base_url.resize(q);
+  }
+  UpstreamTarget target = upstream_target(ep, api_path, query);
   HttpRequest r;
   r.method = method;
   r.url = target.url;
@@ -758,7 +793,9 @@ bool Diagnosis::models() {
     return true;
   }
   HttpRequest req = request("GET", "/models");
-  req.total = t_.connect_timeout + Millis(10'000);
+  ctx_.request_url = req.url;
+  // A list comes at once: --timeout bounds it too, at most 10 s.
+  req.total = t_.connect_timeout + std::min(t_.first_token_timeout, Millis(10'000));
   HttpResult r = http(req);
   std::string code;
   ctx_.status = r.status;
@@ -767,10 +804,10 @@ bool Diagnosis::models() {
   const Outcome outcome = outcome_of(r, false);
   const Cause cause = classify_probe(outcome);
   if (cause != Cause::ok && cause != Cause::upstream_status) {
-    std::string why = outcome.timer == ErrorCode::first_byte_timeout
-                          ? fmt::format("nothing within {}", format_duration(req.total))
-                      : cause == Cause::stream_broken ? broken(outcome, r)
-                                                      : r.error;
+    std::string why = outcome.timer == ErrorCode::ok ? r.error
+                      : r.first_byte_ms ? fmt::format("HTTP {}, then the list did not finish within {}",
+                                                      r.status, format_duration(req.total))
+                                        : fmt::format("nothing within {}", format_duration(req.total));
     return hop("models", began, false, fmt::format("{}: {}", what, why), cause, why);
   }
   // A proxy's own refusal (407, or a 403 or 5xx that is not the API's JSON) is the proxy's failure.
@@ -796,6 +833,16 @@ bool Diagnosis::models() {
     return hop("models", began, false, fmt::format("{} → HTTP 429", what), Cause::rate_limited);
   if (models_status != StatusClass::success)
     return hop("models", began, false, fmt::format("{} → HTTP {}", what, r.status), Cause::upstream_status);
+  // A 2xx that is not a model list (a web server's page, another service's JSON) is no API's answer:
+  // the gateway's upstream_reset for a 2xx whose body is not the API's.
+  if (std::string answered = not_the_api({Answer::Expect::models, r.content_type, r.server, r.body});
+      !answered.empty()) {
+    Outcome garbled = outcome;
+    garbled.malformed = true;
+    ctx_.answered = answered;
+    return hop("models", began, false, fmt::format("{} → HTTP {} with {}", what, r.status, answered),
+               classify_probe(garbled), answered);
+  }
   ctx_.listed_models = listed_models(r.body);
   std::string detail = fmt::format("HTTP {}, {} model(s)", r.status, ctx_.listed_models.size());
   if (!ctx_.model.empty() && !ctx_.listed_models.empty() &&
@@ -829,10 +876,12 @@ bool Diagnosis::chat() {
   body.end_array().field("max_tokens", 8).field("stream", true).end_object();
   req.body = body.take();
   // The check's own bound is longer than the timeout it checks, so that a first token that comes
-  // late is measured, and the fix can say how late.
-  const Millis bound = std::min(t_.first_token_timeout * 3, t_.first_token_timeout + Millis(60'000));
+  // late is measured, and the fix can say how late. It bounds the whole hop; a silence longer than
+  // the timeout itself, once tokens flow, is a stall.
+  const Millis bound = chat_bound();
   req.first_token = bound;
-  req.total = bound + Millis(30'000);
+  req.idle = t_.first_token_timeout;
+  req.total = bound;
   HttpResult r = http(req);
   std::string code;
   ctx_.status = r.status;
@@ -842,12 +891,40 @@ bool Diagnosis::chat() {
                        r.first_byte_ms ? fmt::format("{:.0f} ms", *r.first_byte_ms) : "-",
                        r.first_token_ms ? fmt::format("{:.0f} ms", *r.first_token_ms) : "-", r.total_ms);
   };
-  const Outcome outcome = outcome_of(r, true);
-  const Cause cause = classify_probe(outcome);
+  Outcome outcome = outcome_of(r, true);
+  // A 2xx that is no event stream (a page, a JSON body, an error said with 200) is not the API's
+  // answer to a streamed request: the gateway's upstream_reset, before any stream began.
+  const std::string answered = outcome.timer == ErrorCode::ok && outcome.transport == TransportError::none &&
+                                       status_class(r.status) == StatusClass::success
+                                   ? not_the_api({Answer::Expect::stream, r.content_type, r.server, r.body})
+                                   : std::string();
+  if (!answered.empty()) {
+    outcome.malformed = true;
+    outcome.truncated = false;
+  }
+  const Cause cause = classify_probe(outcome, r.events > 0);
+  // A first token later than the timeout is the finding, whatever the rest of the stream did
+  // within what was left of the hop's bound.
+  if (r.first_token_ms && *r.first_token_ms > static_cast<double>(t_.first_token_timeout.count()) &&
+      (cause == Cause::ok || outcome.timer != ErrorCode::ok)) {
+    ctx_.first_token_ms = *r.first_token_ms;
+    return hop("chat", began, false, fmt::format("'{}' streamed, but {}", model, timing()),
+               Cause::first_token_timeout);
+  }
   if (cause == Cause::first_token_timeout) {
     ctx_.first_token_ms = 0;
     return hop("chat", began, false, fmt::format("no token within {} ({})", format_duration(bound), timing()),
                Cause::first_token_timeout);
+  }
+  if (cause == Cause::first_byte_timeout) {
+    std::string why = fmt::format("no response headers within {}", format_duration(bound));
+    return hop("chat", began, false, fmt::format("POST {}: {} ({})", req.url, why, timing()), cause, why);
+  }
+  if (!answered.empty()) {
+    ctx_.answered = answered;
+    return hop("chat", began, false,
+               fmt::format("POST {} → HTTP {} with {} ({})", req.url, r.status, answered, timing()), cause,
+               answered);
   }
   const StatusClass chat_status = status_class(r.status);
   if (cause == Cause::upstream_status && chat_status != StatusClass::success) {
@@ -866,24 +943,19 @@ bool Diagnosis::chat() {
     return hop("chat", began, false, fmt::format("HTTP {} {}", r.status, ctx_.upstream_message),
                Cause::upstream_status);
   }
-  if (cause == Cause::upstream_status)  // a 2xx whose stream carried the upstream's own error event
+  if (cause == Cause::upstream_status) {  // a 2xx whose stream carried the upstream's own error event
+    ctx_.upstream_message = r.stream_error;
     return hop("chat", began, false,
                fmt::format("the upstream reported an error mid-stream: {} ({})", r.stream_error, timing()),
                Cause::upstream_status);
+  }
   if (cause == Cause::stream_broken) {
-    std::string why = broken(outcome, r);
+    std::string why = broken(outcome, r, t_.first_token_timeout);
     return hop("chat", began, false, fmt::format("{} ({})", why, timing()), Cause::stream_broken, why);
   }
   if (cause != Cause::ok) {
-    std::string why = outcome.timer == ErrorCode::first_byte_timeout
-                          ? fmt::format("nothing within {}", format_duration(req.total))
-                          : r.error;
-    return hop("chat", began, false, fmt::format("POST {}: {}", req.url, why), cause, why);
-  }
-  if (r.first_token_ms && *r.first_token_ms > static_cast<double>(t_.first_token_timeout.count())) {
-    ctx_.first_token_ms = *r.first_token_ms;
-    return hop("chat", began, false, fmt::format("'{}' streamed, but {}", model, timing()),
-               Cause::first_token_timeout);
+    std::string why = r.error.empty() ? "the event stream ended before its first event" : r.error;
+    return hop("chat", began, false, fmt::format("POST {}: {} ({})", req.url, why, timing()), cause, why);
   }
   return hop("chat", began, true, fmt::format("'{}' streamed: {}", model, timing()));
 }
@@ -896,8 +968,9 @@ void Diagnosis::concurrency() {
   base.body = fmt::format(
       R"({{"model":"{}","messages":[{{"role":"user","content":"Reply with the word OK."}}],"max_tokens":8,"stream":true}})",
       model);
-  base.first_token = t_.first_token_timeout;
-  base.total = t_.first_token_timeout + Millis(30'000);
+  base.first_token = chat_bound();
+  base.idle = t_.first_token_timeout;
+  base.total = chat_bound();
   std::string detail;
   double first = 0;
   std::optional<int> climbs;

@@ -101,6 +101,7 @@ asio::awaitable<void> HealthChecks::run(size_t mi, size_t ei) {
                          proxy.url,   proxy.source,
                          &bounds,     nullptr,
                          in_container};
+      ctx.url = ep.base_url.empty() ? ep.endpoint : ep.base_url;
       std::string message =
           t.done() ? describe_failure(verdict.code, o, ctx)
                    : fmt::format(

@@ -916,6 +916,7 @@ asio::awaitable<AttemptResult> Gateway::attempt(Exchange& x, const config::Model
   if (verdict.code != ErrorCode::ok) {
     FailureContext ctx{endpoint.name, facts.host,  proxy.url,    proxy.source,
                        &bounds,       &x.deadline, in_container_};
+    ctx.url = endpoint.base_url.empty() ? endpoint.endpoint : endpoint.base_url;
     r.message = describe_failure(verdict.code, o, ctx);
   }
 

@@ -9,6 +9,16 @@ namespace ballast {
 
 namespace {
 
+// The endpoint as messages name it: its host:port (the default name), or its configured name with
+// its host:port beside it.
+std::string endpoint_text(const FailureContext& c) {
+  auto u = c.url.empty() ? std::nullopt : parse_url(c.url);
+  if (!u) return std::string(c.endpoint);
+  std::string address = u->host_port();
+  if (c.endpoint.empty() || c.endpoint == address) return address;
+  return fmt::format("{} ({})", c.endpoint, address);
+}
+
 std::string bound_text(Millis bound, std::string_view key) {
   return fmt::format("{} (timeouts.{})", format_duration(bound), key);
 }
@@ -36,28 +46,29 @@ std::string read_timeout_text(const FailureContext& c) {
 }
 
 std::string describe_read_cut(ErrorCode code, const Outcome& o, const FailureContext& c) {
+  const std::string endpoint = endpoint_text(c);
   std::string timings = describe_timings(o.timings);
   switch (code) {
     case ErrorCode::connect_timeout:
       return fmt::format(
           "connect to {} got no answer before {}: is the host reachable (firewall, VPN, security group), "
           "and is the address right?",
-          c.endpoint, read_timeout_text(c));
+          endpoint, read_timeout_text(c));
     case ErrorCode::first_token_timeout:
       return fmt::format(
           "upstream {} streamed no token before {} ({}): the model is queueing or slow to start; raise the "
           "client's timeout, or lower the load on the upstream.",
-          c.endpoint, read_timeout_text(c), timings);
+          endpoint, read_timeout_text(c), timings);
     case ErrorCode::stream_idle_timeout:
       return fmt::format(
           "upstream {} went silent mid-response for longer than {} ({}): the stream stalled; the response "
           "is incomplete.",
-          c.endpoint, read_timeout_text(c), timings);
+          endpoint, read_timeout_text(c), timings);
     default:
       return fmt::format(
           "upstream {} had not answered before {} ({}): it is overloaded or slow for this request; raise "
           "the client's timeout, or lower the load on the upstream.",
-          c.endpoint, read_timeout_text(c), timings);
+          endpoint, read_timeout_text(c), timings);
   }
 }
 
@@ -89,6 +100,7 @@ void scrub_secret(std::string& text, std::string_view secret) {
 std::string describe_failure(ErrorCode code, const Outcome& o, const FailureContext& c) {
   const PhaseBounds defaults;
   const PhaseBounds& b = c.bounds ? *c.bounds : defaults;
+  const std::string endpoint = endpoint_text(c);
   std::string timings = describe_timings(o.timings);
   std::string container_hint;
   if (c.in_container && is_loopback_host(c.host)) {
@@ -103,84 +115,84 @@ std::string describe_failure(ErrorCode code, const Outcome& o, const FailureCont
       return fmt::format(
           "upstream {}: DNS lookup of '{}' failed ({}): is the host name in base_url/endpoint "
           "right, and can this machine resolve it?",
-          c.endpoint, c.host, o.detail.empty() ? "no address" : o.detail);
+          endpoint, c.host, o.detail.empty() ? "no address" : o.detail);
     case ErrorCode::proxy_failure:
       return fmt::format(
           "proxy {} (from {}) failed on the way to {}: {} — check the proxy address, or add "
           "'{}' to NO_PROXY if it should be reached directly.",
-          redact_credentials(c.proxy), c.proxy_source, c.endpoint, o.detail.empty() ? "no answer" : o.detail,
+          redact_credentials(c.proxy), c.proxy_source, endpoint, o.detail.empty() ? "no answer" : o.detail,
           c.host);
     case ErrorCode::connect_refused:
       return fmt::format(
           "connect to {} refused (nothing listening) after {}: is the model server running, "
           "and is the port right?{}",
-          c.endpoint, timings, container_hint);
+          endpoint, timings, container_hint);
     case ErrorCode::connect_timeout:
       return fmt::format(
           "connect to {} got no answer within {}: is the host reachable (firewall, VPN, "
           "security group), and is the address right?{}",
-          c.endpoint, bound_text(b.connect, "connect"), container_hint);
+          endpoint, bound_text(b.connect, "connect"), container_hint);
     case ErrorCode::tls_failure:
       return fmt::format(
           "TLS with {} failed: {} — if the endpoint speaks plain HTTP use http:// in its URL; "
           "if it uses a private CA, set the endpoint's ca_bundle (or, for every endpoint without one, "
           "SSL_CERT_FILE, CURL_CA_BUNDLE or REQUESTS_CA_BUNDLE).",
-          c.endpoint, o.detail.empty() ? "handshake failed" : o.detail);
+          endpoint, o.detail.empty() ? "handshake failed" : o.detail);
     case ErrorCode::first_byte_timeout:
       return fmt::format(
           "upstream {} sent no response headers within {} ({}): it is overloaded or stuck; "
           "lower the load on it, or raise timeouts.first_byte if it is just slow.",
-          c.endpoint, bound_text(b.first_byte, "first_byte"), timings);
+          endpoint, bound_text(b.first_byte, "first_byte"), timings);
     case ErrorCode::first_token_timeout:
       return fmt::format(
           "upstream {} streamed no token within {} ({}): the model is queueing or slow to "
           "start; lower the load on it, or raise timeouts.first_token.",
-          c.endpoint, bound_text(b.first_token, "first_token"), timings);
+          endpoint, bound_text(b.first_token, "first_token"), timings);
     case ErrorCode::stream_idle_timeout:
       return fmt::format(
           "upstream {} went silent mid-response for {} ({}): the stream stalled; the "
           "response is incomplete.",
-          c.endpoint, bound_text(b.stream_idle, "stream_idle"), timings);
+          endpoint, bound_text(b.stream_idle, "stream_idle"), timings);
     case ErrorCode::deadline_exceeded:
-      return fmt::format("upstream {} did not finish within {} ({}).", c.endpoint, deadline_text(c), timings);
+      return fmt::format("upstream {} did not finish within {} ({}).", endpoint, deadline_text(c), timings);
     case ErrorCode::upstream_reset:
       if (o.oversized) {
         return fmt::format(
-            "upstream {} sent {} ({}): not retried, the same request would get the same answer.", c.endpoint,
+            "upstream {} sent {} ({}): not retried, the same request would get the same answer.", endpoint,
             o.detail, timings);
       }
       if (o.malformed) {
         return fmt::format(
-            "upstream {} answered 2xx with a body that is not JSON ({}): the model server or a "
-            "proxy in front of it sent something other than an API response.",
-            c.endpoint, timings);
+            "upstream {} answered 2xx with a body that is not the API's (not JSON) ({}): the model server "
+            "or a proxy in front of it sent something other than an API response.",
+            endpoint, timings);
       }
       if (o.truncated && o.status >= 200 && o.status < 300) {
         return fmt::format(
             "upstream {} ended the response before it was complete ({}){}: the response is "
             "incomplete; the model server may have crashed or restarted.",
-            c.endpoint, timings, o.detail.empty() ? "" : ": " + o.detail);
+            endpoint, timings, o.detail.empty() ? "" : ": " + o.detail);
       }
       return fmt::format(
           "upstream {} closed the connection before answering ({}){}: the model server may "
           "have crashed, restarted, or an idle connection was cut by a load balancer.",
-          c.endpoint, timings, o.detail.empty() ? "" : ": " + o.detail);
+          endpoint, timings, o.detail.empty() ? "" : ": " + o.detail);
     case ErrorCode::upstream_error:
       return fmt::format(
-          "upstream {} reported an error inside its stream ({}){}: the response is incomplete.", c.endpoint,
+          "upstream {} reported an error inside its stream ({}){}: the response is incomplete.", endpoint,
           timings, o.detail.empty() ? "" : ": " + o.detail);
     case ErrorCode::upstream_status:
-      return fmt::format("upstream {} answered {}.", c.endpoint, o.status);
+      return fmt::format("upstream {} answered {}.", endpoint, o.status);
     case ErrorCode::shutting_down:
       return fmt::format(
           "ballast is shutting down and its shutdown_grace ran out while this request to {} was in flight "
           "({}): retry it, on another replica if there is one.",
-          c.endpoint, timings);
+          endpoint, timings);
     case ErrorCode::client_disconnected:
       return fmt::format("the client disconnected after {}; the upstream request to {} was cancelled.",
-                         timings, c.endpoint);
+                         timings, endpoint);
     default:
-      return fmt::format("upstream {}: {}", c.endpoint, code_name(code));
+      return fmt::format("upstream {}: {}", endpoint, code_name(code));
   }
 }
 

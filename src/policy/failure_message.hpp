@@ -18,6 +18,9 @@ struct FailureContext {
   const PhaseBounds* bounds = nullptr;
   const RequestDeadline* deadline = nullptr;
   bool in_container = false;  // running inside a container: localhost is not the host machine
+  // The endpoint's base URL (or Azure endpoint): a configured name is shown with its host:port,
+  // "dead (127.0.0.1:8000)", so that "is the port right?" can be answered from the message.
+  std::string_view url;
 };
 
 std::string describe_failure(ErrorCode code, const Outcome& outcome, const FailureContext& ctx);

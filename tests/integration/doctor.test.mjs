@@ -151,9 +151,69 @@ test('a rejected key → unauthorized, naming the variable it came from', async 
   assertCause(ok, 'ok');
 });
 
+const escaped = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
 test('a base URL missing /v1 → wrong_path, with the corrected URL', async () => {
   const r = await doctor(['--base-url', plain.url]);
-  assertCause(r, 'wrong_path', new RegExp(`lacks /v1; use ${plain.url.replace(/\./g, '\\.')}/v1`));
+  assertCause(r, 'wrong_path', new RegExp(`lacks /v1; use ${escaped(plain.url)}/v1$`));
+});
+
+test('wrong_path suggests /v1 in place of another version or a pasted /chat/completions; a query stays after the path', async () => {
+  const v2 = await doctor(['--base-url', `${plain.url}/v2`]);
+  assertCause(v2, 'wrong_path', new RegExp(`GET ${escaped(plain.url)}/v2/models answered 404: the base URL ends in /v2, not /v1; use ${escaped(plain.url)}/v1$`));
+  const pasted = await doctor(['--base-url', `${plain.base}/chat/completions`]);
+  assertCause(pasted, 'wrong_path', new RegExp(`ends in /chat/completions, which the client adds itself; use ${escaped(plain.base)}$`));
+  // The query goes after the API's path: {base}/models?x=1, which the server answers.
+  const query = await doctor(['--base-url', `${plain.base}?x=1`]);
+  assertCause(query, 'ok');
+  assert.match(query.json.endpoints[0].hops.find((h) => h.hop === 'models').detail, /^HTTP 200, \d+ model/);
+  const noV1 = await doctor(['--base-url', `${plain.url}?x=1`]);
+  assertCause(noV1, 'wrong_path', new RegExp(`GET ${escaped(plain.url)}/models\\?x=1 answered 404: the base URL lacks /v1; use ${escaped(plain.url)}/v1\\?x=1$`));
+});
+
+// A web server's welcome page on every path, as nginx answers before the model server is behind it.
+function welcomePage() {
+  const server = http.createServer((req, res) => {
+    req.resume();
+    res.writeHead(200, { 'content-type': 'text/html', server: 'nginx/1.27.0' });
+    res.end('<!DOCTYPE html>\n<html><head><title>Welcome to nginx!</title></head><body><h1>Welcome to nginx!</h1></body></html>\n');
+  });
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => {
+    server.base = `http://127.0.0.1:${server.address().port}/v1`;
+    server.stop = () => new Promise((done) => { server.closeAllConnections(); server.close(done); });
+    resolve(server);
+  }));
+}
+
+test('a 2xx page that is not the API (nginx\'s welcome page) → upstream_reset at models, saying what answered; never models ✓', async () => {
+  const page = keep(await welcomePage());
+  for (const args of [[], ['--model', 'gpt-4o']]) {
+    const r = await doctor(['--base-url', page.base, ...args]);
+    assertCause(r, 'upstream_reset', /answered HTTP 200 with text\/html \(titled 'Welcome to nginx!', Server: nginx\/1\.27\.0\)/,
+      /likely nginx's own page: this is not an OpenAI-compatible API; check the base URL's host, port and path/);
+    const hops = r.json.endpoints[0].hops;
+    assert.deepEqual(hops.filter((h) => !h.ok).map((h) => h.hop), ['models']);
+    assert.equal(hops.at(-1).hop, 'models');
+    assert.doesNotMatch(JSON.stringify(r.json), /model\(s\)|listed|stream_broken|proxy_read_timeout/);
+  }
+});
+
+test('a streamed chat answered 200 with a JSON error body, not an event stream → upstream_reset naming the error; never stream_broken', async () => {
+  const s = await sim(['--tokens', '2']);
+  await s.setFaults(['status=200']);
+  const r = await doctor(['--base-url', s.base]);
+  assertCause(r, 'upstream_reset', /answered HTTP 200 with application\/json \(Server: [^)]*\), not an event stream, holding an error: 'Simulated failure: status 200'/);
+  const chatHop = r.json.endpoints[0].hops.at(-1);
+  assert.equal(chatHop.hop, 'chat');
+  assert.equal(chatHop.ok, false);
+  assert.doesNotMatch(JSON.stringify(r.json), /stream_broken|proxy_read_timeout/);
+});
+
+test('an error event inside the stream → upstream_status, the fix naming the server\'s own message', async () => {
+  const s = await sim(['--fault', 'error-event=1', '--tokens', '3']);
+  const r = await doctor(['--base-url', s.base]);
+  assertCause(r, 'upstream_status', /reported an error of its own: 'Simulated mid-stream failure'/);
+  assert.doesNotMatch(r.json.fix, /answered HTTP 200/);
 });
 
 test('a model the server does not serve → unknown_model, listing what it does', async () => {
@@ -198,6 +258,41 @@ test('a first token slower than the timeout → first_token_timeout, with the ti
   const slow = await sim(['--fault', 'slow-first-token=1500', '--tokens', '2']);
   const r = await doctor(['--base-url', slow.base, '--timeout', '1']);
   assertCause(r, 'first_token_timeout', /the first token took 1\.5s, more than --timeout \(1s\)/, /at least 3s/);
+});
+
+test('a stream that stalls → stream_broken within 3 × --timeout, idle gaps included', async () => {
+  const s = await sim(['--fault', 'stall-after=2', '--tokens', '5']);
+  for (const timeout of [1, 2]) {
+    const r = await doctor(['--base-url', s.base, '--timeout', String(timeout)]);
+    assertCause(r, 'stream_broken', new RegExp(`stalled: nothing more came for ${timeout}s`));
+    const chatHop = r.json.endpoints[0].hops.at(-1);
+    assert.ok(chatHop.ms <= timeout * 3000 + 100, `chat took ${chatHop.ms} ms`);
+    assert.ok(r.ms < timeout * 3000 + 1500, `doctor took ${r.ms.toFixed(0)} ms`);
+  }
+});
+
+test('no response headers (a blackhole, headers held) → first_byte_timeout within 3 × --timeout, not first_token_timeout', async () => {
+  for (const fault of ['blackhole', 'slow-headers=5000']) {
+    const s = await sim(['--fault', fault]);
+    const r = await doctor(['--base-url', s.base, '--timeout', '1']);
+    assertCause(r, 'first_byte_timeout', /took the request but sent no answer \(no response headers within 3s\)/);
+    assert.match(r.json.endpoints[0].hops.at(-1).detail, /first byte -/);
+    assert.ok(r.ms < 4500, `${fault}: doctor took ${r.ms.toFixed(0)} ms`);
+  }
+  // Headers, then no token: that is first_token_timeout.
+  const keepalive = await sim(['--fault', 'keepalive-only']);
+  const r = await doctor(['--base-url', keepalive.base, '--timeout', '1']);
+  assertCause(r, 'first_token_timeout', /no token came within 1s/);
+});
+
+test('OPENAI_API_KEY holding a literal ${FOO} is the key serve sends: fine for a local server, an unexpanded placeholder for a remote one', async () => {
+  const local = await doctor(['--base-url', plain.base], { OPENAI_API_KEY: '${FOO}', FOO: 'sk-set-but-unused' });
+  assertCause(local, 'ok');
+  assert.doesNotMatch(local.json.endpoints[0].hops[0].detail, /not set/);
+  const toOpen = keep(await forwardTo(plain.address));
+  const remote = await doctor(['--base-url', 'http://llm.example.test/v1'], { OPENAI_API_KEY: '${FOO}', FOO: 'x', http_proxy: toOpen.url });
+  assertCause(remote, 'ok');  // the server took it: it decides
+  assert.match(remote.json.endpoints[0].hops[0].detail, /key from OPENAI_API_KEY '.*' looks like an unexpanded placeholder: it is sent as written/);
 });
 
 test('a stream cut short or garbled → stream_broken', async () => {
@@ -409,7 +504,8 @@ test('an ejected endpoint is named with ballast\'s cause in the log and /ballast
     const e = await endpoint('h', 'checked');
     return e.health === 'ejected' && e;
   });
-  assert.match(checked.ejected_because, /^health check: GET \/models: connect_refused: connect to checked refused \(nothing listening\)/);
+  // A configured name is shown with its host:port: "is the port right?" is answerable from the message.
+  assert.match(checked.ejected_because, new RegExp(`^health check: GET /models: connect_refused: connect to checked \\(${dead.replace(/\./g, '\\.')}\\) refused \\(nothing listening\\)`));
   const line = (name, model) => gw.stderr.split('\n').find((l) => l.includes(`endpoint ${name} of model '${model}' ejected`));
   assert.match(line(dead, 'm'), /\(outlier thresholds; last: connect_refused: connect to 127\.0\.0\.1:\d+ refused/);
   assert.match(line('checked', 'h'), /last: health check: GET \/models: connect_refused: /);

@@ -97,6 +97,19 @@ TEST(DoctorConfig, PlaceholderKeysMatterOnlyOnPublicHosts) {
     EXPECT_FALSE(check_config(openai("https://llm.example.com/v1", key)).placeholder_key) << key;
 }
 
+// A variable's value is the literal key serve sends: "${FOO}" there is no reference to expand.
+TEST(DoctorConfig, AReferenceInAVariablesValueIsALiteralKey) {
+  ConfigCheck local = check_config(openai("http://127.0.0.1:8000/v1", "${FOO}"));
+  EXPECT_EQ(local.cause, Cause::ok);
+  EXPECT_FALSE(local.placeholder_key);
+  ConfigCheck remote = check_config(openai("https://api.openai.com/v1", "${FOO}"));
+  EXPECT_EQ(remote.cause, Cause::ok);  // the server decides, as for any placeholder
+  EXPECT_TRUE(remote.placeholder_key);
+  EXPECT_NE(remote.detail.find("'${FOO}' looks like an unexpanded placeholder: it is sent as written"),
+            std::string::npos)
+      << remote.detail;
+}
+
 TEST(DoctorConfig, ApiVersions) {
   EXPECT_TRUE(valid_api_version("2024-10-21"));
   EXPECT_TRUE(valid_api_version("2025-01-01-preview"));
@@ -112,8 +125,11 @@ TEST(DoctorConfig, LocalServersNeedNoKeyButRemoteOnesDo) {
   ConfigCheck remote = check_config(openai("https://api.openai.com/v1", ""));
   EXPECT_EQ(remote.cause, Cause::missing_api_key);
   EXPECT_EQ(remote.detail, "no API key in OPENAI_API_KEY");
-  EXPECT_EQ(check_config(openai("https://api.openai.com/v1", "${OPENAI_API_KEY}")).cause,
-            Cause::missing_api_key);
+  Target unset = openai("https://api.openai.com/v1", "${TEAM_KEY}");  // a config file's, TEAM_KEY unset
+  unset.unset_key_variable = "TEAM_KEY";
+  ConfigCheck missing = check_config(unset);
+  EXPECT_EQ(missing.cause, Cause::missing_api_key);
+  EXPECT_EQ(missing.detail, "TEAM_KEY is not set");
   EXPECT_EQ(check_config(openai("http://[fd00::7]:8000/v1", "")).cause, Cause::ok);
   EXPECT_EQ(check_config(openai("http://100.101.1.2:8000/v1", "")).cause, Cause::ok);  // a tailnet
   EXPECT_EQ(check_config(openai("https://10.example.com/v1", "")).cause, Cause::missing_api_key);
@@ -196,6 +212,115 @@ TEST(DoctorFix, PathsModelsAndTimeouts) {
       "client's own timeout to at least 25s");
 }
 
+TEST(DoctorFix, TheSuggestedBaseUrl) {
+  auto url = [](std::string_view base) {
+    auto s = suggested_base_url(base);
+    return s ? s->url : std::string("-");
+  };
+  EXPECT_EQ(url("http://127.0.0.1:8000"), "http://127.0.0.1:8000/v1");
+  EXPECT_EQ(url("http://127.0.0.1:8000/"), "http://127.0.0.1:8000/v1");
+  EXPECT_EQ(url("http://127.0.0.1:8000/v2"), "http://127.0.0.1:8000/v1");
+  EXPECT_EQ(url("http://127.0.0.1:8000/api/v3/"), "http://127.0.0.1:8000/api/v1");
+  EXPECT_EQ(url("http://127.0.0.1:8000/v1/chat/completions"), "http://127.0.0.1:8000/v1");
+  EXPECT_EQ(url("http://127.0.0.1:8000/v1/chat/completions/"), "http://127.0.0.1:8000/v1");
+  EXPECT_EQ(url("https://api.example.com/openai/v1/models"), "https://api.example.com/openai/v1");
+  EXPECT_EQ(url("http://127.0.0.1:8000/chat/completions"), "http://127.0.0.1:8000/v1");
+  EXPECT_EQ(url("http://127.0.0.1:8000/openai"), "http://127.0.0.1:8000/openai/v1");
+  EXPECT_EQ(url("http://127.0.0.1:8000?x=1"), "http://127.0.0.1:8000/v1?x=1");
+  EXPECT_EQ(url("http://127.0.0.1:8000/v1/chat/completions?x=1"), "http://127.0.0.1:8000/v1?x=1");
+  EXPECT_EQ(url("http://[::1]:8000/v2"), "http://[::1]:8000/v1");
+  // Already /v1: nothing likelier to suggest; nor for what does not parse.
+  EXPECT_EQ(url("http://127.0.0.1:8000/v1"), "-");
+  EXPECT_EQ(url("http://127.0.0.1:8000/v1?x=1"), "-");
+  EXPECT_EQ(url("localhost:8000"), "-");
+  EXPECT_EQ(suggested_base_url("http://h:1/v1/chat/completions")->why,
+            "the base URL ends in /chat/completions, which the client adds itself");
+  EXPECT_EQ(suggested_base_url("http://h:1/v2")->why, "the base URL ends in /v2, not /v1");
+  EXPECT_EQ(suggested_base_url("http://h:1")->why, "the base URL lacks /v1");
+}
+
+TEST(DoctorFix, TheApiPathGoesBeforeTheQuery) {
+  EXPECT_EQ(with_api_path("http://h:1/v1", "/models"), "http://h:1/v1/models");
+  EXPECT_EQ(with_api_path("http://h:1/v1/", "/models"), "http://h:1/v1/models");
+  EXPECT_EQ(with_api_path("http://h:1/v1?x=1", "/models"), "http://h:1/v1/models?x=1");
+  EXPECT_EQ(with_api_path("http://h:1/v1/?x=1#frag", "/models"), "http://h:1/v1/models?x=1");
+  Target t = openai("http://127.0.0.1:8000/v2?x=1");
+  FixContext c = context(t);
+  EXPECT_EQ(fix_for(Cause::wrong_path, c),
+            "GET http://127.0.0.1:8000/v2/models?x=1 answered 404: the base URL ends in /v2, not /v1; use "
+            "http://127.0.0.1:8000/v1?x=1");
+}
+
+// A 2xx is the API's answer only in the API's shape: what answered is named otherwise.
+TEST(DoctorAnswer, WhatIsNotTheApisAnswer) {
+  const std::string page =
+      "<!DOCTYPE html>\n<html><head><TITLE>Welcome to nginx!</TITLE></head><body>…</body></html>";
+  Answer models{Answer::Expect::models, "text/html", "nginx/1.27.0", page};
+  EXPECT_EQ(not_the_api(models), "text/html (titled 'Welcome to nginx!', Server: nginx/1.27.0)");
+  models.content_type = "application/json";
+  models.server = "";
+  models.body = R"({"status":"ok"})";
+  EXPECT_EQ(not_the_api(models), "application/json without a data array");
+  models.body = "{";
+  EXPECT_EQ(not_the_api(models), "application/json that is not JSON");
+  models.body = R"({"object":"list","data":[]})";
+  EXPECT_EQ(not_the_api(models), "");  // an empty list is still a list
+  models.content_type = "";
+  models.body = "ok";
+  EXPECT_EQ(not_the_api(models), "a body with no content type");
+
+  Answer stream{Answer::Expect::stream, "application/json", "", R"({"error":{"message":"x"}})"};
+  EXPECT_EQ(not_the_api(stream), "application/json, not an event stream");
+  stream.content_type = "text/event-stream; charset=utf-8";
+  EXPECT_EQ(not_the_api(stream), "");
+  stream.content_type = "text/html; charset=UTF-8";
+  stream.body = page;
+  EXPECT_EQ(not_the_api(stream), "text/html (titled 'Welcome to nginx!'), not an event stream");
+
+  Answer completion{Answer::Expect::completion, "application/json", "", R"({"choices":[]})"};
+  EXPECT_EQ(not_the_api(completion), "");
+  completion.body = R"({"data":[]})";
+  EXPECT_EQ(not_the_api(completion), "application/json without a choices array");
+}
+
+TEST(DoctorFix, A2xxThatIsNotTheApisSaysWhatAnswered) {
+  Target t = openai("http://127.0.0.1:8080/v1");
+  FixContext c = context(t);
+  c.status = 200;
+  c.answered = "text/html (titled 'Welcome to nginx!', Server: nginx/1.27.0)";
+  EXPECT_EQ(fix_for(Cause::upstream_reset, c),
+            "127.0.0.1:8080 answered HTTP 200 with text/html (titled 'Welcome to nginx!', Server: "
+            "nginx/1.27.0), likely nginx's own page: this is not an OpenAI-compatible API; check the base "
+            "URL's host, port and path");
+  c.answered = "application/json, not an event stream";
+  c.upstream_message = "Simulated failure";
+  std::string said = fix_for(Cause::upstream_reset, c);
+  EXPECT_NE(said.find("answered HTTP 200 with application/json, not an event stream, holding an error: "
+                      "'Simulated failure'"),
+            std::string::npos)
+      << said;
+  EXPECT_EQ(said.find("proxy_read_timeout"), std::string::npos);
+  // Closed before any of it came: not a stream that broke, and not "before answering" either.
+  c.answered.clear();
+  c.upstream_message.clear();
+  c.detail = "the event stream closed before its first event";
+  EXPECT_EQ(fix_for(Cause::upstream_reset, c).rfind("127.0.0.1:8080 answered HTTP 200, then closed", 0), 0u);
+}
+
+TEST(DoctorFix, AnErrorEventNamesTheServersOwnMessage) {
+  Target t = openai("http://127.0.0.1:8080/v1");
+  FixContext c = context(t);
+  c.status = 200;
+  c.upstream_message = "The model is overloaded";
+  std::string fix = fix_for(Cause::upstream_status, c);
+  EXPECT_NE(fix.find("'The model is overloaded'"), std::string::npos) << fix;
+  EXPECT_EQ(fix.find("answered HTTP 200"), std::string::npos) << fix;
+  c.status = 500;
+  c.upstream_message = "boom";
+  EXPECT_EQ(fix_for(Cause::upstream_status, c),
+            "the server answered HTTP 500: boom: it is reachable but failing; check its logs");
+}
+
 TEST(DoctorFix, APlaceholderKeyIsNamedWithWhatTheServerSaid) {
   Target t = openai("https://api.openai.com/v1", "sk-xxxxxxxx");
   FixContext c = context(t);
@@ -250,28 +375,51 @@ TEST(DoctorClassify, WhatEachProbeOutcomeMeans) {
   EXPECT_EQ(transport(TransportError::connect_timeout), Cause::connect_timeout);
   EXPECT_EQ(transport(TransportError::reset), Cause::upstream_reset);  // before any answer
   EXPECT_EQ(transport(TransportError::other), Cause::upstream_reset);
-  EXPECT_EQ(transport(TransportError::reset, 200), Cause::stream_broken);   // after it began
   EXPECT_EQ(transport(TransportError::none, 401), Cause::upstream_status);  // each hop refines a status
   EXPECT_EQ(transport(TransportError::none, 500), Cause::upstream_status);
+  // Broken, garbled or stalled only once a stream began (an SSE event came); before that, the
+  // gateway's upstream_reset: a dropped connection, or a 2xx that is not the API's answer.
+  Outcome reset_after_headers;
+  reset_after_headers.transport = TransportError::reset;
+  reset_after_headers.status = 200;
+  reset_after_headers.truncated = true;
+  EXPECT_EQ(classify_probe(reset_after_headers, true), Cause::stream_broken);
+  EXPECT_EQ(classify_probe(reset_after_headers, false), Cause::upstream_reset);
   Outcome cut;
   cut.status = 200;
   cut.truncated = true;
-  EXPECT_EQ(classify_probe(cut), Cause::stream_broken);
+  EXPECT_EQ(classify_probe(cut, true), Cause::stream_broken);
+  EXPECT_EQ(classify_probe(cut, false), Cause::upstream_reset);
   Outcome garbled;
   garbled.status = 200;
   garbled.malformed = true;
-  EXPECT_EQ(classify_probe(garbled), Cause::stream_broken);
+  EXPECT_EQ(classify_probe(garbled, true), Cause::stream_broken);
+  EXPECT_EQ(classify_probe(garbled, false), Cause::upstream_reset);  // a page, a JSON body
+  Outcome stalled;
+  stalled.timer = ErrorCode::stream_idle_timeout;
+  EXPECT_EQ(classify_probe(stalled, true), Cause::stream_broken);
   Outcome error_event;
   error_event.status = 200;
   error_event.upstream_error = true;
   EXPECT_EQ(classify_probe(error_event), Cause::upstream_status);
   for (auto [timer, cause] : {std::pair{ErrorCode::first_byte_timeout, Cause::first_byte_timeout},
-                              std::pair{ErrorCode::first_token_timeout, Cause::first_token_timeout},
-                              std::pair{ErrorCode::stream_idle_timeout, Cause::stream_broken}}) {
+                              std::pair{ErrorCode::first_token_timeout, Cause::first_token_timeout}}) {
     Outcome o;
     o.timer = timer;
     EXPECT_EQ(classify_probe(o), cause) << code_name(timer);
   }
+}
+
+// Which of doctor's bounds ran out, by what had come: no headers is first_byte_timeout, whatever
+// bound fired; headers without a token, first_token_timeout; tokens then silence, a stall.
+TEST(DoctorClassify, WhichBoundRanOut) {
+  EXPECT_EQ(expired_bound(false, true, false), ErrorCode::first_byte_timeout);   // blackhole, slow headers
+  EXPECT_EQ(expired_bound(false, false, false), ErrorCode::first_byte_timeout);  // /models
+  EXPECT_EQ(expired_bound(true, true, false), ErrorCode::first_token_timeout);
+  EXPECT_EQ(expired_bound(true, true, true), ErrorCode::stream_idle_timeout);
+  Outcome blackhole;
+  blackhole.timer = expired_bound(false, true, false);
+  EXPECT_EQ(classify_probe(blackhole), Cause::first_byte_timeout);
 }
 
 TEST(DoctorReport, JsonShapeAndOverallCause) {
