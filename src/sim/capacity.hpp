@@ -15,8 +15,11 @@ class Capacity {
  public:
   // `slots` 0: unlimited; `queue` 0: an unbounded queue.
   Capacity(int slots, int queue) : slots_(slots), queue_(queue) {}
+  ~Capacity() = default;
   Capacity(const Capacity&) = delete;
   Capacity& operator=(const Capacity&) = delete;
+  Capacity(Capacity&&) = delete;
+  Capacity& operator=(Capacity&&) = delete;
 
   int in_use() const { return in_use_; }
   int max_in_use() const { return max_in_use_; }
@@ -31,6 +34,8 @@ class Capacity {
     ~Claim() { give_back(); }
     Claim(const Claim&) = delete;
     Claim& operator=(const Claim&) = delete;
+    Claim(Claim&&) = delete;
+    Claim& operator=(Claim&&) = delete;
 
     // A free slot now, else a place at the end of the queue, else (the queue is full) refused.
     State ask() {
