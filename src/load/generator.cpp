@@ -197,8 +197,8 @@ class Runner {
         if (req_.stream && status_class(t.status()) == StatusClass::success) {
           scanner.feed(t.take());
           while (auto ev = scanner.next()) {
-            // As the gateway does: an invalid event is dropped, the upstream's error event fails it.
-            // An event whose data is not JSON: the SDKs raise on it, so the stream is garbled.
+            // The upstream's error event fails the stream. An event whose data is not JSON garbles
+            // it: the SDKs raise on it (ballast drops such an event, so through it they do not).
             if (ev->malformed) {
               garbled = true;
               continue;
