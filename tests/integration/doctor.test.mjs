@@ -7,19 +7,20 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { runBallast, startTinyproxy, startTlsProxy, unansweredListener, selfSignedCert, tempDir, freePort, stopAfterAll, openssl, chat, eventually } from './lib/harness.mjs';
+import { runBallast, startTinyproxy, startTlsProxy, unansweredListener, selfSignedCert, tempDir, stopAfterAll, openssl, chat, eventually } from './lib/harness.mjs';
 
 const { sim, serve, keep } = stopAfterAll();
 let plain; // a healthy simulator on plain HTTP
 let tls; // the same over TLS, with a self-signed certificate
 let cert;
-let deadPort; // a port nothing listens on
+// A port nothing listens on, ever: tcpmux's, which no server here uses. A port found free at the
+// start would not do: a process started later in this file may be given it.
+const deadPort = 1;
 
 before(async () => {
   plain = await sim(['--ttft', '20', '--tokens', '3']);
   cert = await selfSignedCert();
   tls = await sim(['--tokens', '3', '--tls-cert', cert.cert, '--tls-key', cert.key]);
-  deadPort = await freePort();
 });
 
 // The CA variables a machine may set (to its own bundle, say): empty is unset, so only a case that sets
