@@ -116,9 +116,9 @@ class Runner {
   // target.
   asio::awaitable<void> worker() {
     asio::steady_timer timer(io_);
-    while (Clock::now() < end_) {
+    for (bool first = true; Clock::now() < end_; first = false) {
       ++in_flight_;
-      Millis wait = std::min(co_await one(Clock::now()), kLongestWait);
+      Millis wait = std::min(co_await one(Clock::now(), first), kLongestWait);
       if (spec_.respect_retry_after && wait > Millis(0)) {
         timer.expires_at(std::min(end_, Clock::now() + wait));
         co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
@@ -172,10 +172,11 @@ class Runner {
   static constexpr int kMaxInFlight = 8192;
 
   // One request, timed from `due` (the caller counted it in flight); returns the wait a refusal
-  // asked for (zero otherwise).
-  asio::awaitable<Millis> one(TimePoint due) {
+  // asked for (zero otherwise). `warmup`: a closed-loop worker's first.
+  asio::awaitable<Millis> one(TimePoint due, bool warmup = false) {
     Sample s;
     s.second = std::chrono::duration<double>(due - start_).count();
+    s.warmup = warmup;
     Wakeup wake(co_await asio::this_coro::executor);
     UpstreamRequest ur;
     ur.url = req_.url;

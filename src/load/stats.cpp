@@ -60,7 +60,10 @@ void RunStats::add(const Sample& s) {
     if (s.ttft_us) ttft.record(*s.ttft_us);
     for (uint32_t gap : s.itl_us) itl.record(gap);
     tokens += s.tokens_in_window;
-    ok_latency_s += static_cast<double>(s.latency_us) / 1e6;
+    if (!s.warmup) {
+      steady_latency_s += static_cast<double>(s.latency_us) / 1e6;
+      ++steady_ok;
+    }
     if (!s.open_at_end) {
       ++ok_in_window;
       // Within the window, so inside the timeline's seconds (the last may be a partial one).
@@ -80,8 +83,8 @@ void RunStats::add(const Sample& s) {
 
 double RunStats::sustained_throughput() const {
   if (mode != "closed") return throughput();
-  if (ok == 0 || ok_latency_s <= 0) return 0;
-  double mean = ok_latency_s / static_cast<double>(ok);
+  if (steady_ok == 0 || steady_latency_s <= 0) return 0;
+  double mean = steady_latency_s / static_cast<double>(steady_ok);
   return load / mean * (1 - error_rate());
 }
 

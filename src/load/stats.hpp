@@ -45,6 +45,7 @@ struct Sample {
   double ended = 0;               // when it ended, seconds from the run's start
   bool open_at_end = false;       // still open when the measured window closed
   double retry_after_s = 0;       // refused: the wait the target asked for
+  bool warmup = false;            // a closed-loop worker's first request (see RunStats::steady_*)
 };
 
 // One second of a run. `sent`, `ok`, `errors` and `latency` are by the second a request was due;
@@ -67,8 +68,12 @@ struct RunStats {
   std::map<int, uint64_t> by_status;           // HTTP status of failed answers
   std::map<std::string, uint64_t> by_code;     // ballast error codes
   Histogram latency, ttft, itl;
-  uint64_t tokens = 0;           // tokens that arrived within the window
-  double ok_latency_s = 0;       // the successful answers' latencies, summed
+  uint64_t tokens = 0;  // tokens that arrived within the window
+  // The successful answers' latencies, summed, and their count, leaving out each closed-loop
+  // worker's first: those start together on fresh connections, and above the target's capacity
+  // only the later ones queue, so the first round would make the mean look shorter than it is.
+  double steady_latency_s = 0;
+  uint64_t steady_ok = 0;
   std::vector<Second> timeline;  // one per second of the run
 
   void add(const Sample& s);
@@ -78,8 +83,9 @@ struct RunStats {
   // Successful answers completed within the window, per second of it.
   double throughput() const { return duration_s > 0 ? static_cast<double>(ok_in_window) / duration_s : 0; }
   // What a sweep compares runs by. Closed loop: the concurrency over the mean time of a
-  // successful answer (Little's law), since a window a few rounds long holds a whole number of
-  // rounds, and a count in it shakes by one round whatever the load; open loop: throughput().
+  // successful answer after the first round (Little's law), since a window a few rounds long
+  // holds a whole number of rounds, and a count in it shakes by one round whatever the load; open
+  // loop: throughput().
   double sustained_throughput() const;
   double tokens_per_s() const { return duration_s > 0 ? static_cast<double>(tokens) / duration_s : 0; }
 };

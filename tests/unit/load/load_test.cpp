@@ -194,6 +194,24 @@ TEST(RunStats, ThroughputCountsOnlyAnswersWithinTheWindow) {
   EXPECT_EQ(r.timeline[9].done, 10u);  // nothing lands after the window
 }
 
+// 16 workers against a target that serves 8 at a time in 150 ms: the first round, 8 answered at
+// once and 8 after one wait, is left out; from then on every answer waits a round, and the
+// sustained figure is the target's 8 / 0.15 s, not more.
+TEST(RunStats, SustainedThroughputLeavesOutEachWorkersFirstAnswer) {
+  RunStats r;
+  r.mode = "closed";
+  r.load = 16;
+  r.duration_s = 1.5;
+  for (int i = 0; i < 16; ++i) {
+    Sample s = ok(i < 8 ? 150 : 300, 0);
+    s.warmup = true;
+    r.add(s);
+  }
+  for (int i = 0; i < 64; ++i) r.add(ok(300, 0.3));
+  EXPECT_EQ(r.steady_ok, 64u);
+  EXPECT_NEAR(r.sustained_throughput(), 8 / 0.15, 1e-9);
+}
+
 TEST(RunStats, RefusalsAreCountedWithTheWaitTheyAskedFor) {
   RunStats r;
   r.duration_s = 1;
