@@ -13,14 +13,14 @@ cd "$(dirname "$0")/.."
 what=${1:-build}
 packages=(g++ cmake make ninja-build pkg-config ccache
   libboost1.81-dev libcurl4-openssl-dev libssl-dev libsimdjson-dev libyaml-cpp-dev
-  libspdlog-dev libfmt-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev)
+  libspdlog-dev libfmt-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev libhiredis-dev)
 # -fsanitize=fuzzer comes with clang's runtime libraries, in a package of their own on Debian 12.
 fuzz_packages=(clang libclang-rt-14-dev)
 case "$what" in
   build) ;;
   fuzz) packages+=("${fuzz_packages[@]}") ;;
-  test) packages+=(curl openssl python3 python3-venv nginx tinyproxy clang-tidy chromium "${fuzz_packages[@]}") ;;
-  bench) packages+=(curl openssl python3 python3-venv nginx tinyproxy clang-tidy wrk haproxy) ;;
+  test) packages+=(curl openssl python3 python3-venv nginx tinyproxy redis-server clang-tidy chromium "${fuzz_packages[@]}") ;;
+  bench) packages+=(curl openssl python3 python3-venv nginx tinyproxy redis-server clang-tidy wrk haproxy) ;;
   *) echo "usage: $0 build|fuzz|test|bench" >&2; exit 2 ;;
 esac
 

@@ -18,6 +18,7 @@
 #include "downstream/http_server.hpp"
 #include "gateway/gateway.hpp"
 #include "gateway/health_checks.hpp"
+#include "gateway/shared_limits.hpp"
 #include "policy/duration.hpp"
 
 namespace ballast {
@@ -137,6 +138,7 @@ void warn_restart_only(const config::Config& running, const config::Config& load
   if (loaded.max_request_bytes != running.max_request_bytes) warn("limits.max_request_body");
   if (loaded.max_connections != running.max_connections) warn("limits.max_connections");
   if (loaded.max_buffered_bytes != running.max_buffered_bytes) warn("limits.max_buffered_bytes");
+  if (loaded.redis != running.redis) warn("redis");
 }
 
 void log_models(const config::Config& cfg) {
@@ -205,7 +207,14 @@ int run_serve(const ServeArgs& args) {
   const bool builtin_default = cfg.models.size() == 1 && cfg.models[0].name == "sim" &&
                                cfg.models[0].endpoints[0].provider == config::Provider::sim &&
                                args.config_file.empty();
-  auto generation = std::make_shared<Generation>(std::move(cfg), metrics, env, nullptr);
+  // The limits shared with the other replicas, when redis: is set: connected in the background, and
+  // kept across reloads (a change to redis: takes a restart).
+  std::unique_ptr<SharedLimits> shared;
+  if (cfg.redis) {
+    shared = std::make_unique<SharedLimits>(*cfg.redis);
+    shared->start();
+  }
+  auto generation = std::make_shared<Generation>(std::move(cfg), metrics, env, nullptr, shared.get());
   // What the sockets and threads were made from: a copy, as a reload replaces the generation.
   const config::Config started = generation->config;
   std::vector<std::unique_ptr<Worker>> pool;
@@ -316,7 +325,8 @@ int run_serve(const ServeArgs& args) {
         warn_restart_only(started, next.config);
         spdlog::set_level(spdlog::level::from_str(next.config.log_level));
         checks->stop();
-        generation = std::make_shared<Generation>(std::move(next.config), metrics, env, generation.get());
+        generation = std::make_shared<Generation>(std::move(next.config), metrics, env, generation.get(),
+                                                  shared.get());
         for (auto& w : pool) {
           boost::asio::post(w->io, [&w = *w, g = generation] { w.gateway->use(g); });
         }

@@ -1,5 +1,9 @@
 #include "config/config.hpp"
 
+#include <charconv>
+
+#include <fmt/format.h>
+
 namespace ballast::config {
 
 std::string_view provider_name(Provider p) {
@@ -12,6 +16,65 @@ std::string_view provider_name(Provider p) {
       return "sim";
   }
   return "openai";
+}
+
+std::string parse_redis_url(std::string_view url, Redis& out) {
+  constexpr std::string_view kScheme = "redis://";
+  if (url.starts_with("rediss://"))
+    return "rediss:// (TLS) is not supported: use redis:// on a private network, or a TLS tunnel such as "
+           "stunnel";
+  if (!url.starts_with(kScheme)) return "must start with redis:// (redis://HOST:PORT/DB)";
+  std::string_view rest = url.substr(kScheme.size());
+  std::string shown(kScheme);
+  // [[USER]:PASSWORD@]: only the password is used (Redis 6 ACL users are not).
+  if (size_t at = rest.rfind('@'); at != std::string_view::npos) {
+    std::string_view auth = rest.substr(0, at);
+    size_t colon = auth.find(':');
+    if (colon != std::string_view::npos && colon != 0)
+      return "a user name in the URL is not supported: write redis://:PASSWORD@HOST, or password:";
+    out.password = std::string(colon == std::string_view::npos ? auth : auth.substr(colon + 1));
+    rest = rest.substr(at + 1);
+  }
+  std::string_view hostport = rest.substr(0, rest.find('/'));
+  std::string_view path = rest.substr(hostport.size());
+  std::string_view host = hostport;
+  std::string_view port;
+  if (hostport.starts_with('[')) {  // [::1]:6379
+    size_t close = hostport.find(']');
+    if (close == std::string_view::npos) return "has an unclosed '[' in its host";
+    host = hostport.substr(1, close - 1);
+    std::string_view after = hostport.substr(close + 1);
+    if (!after.empty()) {
+      if (after.front() != ':') return "has something after its [IPv6] host that is not :PORT";
+      port = after.substr(1);
+    }
+  } else if (size_t colon = hostport.rfind(':'); colon != std::string_view::npos) {
+    host = hostport.substr(0, colon);
+    port = hostport.substr(colon + 1);
+  }
+  if (host.empty()) return "has no host (redis://HOST:PORT/DB)";
+  out.host = std::string(host);
+  out.port = 6379;
+  if (!port.empty()) {
+    int p = 0;
+    auto [end, ec] = std::from_chars(port.data(), port.data() + port.size(), p);
+    if (ec != std::errc() || end != port.data() + port.size() || p < 1 || p > 65535)
+      return fmt::format("has port '{}', not a number from 1 to 65535", port);
+    out.port = p;
+  }
+  out.db = 0;
+  if (path.size() > 1) {
+    std::string_view db = path.substr(1);
+    int d = 0;
+    auto [end, ec] = std::from_chars(db.data(), db.data() + db.size(), d);
+    if (ec != std::errc() || end != db.data() + db.size() || d < 0 || d > 1'000'000)
+      return fmt::format("has database '{}', not a whole number", db);
+    out.db = d;
+  }
+  shown += hostport;
+  shown += fmt::format("/{}", out.db);
+  out.url = std::move(shown);
+  return "";
 }
 
 const Model* Config::find_model(std::string_view name) const {

@@ -64,6 +64,9 @@ struct Endpoint {
   double rpm = 0;             // requests per minute sent to it; 0: no limit
   double tpm = 0;             // tokens per minute (estimated, corrected from usage); 0: no limit
   HealthCheck health_check;
+  // With redis: configured, its max_in_flight, rpm and tpm hold across every replica (docs/scaling.md);
+  // false keeps them per process.
+  bool shared = true;
   int line = 0;  // where it was declared, for messages
 };
 
@@ -84,6 +87,21 @@ struct ClientKey {
   double tpm = 0;
 };
 
+// redis: the limits every replica shares (docs/scaling.md).
+struct Redis {
+  std::string url;  // redis://[:PASSWORD@]HOST[:PORT][/DB], as written but without a password
+  std::string host = "127.0.0.1";
+  int port = 6379;
+  int db = 0;
+  std::string password;  // already resolved from ${ENV}; never logged
+  std::string prefix = "ballast:";
+  Millis timeout{50};        // every call's bound; past it, the replica falls back to local limits
+  Millis lease_ttl{30'000};  // how long a slot outlives a replica that stopped renewing it
+  int replicas = 1;  // how many the operator runs: while Redis is away each one keeps limit / replicas
+
+  bool operator==(const Redis&) const = default;
+};
+
 struct Config {
   std::string source = "built-in default";  // the file, or where the defaults came from
   std::string listen = "127.0.0.1:4000";
@@ -98,6 +116,7 @@ struct Config {
   OutlierPolicy outlier;
   std::vector<Model> models;
   std::vector<ClientKey> keys;
+  std::optional<Redis> redis;                           // none: every limit is per process
   size_t max_request_bytes = size_t{32} * 1024 * 1024;  // large enough for base64 images in a chat request
   size_t max_sse_line = size_t{1} << 20;  // the longest SSE line an upstream may send (limits.max_sse_line)
   int64_t max_connections = 10'000;       // open client connections; more wait in the accept queue
@@ -108,6 +127,10 @@ struct Config {
 
   const Model* find_model(std::string_view name) const;
 };
+
+// Reads redis://[:PASSWORD@]HOST[:PORT][/DB] into `out` (host, port, db, password, and url without
+// the password); returns what is wrong with it, or "" (the message never repeats the password).
+std::string parse_redis_url(std::string_view url, Redis& out);
 
 // Each timeout: the endpoint's, else the model's, else the global one.
 PhaseBounds effective_bounds(const Config& config, const Model& model, const Endpoint& endpoint);

@@ -312,13 +312,37 @@ void check_header_value(Reader& r, const YAML::Node& n, const std::string& key, 
     r.error(n, key, "must not contain a line break or a NUL character (the value is not shown)");
 }
 
+void read_redis(Reader& r, const YAML::Node& n, Config& c) {
+  if (!r.is_map(n, "redis")) return;
+  r.only_keys(n, "redis", {"url", "password", "prefix", "timeout", "lease_ttl", "replicas"});
+  Redis redis;
+  if (!n["url"]) {
+    r.error(n, "redis.url", "is required (redis://HOST:PORT/DB)");
+  } else if (auto url = r.string(n["url"], "redis.url")) {
+    if (auto err = parse_redis_url(*url, redis); !err.empty()) r.error(n["url"], "redis.url", err);
+  }
+  if (n["password"]) {
+    if (!redis.password.empty())
+      r.error(n["password"], "redis.password", "is given twice: in redis.url and here (keep one)");
+    if (auto v = r.string(n["password"], "redis.password")) redis.password = *v;
+  }
+  if (n["prefix"])
+    if (auto v = r.string(n["prefix"], "redis.prefix")) redis.prefix = *v;
+  r.set(n, "redis", "timeout", redis.timeout);
+  r.set(n, "redis", "lease_ttl", redis.lease_ttl);
+  if (redis.lease_ttl < Millis(1000))
+    r.error(n["lease_ttl"], "redis.lease_ttl", "must be at least 1s (slots are renewed every third of it)");
+  r.set(n, "redis", "replicas", redis.replicas, 1, 10000);
+  c.redis = std::move(redis);
+}
+
 void read_endpoint(Reader& r, const YAML::Node& n, const std::string& path, Endpoint& ep) {
   if (!r.is_map(n, path)) return;
   ep.line = n.Mark().line + 1;
-  r.only_keys(n, path,
-              {"name", "provider", "model", "base_url", "endpoint", "deployment", "api_version", "api_key",
-               "proxy", "ca_bundle", "timeouts", "sim", "weight", "priority", "max_in_flight", "queue", "rpm",
-               "tpm", "health_check"});
+  r.only_keys(n, path, {"name",       "provider",    "model",   "base_url",     "endpoint",
+                        "deployment", "api_version", "api_key", "proxy",        "ca_bundle",
+                        "timeouts",   "sim",         "weight",  "priority",     "max_in_flight",
+                        "queue",      "rpm",         "tpm",     "health_check", "shared"});
   auto str = [&](const char* key, std::string& slot) {
     if (!n[key]) return;
     if (auto v = r.string(n[key], Reader::join(path, key))) slot = *v;
@@ -366,6 +390,8 @@ void read_endpoint(Reader& r, const YAML::Node& n, const std::string& path, Endp
     r.error(n["queue"], key("queue"), "only applies with max_in_flight: requests queue for its slots");
   r.set(n, path, "rpm", ep.rpm, 0, 1e9);
   r.set(n, path, "tpm", ep.tpm, 0, 1e12);
+  if (n["shared"])
+    if (auto v = r.boolean(n["shared"], key("shared"))) ep.shared = *v;
   if (n["health_check"]) read_health_check(r, n["health_check"], key("health_check"), ep.health_check);
 
   auto need = [&](const char* key, const std::string& value, const char* why) {
@@ -502,7 +528,7 @@ LoadResult load_yaml(std::string_view text, const std::string& name, const GetEn
   Config& c = out.config;
   r.only_keys(root, "",
               {"listen", "admin_listen", "workers", "models", "timeouts", "retries", "outlier", "keys",
-               "limits", "shutdown_grace", "log"});
+               "limits", "shutdown_grace", "log", "redis"});
   r.set(root, "", "workers", c.workers, 0, 256);
   // HOST:PORT keys: `listen` and `admin_listen`.
   for (auto [key, out] : {std::pair{"listen", &c.listen}, std::pair{"admin_listen", &c.admin_listen}}) {
@@ -546,6 +572,7 @@ LoadResult load_yaml(std::string_view text, const std::string& name, const GetEn
     }
   }
   r.set(root, "", "shutdown_grace", c.shutdown_grace);
+  if (const auto& redis = root["redis"]) read_redis(r, redis, c);
   if (const auto& log = root["log"]) {
     if (r.is_map(log, "log")) {
       r.only_keys(log, "log", {"access", "level"});

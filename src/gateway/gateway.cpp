@@ -9,9 +9,10 @@
 
 namespace ballast {
 
-Generation::Generation(config::Config c, Metrics& metrics, const GetEnv& getenv, Generation* previous)
+Generation::Generation(config::Config c, Metrics& metrics, const GetEnv& getenv, Generation* previous,
+                       SharedLimits* shared)
     : config(std::move(c)),
-      upstreams(config, metrics, previous ? &previous->upstreams : nullptr),
+      upstreams(config, metrics, previous ? &previous->upstreams : nullptr, shared),
       number(previous ? previous->number + 1 : 1) {
   for (const auto& model : config.models) {
     for (const auto& ep : model.endpoints) {

@@ -29,8 +29,10 @@ struct Exchange;
 // settings it started with.
 class Generation {
  public:
-  // `previous`: the one a reload replaces; state carries over from it (see Upstreams).
-  Generation(config::Config config, Metrics& metrics, const GetEnv& getenv, Generation* previous);
+  // `previous`: the one a reload replaces; state carries over from it (see Upstreams). `shared`:
+  // the limits shared through Redis, when redis: is configured.
+  Generation(config::Config config, Metrics& metrics, const GetEnv& getenv, Generation* previous,
+             SharedLimits* shared = nullptr);
   ~Generation() = default;
   Generation(const Generation&) = delete;  // facts point into config
   Generation& operator=(const Generation&) = delete;

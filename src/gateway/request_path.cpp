@@ -11,6 +11,7 @@
 #include <fmt/format.h>
 
 #include "common/json_writer.hpp"
+#include "gateway/shared_limits.hpp"
 #include "observability/endpoint_status.hpp"
 
 #include "gateway/gateway.hpp"
@@ -336,6 +337,8 @@ asio::awaitable<void> Gateway::serve(Request& req, Downstream& down, Side side) 
   if (req.path == "/metrics") {
     std::string text = metrics_.render();
     render_endpoint_gauges(text, x.upstreams.view(Clock::now()));
+    if (const SharedLimits* shared = x.upstreams.shared())
+      render_shared_limits_gauges(text, shared->view(Clock::now()));
     fmt::format_to(std::back_inserter(text),
                    "# HELP ballast_log_lines_dropped_total Log lines that could not be written (the reader "
                    "went away, a full disk); serving went on.\n"
@@ -347,9 +350,12 @@ asio::awaitable<void> Gateway::serve(Request& req, Downstream& down, Side side) 
     co_return;
   }
   if (req.path == "/ballast/status") {
-    co_await down.respond(
-        200, x.headers(),
-        endpoint_status_json(x.upstreams.view(Clock::now()), x.upstreams.patience_view(Clock::now())));
+    // Made before the co_await: GCC 12 destroys a conditional's temporaries in a coroutine wrongly.
+    std::optional<SharedLimitsView> redis;
+    if (const SharedLimits* shared = x.upstreams.shared()) redis = shared->view(Clock::now());
+    std::string status =
+        endpoint_status_json(x.upstreams.view(Clock::now()), x.upstreams.patience_view(Clock::now()), redis);
+    co_await down.respond(200, x.headers(), std::move(status));
     co_return;
   }
   if (req.over_buffer_bound) {
@@ -463,7 +469,7 @@ asio::awaitable<void> Gateway::serve(Request& req, Downstream& down, Side side) 
   }
   x.tokens = estimate_tokens(req.body.size(), fields.fields.max_tokens);
   if (key && (key->rpm > 0 || key->tpm > 0)) {
-    if (auto wait = x.upstreams.charge_key(static_cast<size_t>(x.key), x.tokens, Clock::now())) {
+    if (auto wait = co_await x.upstreams.charge_key(static_cast<size_t>(x.key), x.tokens)) {
       x.queue_cap = x.cfg.queue_timeout;
       x.deadline = plan_deadline(req.received, x.cfg.timeouts.total, client_timeout(req));
       co_return co_await refuse(x, ErrorCode::rate_limited,
@@ -544,6 +550,21 @@ asio::awaitable<void> Gateway::proxy(Exchange& x, const config::Model& model, st
     }
     const size_t ei = static_cast<size_t>(choice.endpoint);
     const config::Endpoint& endpoint = model.endpoints[ei];
+    // Its rates shared by every replica (redis:), charged in Redis: past them, no attempt is made.
+    if (auto wait = co_await x.upstreams.charge_shared(mi, ei, x.tokens)) {
+      x.upstreams.finish_unsent(mi, ei);
+      if (history.empty()) {
+        refusal = ErrorCode::rate_limited;
+        refusal_message = fmt::format(
+            "endpoint {} of model '{}' is at its rpm or tpm limit, shared by every ballast replica (rpm {}, "
+            "tpm {}): retry after {}",
+            endpoint.name, model.name, endpoint.rpm, endpoint.tpm, format_duration(*wait));
+        retry_after = *wait;
+      } else if (history.back().hint) {
+        retry_after = history.back().hint;
+      }
+      break;
+    }
     x.endpoint = &endpoint;
     x.upstream_model = endpoint.model.empty() ? std::string_view(x.record.model) : endpoint.model;
     x.record.endpoint = endpoint.name;
@@ -584,7 +605,7 @@ asio::awaitable<void> Gateway::proxy(Exchange& x, const config::Model& model, st
         bound_first_byte(x.deadline, learned->patience, DeadlineSource::learned);
         x.record.client_timeout_ms = to_ms(x.deadline.patience);
         x.record.client_timeout_source = source_name(x.deadline.source);
-        if (auto come_back = x.upstreams.keep_if_in_time(mi, ei, due(x, stream), Clock::now())) {
+        if (auto come_back = x.upstreams.keep_if_in_time(mi, ei, due(x, stream), Clock::now(), admit.lease)) {
           admit.kind = Upstreams::Admit::queue_timeout;
           admit.retry_after = *come_back;
         }
@@ -629,7 +650,7 @@ asio::awaitable<void> Gateway::proxy(Exchange& x, const config::Model& model, st
             ? (x.record.usage ? x.tokens - static_cast<double>(x.record.usage->total_tokens) : 0)
             : x.tokens;
     x.upstreams.finish(mi, ei, admitted_at, verdict, first_token, stream, tokens_delta, Clock::now(),
-                       last.message);
+                       last.message, admit.lease);
 
     // Decide: done, or another attempt (failover decides where) if it may help.
     if (verdict.code == ErrorCode::ok) break;

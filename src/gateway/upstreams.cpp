@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "gateway/shared_limits.hpp"
 #include "policy/duration.hpp"
 
 namespace ballast {
@@ -62,11 +63,25 @@ Upstreams::ModelState::ModelState(const config::Model& model, const config::Conf
   for (auto& f : failures) f = std::make_shared<Failures>();
 }
 
-Upstreams::Upstreams(const config::Config& config, Metrics& metrics, Upstreams* previous)
-    : metrics_(metrics), patience_(previous ? previous->patience_ : std::make_shared<Patience>()) {
+Upstreams::Upstreams(const config::Config& config, Metrics& metrics, Upstreams* previous,
+                     SharedLimits* shared)
+    : metrics_(metrics),
+      shared_(shared),
+      patience_(previous ? previous->patience_ : std::make_shared<Patience>()) {
   TimePoint now = Clock::now();
   for (const auto& m : config.models) {
     auto state = std::make_unique<ModelState>(m, config, now);
+    state->sharing.resize(m.endpoints.size());
+    for (size_t e = 0; shared_ && e < m.endpoints.size(); ++e) {
+      const config::Endpoint& ep = m.endpoints[e];
+      Sharing& sh = state->sharing[e];
+      sh.shared = ep.shared;
+      sh.slots = shared_->slots_key(m.name, ep.name);
+      sh.rpm = shared_->bucket_key("rpm", m.name, ep.name);
+      sh.tpm = shared_->bucket_key("tpm", m.name, ep.name);
+      sh.rpm_limit = ep.rpm;
+      sh.tpm_limit = ep.tpm;
+    }
     if (previous) {
       for (auto& old : previous->models_) {
         if (old->pool.model() == m.name) adopt(*state, *old, now);
@@ -91,6 +106,13 @@ Upstreams::Upstreams(const config::Config& config, Metrics& metrics, Upstreams* 
       if (k.rpm > 0) ks->rpm = TokenBucket(k.rpm, now);
       if (k.tpm > 0) ks->tpm = TokenBucket(k.tpm, now);
     }
+    if (shared_) {
+      std::lock_guard lock(ks->mu);
+      ks->sharing = Sharing{
+          true,  "",   shared_->client_bucket_key("rpm", k.key), shared_->client_bucket_key("tpm", k.key),
+          k.rpm, k.tpm};
+      ks->epoch = UINT64_MAX;  // scoped anew under these limits
+    }
     keys_.push_back(std::move(ks));
     key_names_.push_back(k.key);
   }
@@ -108,17 +130,109 @@ void Upstreams::adopt(ModelState& m, ModelState& previous, TimePoint now) {
     }
   }
   for (const auto& [endpoint, changes] : m.pool.adopt(previous.pool, now)) wake(m, endpoint, changes);
+  // adopt() retuned them to the whole limits: scoped again at the next look.
+  m.epoch = UINT64_MAX;
+}
+
+void Upstreams::rescope(ModelState& m, TimePoint now) {
+  if (!shared_) return;
+  const uint64_t epoch = shared_->epoch();
+  if (epoch == m.epoch) return;
+  m.epoch = epoch;
+  const LimitScope scope = shared_->up() ? LimitScope::shared : LimitScope::fallback;
+  for (size_t e = 0; e < m.pool.size(); ++e) {
+    if (m.sharing[e].shared) wake(m, e, m.pool.scope(e, scope, shared_->config().replicas, now));
+  }
+}
+
+void Upstreams::rescope(KeyState& k, TimePoint now) {
+  if (!shared_) return;
+  const uint64_t epoch = shared_->epoch();
+  if (epoch == k.epoch) return;
+  k.epoch = epoch;
+  // Shared: Redis keeps the key's buckets and these are off; else this replica's share.
+  const double share = shared_->up() ? 0 : 1.0 / shared_->config().replicas;
+  k.rpm.retune(k.sharing.rpm_limit * share, now);
+  k.tpm.retune(k.sharing.tpm_limit * share, now);
+}
+
+void Upstreams::release(ModelState& m, size_t endpoint, const std::string& lease) {
+  if (shared_ && !lease.empty()) shared_->release(m.sharing[endpoint].slots, lease);
 }
 
 EndpointPool::Choice Upstreams::choose(size_t model, std::span<const AttemptFact> history, double tokens,
                                        Duration time_left, TimePoint now) {
   ModelState& m = *models_[model];
   std::lock_guard lock(*m.mu);
+  rescope(m, now);
   return m.pool.choose(history, tokens, time_left, now);
+}
+
+asio::awaitable<std::optional<Millis>> Upstreams::charge_shared(size_t model, size_t endpoint,
+                                                                double tokens) {
+  const Sharing& sh = models_[model]->sharing[endpoint];
+  if (!shared_ || !sh.shared || (sh.rpm_limit <= 0 && sh.tpm_limit <= 0) || !shared_->up())
+    co_return std::nullopt;
+  std::vector<SharedLimits::Charge> charges;
+  if (sh.rpm_limit > 0) charges.push_back({sh.rpm, sh.rpm_limit, 1});
+  if (sh.tpm_limit > 0) charges.push_back({sh.tpm, sh.tpm_limit, tokens});
+  // Redis not answering lets it through: the local shares take over as soon as that is known.
+  auto verdict = co_await shared_->charge(std::move(charges));
+  co_return verdict.wait;
 }
 
 asio::awaitable<Upstreams::Admit> Upstreams::admit(size_t model, size_t endpoint, const std::string& fair_key,
                                                    const Due& due, Downstream& down, Wakeup& wake) {
+  const TimePoint arrived = Clock::now();
+  Admit result = co_await admit_here(model, endpoint, fair_key, due, down, wake);
+  ModelState& m = *models_[model];
+  const Sharing& sh = m.sharing[endpoint];
+  if (result.kind != Admit::admitted || !shared_ || !sh.shared) co_return result;
+  Admission& admission = m.pool.admission(endpoint);
+  {
+    std::lock_guard lock(*m.mu);
+    if (!admission.bounded()) co_return result;
+  }
+  // Then a slot of the limit every replica shares. While Redis is away the local share (its
+  // scope) bounds it instead, and the lease still counts once Redis is back.
+  const auto executor = co_await asio::this_coro::executor;
+  std::optional<SharedLimits::Watch> watch;
+  const TimePoint began = Clock::now();
+  for (;;) {
+    int limit = 0;
+    TimePoint start_by;
+    {
+      std::lock_guard lock(*m.mu);
+      limit = admission.limit();
+      start_by = admission.start_by(arrived, due);
+    }
+    if (co_await shared_->acquire(sh.slots, limit, result.lease) != SharedLimits::Take::full) break;
+    if (!watch) {
+      watch.emplace(*shared_, sh.slots, executor, wake);
+      down.watch_disconnect(wake);
+      continue;  // a slot may have freed before the watch began
+    }
+    const TimePoint now = Clock::now();
+    const bool gone = down.client_gone();
+    if (gone || now >= start_by) {
+      std::lock_guard lock(*m.mu);
+      this->wake(m, endpoint, admission.give_back(now));
+      result.kind = gone ? Admit::client_gone : Admit::queue_timeout;
+      result.retry_after = admission.retry_after(now, due.deadline);
+      break;
+    }
+    // A freed slot is published; a lease that expired (its replica died) is not, hence the look
+    // every so often.
+    co_await wake.wait_until(std::min(start_by, now + kSharedSlotPoll));
+  }
+  if (watch) down.stop_watching();
+  result.waited += Clock::now() - began;
+  co_return result;
+}
+
+asio::awaitable<Upstreams::Admit> Upstreams::admit_here(size_t model, size_t endpoint,
+                                                        const std::string& fair_key, const Due& due,
+                                                        Downstream& down, Wakeup& wake) {
   ModelState& m = *models_[model];
   Admission& admission = m.pool.admission(endpoint);
   const std::string& labels = m.metric_labels[endpoint];
@@ -129,6 +243,7 @@ asio::awaitable<Upstreams::Admit> Upstreams::admit(size_t model, size_t endpoint
   const auto executor = co_await asio::this_coro::executor;
   {
     std::lock_guard lock(*m.mu);
+    rescope(m, arrived);
     start_by = admission.start_by(arrived, due);
     auto a = admission.arrive(fair_key, arrived, due);
     switch (a.decision) {
@@ -248,9 +363,14 @@ void Upstreams::log_health(ModelState& m, size_t endpoint, HealthEvent event, co
 
 void Upstreams::finish(size_t model, size_t endpoint, TimePoint admitted_at, const Verdict& verdict,
                        std::optional<Duration> first_token, bool stream, double tokens_delta, TimePoint now,
-                       std::string_view failure) {
+                       std::string_view failure, const std::string& lease) {
   ModelState& m = *models_[model];
+  release(m, endpoint, lease);
+  const Sharing& sh = m.sharing[endpoint];
+  if (shared_ && sh.shared && sh.tpm_limit > 0 && tokens_delta != 0 && shared_->up())
+    shared_->adjust({sh.tpm, sh.tpm_limit, tokens_delta});
   std::lock_guard lock(*m.mu);
+  rescope(m, now);
   Admission& admission = m.pool.admission(endpoint);
   // An attempt its client ended says nothing about how long the endpoint takes.
   wake(m, endpoint,
@@ -267,12 +387,13 @@ void Upstreams::finish(size_t model, size_t endpoint, TimePoint admitted_at, con
   m.pool.correct_tokens(endpoint, tokens_delta, now);
 }
 
-std::optional<Millis> Upstreams::keep_if_in_time(size_t model, size_t endpoint, const Due& due,
-                                                 TimePoint now) {
+std::optional<Millis> Upstreams::keep_if_in_time(size_t model, size_t endpoint, const Due& due, TimePoint now,
+                                                 const std::string& lease) {
   ModelState& m = *models_[model];
   std::lock_guard lock(*m.mu);
   Admission& admission = m.pool.admission(endpoint);
   if (admission.in_time(now, due)) return std::nullopt;
+  release(m, endpoint, lease);
   wake(m, endpoint, admission.give_back(now));
   return admission.retry_after(now, due.deadline);
 }
@@ -295,9 +416,22 @@ void Upstreams::record_request(size_t model, bool client_retry, TimePoint now) {
   m.pool.record_request(client_retry, now);
 }
 
-std::optional<Millis> Upstreams::charge_key(size_t key, double tokens, TimePoint now) {
+asio::awaitable<std::optional<Millis>> Upstreams::charge_key(size_t key, double tokens) {
   KeyState& k = *keys_[key];
+  if (shared_ && shared_->up()) {
+    std::vector<SharedLimits::Charge> charges;
+    if (k.sharing.rpm_limit > 0) charges.push_back({k.sharing.rpm, k.sharing.rpm_limit, 1});
+    if (k.sharing.tpm_limit > 0) charges.push_back({k.sharing.tpm, k.sharing.tpm_limit, tokens});
+    auto verdict = co_await shared_->charge(std::move(charges));
+    // Redis not answering lets it through: the shares kept here take over as soon as that is known.
+    co_return verdict.wait;
+  }
+  co_return charge_key_here(k, tokens, Clock::now());
+}
+
+std::optional<Millis> Upstreams::charge_key_here(KeyState& k, double tokens, TimePoint now) {
   std::lock_guard lock(k.mu);
+  rescope(k, now);
   std::optional<Millis> wait;
   if (k.rpm.enabled()) wait = k.rpm.wait_for(1, now);
   if (!wait && k.tpm.enabled()) wait = k.tpm.wait_for(tokens, now);
@@ -309,6 +443,8 @@ std::optional<Millis> Upstreams::charge_key(size_t key, double tokens, TimePoint
 
 void Upstreams::correct_key(size_t key, double tokens_delta, TimePoint now) {
   KeyState& k = *keys_[key];
+  if (shared_ && k.sharing.tpm_limit > 0 && tokens_delta != 0 && shared_->up())
+    shared_->adjust({k.sharing.tpm, k.sharing.tpm_limit, tokens_delta});
   std::lock_guard lock(k.mu);
   if (k.tpm.enabled() && tokens_delta != 0) k.tpm.adjust(tokens_delta, now);
 }
@@ -359,6 +495,7 @@ std::vector<ModelView> Upstreams::view(TimePoint now) {
   std::vector<ModelView> out;
   for (auto& m : models_) {
     std::lock_guard lock(*m->mu);
+    rescope(*m, now);  // as it stands now, even with no request to have looked since Redis came or went
     ModelView v = m->pool.view(now);
     for (size_t i = 0; i < v.endpoints.size(); ++i) {
       const Failures& f = *m->failures[i];

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
+#include <cstdint>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -26,12 +27,17 @@
 
 namespace ballast {
 
+class SharedLimits;
+
 class Upstreams {
  public:
   // `previous`: the configuration being replaced by a reload. Each model, endpoint and client key
   // that it has too, by name, keeps its state (slots, queue, health, adaptive limit, rate buckets)
   // under the new settings; `previous` stays usable by the requests that started under it.
-  Upstreams(const config::Config& config, Metrics& metrics, Upstreams* previous = nullptr);
+  // `shared`: with redis: configured, where the limits every replica shares are kept
+  // (gateway/shared_limits); it outlives every configuration.
+  Upstreams(const config::Config& config, Metrics& metrics, Upstreams* previous = nullptr,
+            SharedLimits* shared = nullptr);
   ~Upstreams() = default;
   Upstreams(const Upstreams&) = delete;
   Upstreams& operator=(const Upstreams&) = delete;
@@ -43,7 +49,12 @@ class Upstreams {
   EndpointPool::Choice choose(size_t model, std::span<const AttemptFact> history, double tokens,
                               Duration time_left, TimePoint now);
 
-  // A slot of the endpoint's max_in_flight, waiting in its queue if need be.
+  // The endpoint's rates shared across replicas (rpm, tpm), charged for an attempt: nothing when
+  // they allow it (or are not shared, or Redis did not answer), else how long until they would.
+  boost::asio::awaitable<std::optional<Millis>> charge_shared(size_t model, size_t endpoint, double tokens);
+
+  // A slot of the endpoint's max_in_flight, waiting in its queue if need be; with shared limits,
+  // then a slot of the limit every replica shares (its lease, for finish()).
   struct Admit {
     enum Kind { admitted, queue_full, queue_timeout, client_gone } kind = admitted;
     Millis retry_after{0};
@@ -51,6 +62,7 @@ class Upstreams {
     bool at_once = false;           // refused on arrival: it could not have started in time
     bool first_byte_bound = false;  // at once, and only because of the first-byte bound in `due`
     bool draining = false;          // refused because the process is shutting down before it could finish
+    std::string lease;              // admitted under a shared limit: the slot's lease, for finish()
   };
   boost::asio::awaitable<Admit> admit(size_t model, size_t endpoint, const std::string& fair_key,
                                       const Due& due, Downstream& down, Wakeup& wake);
@@ -59,13 +71,16 @@ class Upstreams {
   // and capacity, and correct the token estimate it was charged (`tokens_delta` = estimate - actual).
   // `failure`: the attempt's failure message (policy/failure_message), kept as the endpoint's last
   // failure and named by an ejection it causes.
+  // `lease`: the shared slot it held (Admit::lease), freed for every replica.
   void finish(size_t model, size_t endpoint, TimePoint admitted_at, const Verdict& verdict,
               std::optional<Duration> first_token, bool stream, double tokens_delta, TimePoint now,
-              std::string_view failure = {});
+              std::string_view failure = {}, const std::string& lease = {});
 
   // A slot just granted, kept if its request can still be served as `due` says (its client's
   // patience may have been learned meanwhile); else given back, and when to come back is returned.
-  std::optional<Millis> keep_if_in_time(size_t model, size_t endpoint, const Due& due, TimePoint now);
+  // (A slot given back frees its `lease` too.)
+  std::optional<Millis> keep_if_in_time(size_t model, size_t endpoint, const Due& due, TimePoint now,
+                                        const std::string& lease = {});
 
   // The process is shutting down and ends at `until`: queued requests that could not start and
   // finish before it are refused now (Admission::drain), and new ones are held to it.
@@ -81,8 +96,9 @@ class Upstreams {
   // The retry budget's base: a request the client itself is retrying counts as a retry.
   void record_request(size_t model, bool client_retry, TimePoint now);
 
-  // A client key's own rpm/tpm: nothing when within them, else how long until they allow it.
-  std::optional<Millis> charge_key(size_t key, double tokens, TimePoint now);
+  // A client key's own rpm/tpm (shared across replicas with redis:): nothing when within them,
+  // else how long until they allow it.
+  boost::asio::awaitable<std::optional<Millis>> charge_key(size_t key, double tokens);
   void correct_key(size_t key, double tokens_delta, TimePoint now);
 
   // What clients' give-ups teach (policy/patience), shared by every worker and kept across reloads.
@@ -102,6 +118,7 @@ class Upstreams {
 
   // Every model's endpoints as they stand, for /metrics and /ballast/status.
   std::vector<ModelView> view(TimePoint now);
+  SharedLimits* shared() const { return shared_; }
 
  private:
   struct Waiter;
@@ -112,6 +129,12 @@ class Upstreams {
     TimePoint last_at;
     std::string ejected_because;  // the failure that ejected it, while ejected
   };
+  // How an endpoint's or a key's limits are shared (nothing to share: `shared` false).
+  struct Sharing {
+    bool shared = false;
+    std::string slots, rpm, tpm;  // Redis keys
+    double rpm_limit = 0, tpm_limit = 0;
+  };
   struct ModelState {
     ModelState(const config::Model& model, const config::Config& config, TimePoint now);
     // Shared with the same model's state before and after a reload, as its endpoints' are.
@@ -120,10 +143,14 @@ class Upstreams {
     std::vector<std::string> metric_labels;           // endpoint="…", per endpoint
     std::vector<std::shared_ptr<Waiters>> waiters;    // per endpoint, shared as its state is
     std::vector<std::shared_ptr<Failures>> failures;  // per endpoint, shared as its state is
+    std::vector<Sharing> sharing;                     // per endpoint
+    uint64_t epoch = UINT64_MAX;  // SharedLimits::epoch() when the endpoints were last scoped
   };
   struct KeyState {
     std::mutex mu;
     TokenBucket rpm, tpm;
+    Sharing sharing;
+    uint64_t epoch = UINT64_MAX;
   };
   struct Patience {
     std::mutex mu;
@@ -133,12 +160,23 @@ class Upstreams {
     std::atomic<bool> taught{false};
   };
   void adopt(ModelState& m, ModelState& previous, TimePoint now);
+  // Under the model's lock: its shared endpoints' limits scoped to whether Redis holds them now.
+  void rescope(ModelState& m, TimePoint now);
+  void rescope(KeyState& k, TimePoint now);
+  // The local stage of admit(): a slot of this process's admission, queued if need be.
+  boost::asio::awaitable<Admit> admit_here(size_t model, size_t endpoint, const std::string& fair_key,
+                                           const Due& due, Downstream& down, Wakeup& wake);
+  void release(ModelState& m, size_t endpoint, const std::string& lease);
+  std::optional<Millis> charge_key_here(KeyState& k, double tokens, TimePoint now);
+  // How often a request waiting for a shared slot looks again without being told one freed.
+  static constexpr Duration kSharedSlotPoll = std::chrono::milliseconds(200);
   void wake(ModelState& m, size_t endpoint, const Admission::Changes& changes);
   // Records a failure (when `failure` is set), and logs an ejection (naming the failure) or a readmission.
   void log_health(ModelState& m, size_t endpoint, HealthEvent event, const std::string& failure,
                   std::string_view readmitted_because, TimePoint now);
 
   Metrics& metrics_;
+  SharedLimits* shared_;
   std::vector<std::unique_ptr<ModelState>> models_;
   std::vector<std::shared_ptr<KeyState>> keys_;  // shared with a reload that keeps the key
   std::vector<std::string> key_names_;           // the keys themselves, to find them again

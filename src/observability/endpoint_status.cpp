@@ -56,8 +56,23 @@ void render_endpoint_gauges(std::string& out, const std::vector<ModelView>& mode
         [](const EndpointView& e) { return e.tpm_available; });
 }
 
+void render_shared_limits_gauges(std::string& out, const SharedLimitsView& redis) {
+  fmt::format_to(
+      std::back_inserter(out),
+      "# HELP ballast_redis_shared 1 while Redis holds the limits shared by every replica; 0 while "
+      "this replica keeps its share of them locally.\n"
+      "# TYPE ballast_redis_shared gauge\n"
+      "ballast_redis_shared {}\n"
+      "# HELP ballast_redis_fallbacks_total Times the shared limits fell back to local shares "
+      "(Redis unreachable or slow).\n"
+      "# TYPE ballast_redis_fallbacks_total counter\n"
+      "ballast_redis_fallbacks_total {}\n",
+      redis.shared ? 1 : 0, redis.fallbacks);
+}
+
 std::string endpoint_status_json(const std::vector<ModelView>& models,
-                                 const std::vector<PatienceBook::View>& patience) {
+                                 const std::vector<PatienceBook::View>& patience,
+                                 const std::optional<SharedLimitsView>& redis) {
   JsonWriter w;
   w.begin_object().key("models").begin_array();
   for (const auto& m : models) {
@@ -97,7 +112,16 @@ std::string endpoint_status_json(const std::vector<ModelView>& models,
     w.field("last_give_up_ago_s", std::chrono::duration<double>(p.since_last).count());
     w.end_object();
   }
-  w.end_array().end_object();
+  w.end_array();
+  if (redis) {
+    w.key("redis").begin_object().field("url", redis->url);
+    w.field("limits", redis->shared ? "shared" : "local");
+    if (!redis->shared) w.field("why", redis->why);
+    w.field("for_ms", std::chrono::duration<double, std::milli>(redis->for_how_long).count());
+    w.field("replicas", redis->replicas).field("fallbacks", redis->fallbacks);
+    w.end_object();
+  }
+  w.end_object();
   return w.take();
 }
 

@@ -33,6 +33,26 @@ Admission::Changes EndpointState::retune(const EndpointSpec& spec, const Outlier
   return admission.retune(spec.admission, now);
 }
 
+EndpointSpec scoped(const EndpointSpec& spec, LimitScope scope, int replicas) {
+  EndpointSpec out = spec;
+  if (scope == LimitScope::shared) {
+    out.rpm = out.tpm = 0;
+  } else if (scope == LimitScope::fallback && replicas > 1) {
+    // Its share, never nothing: a limit smaller than the replicas still lets each one work.
+    auto share = [replicas](int limit) { return std::max(1, limit / replicas); };
+    AdmissionPolicy& a = out.admission;
+    if (a.max_in_flight > 0) a.max_in_flight = share(a.max_in_flight);
+    if (a.adaptive) {
+      a.max_limit = share(a.max_limit);
+      a.min_limit = std::min(a.min_limit, a.max_limit);
+      a.initial_limit = std::clamp(share(a.initial_limit), a.min_limit, a.max_limit);
+    }
+    out.rpm /= replicas;
+    out.tpm /= replicas;
+  }
+  return out;
+}
+
 EndpointPool::EndpointPool(std::string model, std::vector<EndpointSpec> endpoints,
                            const OutlierPolicy& outlier, const RetryPolicy& retries, Millis refusal_cap,
                            uint64_t seed, TimePoint now)
@@ -45,6 +65,7 @@ EndpointPool::EndpointPool(std::string model, std::vector<EndpointSpec> endpoint
   for (auto& e : endpoints) {
     states_.push_back(std::make_shared<EndpointState>(e, outlier_, now));
     specs_.push_back(std::move(e));
+    scopes_.push_back(LimitScope::local);
   }
 }
 
@@ -56,10 +77,16 @@ std::vector<std::pair<size_t, Admission::Changes>> EndpointPool::adopt(const End
       if (previous.specs_[j].name != specs_[i].name) continue;
       states_[i] = previous.states_[j];
       changes.emplace_back(i, states_[i]->retune(specs_[i], outlier_, now));
+      scopes_[i] = LimitScope::local;
       break;
     }
   }
   return changes;
+}
+
+Admission::Changes EndpointPool::scope(size_t endpoint, LimitScope scope, int replicas, TimePoint now) {
+  scopes_[endpoint] = scope;
+  return states_[endpoint]->retune(scoped(specs_[endpoint], scope, replicas), outlier_, now);
 }
 
 std::vector<Candidate> EndpointPool::candidates(double tokens, TimePoint now,

@@ -60,6 +60,15 @@ struct ModelView {
   std::vector<EndpointView> endpoints;
 };
 
+// Where an endpoint's limits are kept (docs/scaling.md). `local`: here, whole (no redis:, or
+// shared: false). `shared`: Redis holds them for every replica; here the slots stay at the whole
+// limit (a replica never needs fewer than Redis allows it) and the rates are not kept at all.
+// `fallback`: Redis is away; here, this replica's share of each, the limit over redis.replicas.
+enum class LimitScope { local, shared, fallback };
+
+// An endpoint's settings as they apply in `scope`, with `replicas` replicas expected.
+EndpointSpec scoped(const EndpointSpec& spec, LimitScope scope, int replicas);
+
 // One endpoint's state: its slots and queue, health and rate buckets. A reload that keeps the
 // endpoint (by name) keeps it, shared by the pools of the old and new configurations and held under
 // their model's one lock, so requests under either count against the same limits.
@@ -113,6 +122,10 @@ class EndpointPool {
 
   Admission& admission(size_t endpoint) { return states_[endpoint]->admission; }
 
+  // Where the endpoint's limits are kept from now on (LimitScope): its settings are retuned to
+  // scoped() ones, keeping what it holds and has learned. Returns what that changed in its queue.
+  Admission::Changes scope(size_t endpoint, LimitScope scope, int replicas, TimePoint now);
+
   // An attempt's verdict on the endpoint's health; never ejects the last endpoint standing.
   HealthEvent report(size_t endpoint, Verdict::Health health, TimePoint now);
   // The chosen endpoint was not sent to after all: its half-open probe, if this was it, is free.
@@ -137,7 +150,8 @@ class EndpointPool {
 
   std::string model_;
   OutlierPolicy outlier_;
-  std::vector<EndpointSpec> specs_;
+  std::vector<EndpointSpec> specs_;                     // as configured
+  std::vector<LimitScope> scopes_;                      // per spec: as they apply now
   std::vector<std::shared_ptr<EndpointState>> states_;  // per spec
   RetryPolicy retries_;
   RetryBudget budget_;

@@ -322,6 +322,88 @@ TEST(ConfigLoad, WorkersIsAWholeNumberInRange) {
   EXPECT_EQ(bad.errors[0], "w.yaml:1: workers: 'many' is not a whole number from 0 to 256");
 }
 
+TEST(ConfigRedis, ReadsTheSectionAndKeepsThePasswordOutOfTheUrl) {
+  auto r = load_yaml(R"(redis:
+  url: redis://:s3cret@10.0.0.5:6380/2
+  prefix: "team-a:"
+  timeout: 20ms
+  lease_ttl: 10s
+  replicas: 3
+models:
+  - name: m
+    endpoints:
+      - {base_url: http://127.0.0.1:8000/v1, max_in_flight: 8, rpm: 600}
+      - {base_url: http://127.0.0.1:8001/v1, max_in_flight: 8, shared: false}
+)",
+                     "r.yaml", no_env);
+  ASSERT_TRUE(r.ok()) << r.errors.front();
+  ASSERT_TRUE(r.config.redis);
+  const Redis& redis = *r.config.redis;
+  EXPECT_EQ(redis.host, "10.0.0.5");
+  EXPECT_EQ(redis.port, 6380);
+  EXPECT_EQ(redis.db, 2);
+  EXPECT_EQ(redis.password, "s3cret");
+  EXPECT_EQ(redis.url, "redis://10.0.0.5:6380/2");
+  EXPECT_EQ(redis.prefix, "team-a:");
+  EXPECT_EQ(redis.timeout, Millis(20));
+  EXPECT_EQ(redis.lease_ttl, Millis(10'000));
+  EXPECT_EQ(redis.replicas, 3);
+  EXPECT_TRUE(r.config.models[0].endpoints[0].shared);
+  EXPECT_FALSE(r.config.models[0].endpoints[1].shared);
+}
+
+TEST(ConfigRedis, DefaultsAndAPasswordFromTheEnvironment) {
+  auto r = load_yaml(
+      "redis: {url: redis://cache, password: \"${REDIS_PASSWORD}\"}\nmodels: [{name: m, endpoints: "
+      "[{provider: sim}]}]\n",
+      "r.yaml", env_of({{"REDIS_PASSWORD", "pw"}}));
+  ASSERT_TRUE(r.ok()) << r.errors.front();
+  const Redis& redis = *r.config.redis;
+  EXPECT_EQ(redis.host, "cache");
+  EXPECT_EQ(redis.port, 6379);
+  EXPECT_EQ(redis.db, 0);
+  EXPECT_EQ(redis.password, "pw");
+  EXPECT_EQ(redis.prefix, "ballast:");
+  EXPECT_EQ(redis.timeout, Millis(50));
+  EXPECT_EQ(redis.lease_ttl, Millis(30'000));
+  EXPECT_EQ(redis.replicas, 1);
+  EXPECT_FALSE(
+      load_yaml("models: [{name: m, endpoints: [{provider: sim}]}]\n", "r.yaml", no_env).config.redis);
+}
+
+TEST(ConfigRedis, MistakesNameLineAndKeyAndNeverThePassword) {
+  auto r = load_yaml(R"(redis:
+  url: rediss://:hunter2@cache:6379
+  lease_ttl: 100ms
+  replicas: 0
+  colour: red
+models: [{name: m, endpoints: [{provider: sim, shared: maybe}]}]
+)",
+                     "r.yaml", no_env);
+  ASSERT_FALSE(r.ok());
+  std::string all;
+  for (const auto& e : r.errors) all += e + "\n";
+  EXPECT_NE(all.find("r.yaml:2: redis.url: rediss:// (TLS) is not supported"), std::string::npos) << all;
+  EXPECT_NE(all.find("r.yaml:3: redis.lease_ttl: must be at least 1s"), std::string::npos) << all;
+  EXPECT_NE(all.find("r.yaml:4: redis.replicas: '0' is not a whole number from 1 to 10000"),
+            std::string::npos)
+      << all;
+  EXPECT_NE(all.find("r.yaml:5: redis.colour: unknown key"), std::string::npos) << all;
+  EXPECT_NE(all.find("shared: 'maybe' is not true or false"), std::string::npos) << all;
+  EXPECT_EQ(all.find("hunter2"), std::string::npos) << all;
+
+  for (const char* url : {"http://cache:6379", "redis://", "redis://cache:99999", "redis://cache/x",
+                          "redis://user:pw@cache", "redis://[::1"}) {
+    Redis out;
+    EXPECT_FALSE(parse_redis_url(url, out).empty()) << url;
+  }
+  Redis v6;
+  EXPECT_EQ(parse_redis_url("redis://[::1]:7000/1", v6), "");
+  EXPECT_EQ(v6.host, "::1");
+  EXPECT_EQ(v6.port, 7000);
+  EXPECT_EQ(v6.url, "redis://[::1]:7000/1");
+}
+
 TEST(ConfigLoad, MissingFileSaysSo) {
   auto r = load_file("/nonexistent/ballast.yaml", no_env);
   ASSERT_EQ(r.errors.size(), 1u);

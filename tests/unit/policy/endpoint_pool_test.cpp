@@ -163,5 +163,56 @@ TEST(EndpointPoolReload, AnEjectionCarriesOverAndALoweredLimitAdmitsNoOneUntilSl
   EXPECT_EQ(second.granted.size(), 1u);
 }
 
+TEST(LimitScope, SharedKeepsTheSlotsWholeAndTheRatesInRedis) {
+  EndpointSpec s = spec("a");
+  s.admission.max_in_flight = 8;
+  s.rpm = 600;
+  s.tpm = 90'000;
+  EndpointSpec shared = scoped(s, LimitScope::shared, 3);
+  EXPECT_EQ(shared.admission.max_in_flight, 8);
+  EXPECT_EQ(shared.rpm, 0);
+  EXPECT_EQ(shared.tpm, 0);
+  EXPECT_EQ(scoped(s, LimitScope::local, 3).rpm, 600);
+}
+
+TEST(LimitScope, AFallbackKeepsThisReplicasShareAndNeverNothing) {
+  EndpointSpec s = spec("a");
+  s.admission.max_in_flight = 8;
+  s.rpm = 600;
+  EndpointSpec share = scoped(s, LimitScope::fallback, 3);
+  EXPECT_EQ(share.admission.max_in_flight, 2);  // 3 × 2 ≤ 8: never more than the whole
+  EXPECT_DOUBLE_EQ(share.rpm, 200);
+  s.admission.max_in_flight = 2;
+  EXPECT_EQ(scoped(s, LimitScope::fallback, 3).admission.max_in_flight, 1);
+  EXPECT_EQ(scoped(s, LimitScope::fallback, 1).admission.max_in_flight, 2);
+
+  EndpointSpec adaptive = spec("b");
+  adaptive.admission.adaptive = true;
+  adaptive.admission.max_limit = 90;
+  adaptive.admission.initial_limit = 16;
+  EndpointSpec a = scoped(adaptive, LimitScope::fallback, 3);
+  EXPECT_EQ(a.admission.max_limit, 30);
+  EXPECT_EQ(a.admission.initial_limit, 5);
+}
+
+TEST(LimitScope, RescopingAPoolKeepsWhatItHoldsAndAdmitsWaitersWhenTheLimitGrows) {
+  EndpointSpec s = spec("a");
+  s.admission.max_in_flight = 6;
+  EndpointPool pool("m", {s}, OutlierPolicy{}, RetryPolicy{}, Millis(30'000), 1, t0);
+  pool.scope(0, LimitScope::fallback, 3, t0);  // 2 here while Redis is away
+  Admission& a = pool.admission(0);
+  const TimePoint far = t0 + 60s;
+  EXPECT_EQ(a.arrive("k", t0, far).decision, Admission::Decision::admitted);
+  EXPECT_EQ(a.arrive("k", t0, far).decision, Admission::Decision::admitted);
+  auto third = a.arrive("k", t0, far);
+  ASSERT_EQ(third.decision, Admission::Decision::queued);
+  // Redis is back: the whole limit here (Redis bounds the sum), and the waiter is let in.
+  Admission::Changes changes = pool.scope(0, LimitScope::shared, 3, t0 + 1s);
+  ASSERT_EQ(changes.granted.size(), 1u);
+  EXPECT_EQ(changes.granted[0], third.ticket);
+  EXPECT_EQ(a.in_flight(), 3);
+  EXPECT_EQ(a.limit(), 6);
+}
+
 }  // namespace
 }  // namespace ballast
