@@ -183,21 +183,37 @@ asio::awaitable<std::optional<Millis>> Upstreams::charge_shared(size_t model, si
 
 asio::awaitable<Upstreams::Admit> Upstreams::admit(size_t model, size_t endpoint, const std::string& fair_key,
                                                    const Due& due, Downstream& down, Wakeup& wake) {
-  const TimePoint arrived = Clock::now();
-  Admit result = co_await admit_here(model, endpoint, fair_key, due, down, wake);
   ModelState& m = *models_[model];
   const Sharing& sh = m.sharing[endpoint];
-  if (result.kind != Admit::admitted || !shared_ || !sh.shared) co_return result;
   Admission& admission = m.pool.admission(endpoint);
-  {
-    std::lock_guard lock(*m.mu);
-    if (!admission.bounded()) co_return result;
+  const TimePoint arrived = Clock::now();
+  Duration waited{0};
+  for (;;) {
+    Admit result = co_await admit_here(model, endpoint, fair_key, due, down, wake);
+    result.waited += waited;
+    if (result.kind != Admit::admitted || !shared_ || !sh.shared) co_return result;
+    {
+      std::lock_guard lock(*m.mu);
+      if (!admission.bounded()) co_return result;
+    }
+    // Then a slot of the limit every replica shares.
+    const TimePoint began = Clock::now();
+    const SharedSlot got = co_await shared_slot(m, endpoint, arrived, due, down, wake, result);
+    result.waited += Clock::now() - began;
+    if (got != SharedSlot::requeue) co_return result;
+    // Redis went away while it waited: back in this replica's queue, under its share.
+    waited = result.waited;
   }
-  // Then a slot of the limit every replica shares. While Redis is away the local share (its
-  // scope) bounds it instead, and the lease still counts once Redis is back.
+}
+
+asio::awaitable<Upstreams::SharedSlot> Upstreams::shared_slot(ModelState& m, size_t endpoint,
+                                                              TimePoint arrived, const Due& due,
+                                                              Downstream& down, Wakeup& wake, Admit& result) {
+  const Sharing& sh = m.sharing[endpoint];
+  Admission& admission = m.pool.admission(endpoint);
   const auto executor = co_await asio::this_coro::executor;
   std::optional<SharedLimits::Watch> watch;
-  const TimePoint began = Clock::now();
+  SharedSlot got = SharedSlot::taken;
   for (;;) {
     int limit = 0;
     TimePoint start_by;
@@ -206,7 +222,22 @@ asio::awaitable<Upstreams::Admit> Upstreams::admit(size_t model, size_t endpoint
       limit = admission.limit();
       start_by = admission.start_by(arrived, due);
     }
-    if (co_await shared_->acquire(sh.slots, limit, result.lease) != SharedLimits::Take::full) break;
+    const SharedLimits::Take take = co_await shared_->acquire(sh.slots, limit, result.lease);
+    if (take == SharedLimits::Take::granted) break;
+    if (take == SharedLimits::Take::unavailable) {
+      // The local share bounds it now, and its lease counts once Redis is back. Those that took a
+      // local slot under the whole limit, waiting for Redis's say, are more than the share: the
+      // ones past it queue again here rather than all going at once.
+      std::lock_guard lock(*m.mu);
+      const TimePoint now = Clock::now();
+      rescope(m, now);
+      if (admission.in_flight() <= admission.limit()) break;
+      shared_->release(sh.slots, result.lease);
+      result.lease.clear();
+      this->wake(m, endpoint, admission.give_back(now));
+      got = SharedSlot::requeue;
+      break;
+    }
     if (!watch) {
       watch.emplace(*shared_, sh.slots, executor, wake);
       down.watch_disconnect(wake);
@@ -219,6 +250,7 @@ asio::awaitable<Upstreams::Admit> Upstreams::admit(size_t model, size_t endpoint
       this->wake(m, endpoint, admission.give_back(now));
       result.kind = gone ? Admit::client_gone : Admit::queue_timeout;
       result.retry_after = admission.retry_after(now, due.deadline);
+      got = SharedSlot::refused;
       break;
     }
     // A freed slot is published; a lease that expired (its replica died) is not, hence the look
@@ -226,8 +258,7 @@ asio::awaitable<Upstreams::Admit> Upstreams::admit(size_t model, size_t endpoint
     co_await wake.wait_until(std::min(start_by, now + kSharedSlotPoll));
   }
   if (watch) down.stop_watching();
-  result.waited += Clock::now() - began;
-  co_return result;
+  co_return got;
 }
 
 asio::awaitable<Upstreams::Admit> Upstreams::admit_here(size_t model, size_t endpoint,

@@ -167,6 +167,14 @@ class Upstreams {
   boost::asio::awaitable<Admit> admit_here(size_t model, size_t endpoint, const std::string& fair_key,
                                            const Due& due, Downstream& down, Wakeup& wake);
   void release(ModelState& m, size_t endpoint, const std::string& lease);
+  // The shared stage of admit(), for a request holding a local slot: a lease of the limit every
+  // replica shares (or, with Redis away, the local share's say), waiting for one until the
+  // request's start-by. `requeue`: Redis went away and this replica is past its share; the local
+  // slot was given back.
+  enum class SharedSlot { taken, refused, requeue };
+  boost::asio::awaitable<SharedSlot> shared_slot(ModelState& m, size_t endpoint, TimePoint arrived,
+                                                 const Due& due, Downstream& down, Wakeup& wake,
+                                                 Admit& result);
   std::optional<Millis> charge_key_here(KeyState& k, double tokens, TimePoint now);
   // How often a request waiting for a shared slot looks again without being told one freed.
   static constexpr Duration kSharedSlotPoll = std::chrono::milliseconds(200);
