@@ -232,6 +232,12 @@ std::string describe_refusal(ErrorCode code, const config::Endpoint& endpoint,
         "this one restarted",
         endpoint.name, format_duration(admit.retry_after));
   }
+  if (code == ErrorCode::rate_limited) {
+    return fmt::format(
+        "endpoint {} is at its rpm or tpm limit, shared by every ballast replica (rpm {}, tpm {}): retry "
+        "after {}",
+        endpoint.name, endpoint.rpm, endpoint.tpm, format_duration(admit.retry_after));
+  }
   if (code == ErrorCode::queue_full) {
     return fmt::format(
         "endpoint {} is at max_in_flight and its queue is full: retry after {}, or raise max_in_flight or "
@@ -555,10 +561,9 @@ asio::awaitable<void> Gateway::proxy(Exchange& x, const config::Model& model, st
       x.upstreams.finish_unsent(mi, ei);
       if (history.empty()) {
         refusal = ErrorCode::rate_limited;
-        refusal_message = fmt::format(
-            "endpoint {} of model '{}' is at its rpm or tpm limit, shared by every ballast replica (rpm {}, "
-            "tpm {}): retry after {}",
-            endpoint.name, model.name, endpoint.rpm, endpoint.tpm, format_duration(*wait));
+        Upstreams::Admit refused;
+        refused.retry_after = *wait;
+        refusal_message = describe_refusal(refusal, endpoint, refused);
         retry_after = *wait;
       } else if (history.back().hint) {
         retry_after = history.back().hint;
@@ -574,7 +579,7 @@ asio::awaitable<void> Gateway::proxy(Exchange& x, const config::Model& model, st
 
     Upstreams::Admit admit;
     for (;;) {
-      admit = co_await x.upstreams.admit(mi, ei, x.fair_key, due(x, stream), x.down, wake);
+      admit = co_await x.upstreams.admit(mi, ei, x.fair_key, due(x, stream), x.tokens, x.down, wake);
       x.record.queue_ms += to_ms(admit.waited);
       // Refused only for the patience learned before: now and then, such a request tests it
       // instead, held outside the queue (policy/patience: take_probe). Never an SDK's own retry,
@@ -617,7 +622,14 @@ asio::awaitable<void> Gateway::proxy(Exchange& x, const config::Model& model, st
         client_left = true;
         break;
       }
-      refusal = admit.kind == Upstreams::Admit::queue_full ? ErrorCode::queue_full : ErrorCode::queue_timeout;
+      if (admit.kind == Upstreams::Admit::rate_limited && !history.empty()) {
+        // A retry its shared rates refuse: the last failure is the answer.
+        if (history.back().hint) retry_after = history.back().hint;
+        break;
+      }
+      refusal = admit.kind == Upstreams::Admit::queue_full     ? ErrorCode::queue_full
+                : admit.kind == Upstreams::Admit::rate_limited ? ErrorCode::rate_limited
+                                                               : ErrorCode::queue_timeout;
       retry_after = admit.retry_after;
       refusal_message = describe_refusal(refusal, endpoint, admit);
       break;

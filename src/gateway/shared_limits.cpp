@@ -24,16 +24,6 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 )";
 
-// KEYS[1]: the endpoint's leases (member: lease, score: when it expires). ARGV: limit, lease, ttl ms.
-// Expired leases go first, so a dead replica's slots come back by themselves.
-constexpr std::string_view kAcquire = R"(
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[2])
-redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]) * 2)
-return 1
-)";
-
 // KEYS[1]: the leases. ARGV: lease, channel. A slot really freed is published to every replica.
 constexpr std::string_view kRelease = R"(
 if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then
@@ -69,21 +59,47 @@ local function store(key, level)
 end
 )";
 
-// KEYS: buckets. ARGV: per minute and amount, for each. All are taken or none; returns 0, or the
-// ms until all would fit. A take larger than a bucket passes when it is full, leaving a debt.
-constexpr std::string_view kCharge = R"(
-local levels, wait = {}, 0
-for i, key in ipairs(KEYS) do
-  local per_minute, n = tonumber(ARGV[2 * i - 1]), tonumber(ARGV[2 * i])
-  local level, cap = level_of(key, per_minute)
-  levels[i] = level
-  if level < n and level < cap then
-    wait = math.max(wait, math.ceil((math.min(n, cap) - level) * 60000 / per_minute))
+// charge(first): the buckets KEYS[first..], each with its per-minute rate and the amount to take
+// at the same place in ARGV's pairs (ARGV[2i-1], ARGV[2i] for KEYS[i]). All are taken or none:
+// returns 0, or the ms until all would fit. A take larger than a bucket passes when it is full,
+// leaving a debt.
+constexpr std::string_view kChargeFunction = R"(
+local function charge(first)
+  local levels, wait = {}, 0
+  for i = first, #KEYS do
+    local per_minute, n = tonumber(ARGV[2 * i - 1]), tonumber(ARGV[2 * i])
+    local level, cap = level_of(KEYS[i], per_minute)
+    levels[i] = level
+    if level < n and level < cap then
+      wait = math.max(wait, math.ceil((math.min(n, cap) - level) * 60000 / per_minute))
+    end
   end
+  if wait > 0 then return math.min(wait, 86400000) end
+  for i = first, #KEYS do store(KEYS[i], levels[i] - tonumber(ARGV[2 * i])) end
+  return 0
 end
-if wait > 0 then return math.min(wait, 86400000) end
-for i, key in ipairs(KEYS) do store(key, levels[i] - tonumber(ARGV[2 * i])) end
-return 0
+)";
+
+// KEYS: buckets; ARGV: per minute and amount for each.
+constexpr std::string_view kCharge = R"(
+return charge(1)
+)";
+
+// KEYS[1]: the endpoint's leases (member: lease, score: when it expires), then its buckets. ARGV:
+// limit and lease (the pair for KEYS[1]), per minute and amount for each bucket, and last the lease's
+// ttl in ms. Expired leases go first, so a dead replica's slots come back by
+// themselves. Returns 1 (the slot taken and the buckets charged), 0 (no slot free: nothing charged,
+// the request waits for one), or minus the ms until the buckets would allow it (nothing taken). One
+// call per request, and its rates are charged when it is sent.
+constexpr std::string_view kAcquire = R"(
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[1]) then return 0 end
+local wait = charge(2)
+if wait > 0 then return -wait end
+local ttl = tonumber(ARGV[#ARGV])
+redis.call('ZADD', KEYS[1], now + ttl, ARGV[2])
+redis.call('PEXPIRE', KEYS[1], ttl * 2)
+return 1
 )";
 
 // KEYS[1]: a bucket. ARGV: per minute, amount (positive gives back).
@@ -141,10 +157,10 @@ SharedLimits::SharedLimits(const config::Redis& config)
   char host[256] = {};
   gethostname(host, sizeof host - 1);
   replica_ = fmt::format("{}:{}:{:x}", host, getpid(), std::random_device{}());
-  acquire_ = client_->add_script(script({kNow, kAcquire}));
+  acquire_ = client_->add_script(script({kNow, kBucket, kChargeFunction, kAcquire}));
   release_ = client_->add_script(std::string(kRelease));
   renew_ = client_->add_script(script({kNow, kRenew}));
-  charge_ = client_->add_script(script({kNow, kBucket, kCharge}));
+  charge_ = client_->add_script(script({kNow, kBucket, kChargeFunction, kCharge}));
   adjust_ = client_->add_script(script({kNow, kBucket, kAdjust}));
   client_->subscribe(channel_, [this](std::string_view key) { on_freed(key); });
   client_->on_state([this](bool up, const std::string& why) { on_state(up, why); });
@@ -203,21 +219,30 @@ void SharedLimits::on_state(bool up, const std::string& why) {
 }
 
 asio::awaitable<SharedLimits::Take> SharedLimits::acquire(const std::string& key, int limit,
-                                                          std::string& lease) {
+                                                          std::string& lease,
+                                                          const std::vector<Charge>& charges,
+                                                          Millis& rate_wait) {
   lease = fmt::format("{}:{}", replica_, next_lease_.fetch_add(1, std::memory_order_relaxed));
   Take take = Take::unavailable;
   if (client_->up()) {
     // Named, not braced in the co_await: GCC 12 cannot keep an initializer list across a suspension.
     std::vector<std::string> keys{key};
-    std::vector<std::string> args{std::to_string(limit), lease, std::to_string(config_.lease_ttl.count())};
+    std::vector<std::string> args{std::to_string(limit), lease};
+    for (const Charge& c : charges) {
+      keys.push_back(c.key);
+      args.push_back(number(c.per_minute));
+      args.push_back(number(c.amount));
+    }
+    args.push_back(std::to_string(config_.lease_ttl.count()));
     redis::Reply r = co_await redis::eval(*client_, acquire_, std::move(keys), std::move(args));
     if (r.kind == redis::Reply::Kind::integer) {
-      take = r.integer == 1 ? Take::granted : Take::full;
+      take = r.integer == 1 ? Take::granted : r.integer == 0 ? Take::full : Take::rate_limited;
+      if (take == Take::rate_limited) rate_wait = Millis(-r.integer);
     } else if (!r.unavailable()) {
       spdlog::warn("redis {}: the slot script failed: {}", config_.url, r.str);
     }
   }
-  if (take == Take::full) {
+  if (take == Take::full || take == Take::rate_limited) {
     lease.clear();
     co_return take;
   }

@@ -59,14 +59,22 @@ class SharedLimits {
   std::string bucket_key(std::string_view kind, std::string_view model, std::string_view endpoint) const;
   std::string client_bucket_key(std::string_view kind, std::string_view client_key) const;
 
-  // A slot of `key`, if fewer than `limit` are held across the replicas: `granted` (its lease in
-  // `lease`), `full`, or `unavailable` (Redis did not answer: the caller goes on under the local
-  // share, with a lease from local_lease()).
-  enum class Take { granted, full, unavailable };
-  boost::asio::awaitable<Take> acquire(const std::string& key, int limit, std::string& lease);
-  // A lease for a request admitted while Redis was away: registered with Redis when it comes back,
-  // so what runs then counts against the shared limit.
-  std::string local_lease(const std::string& key);
+  // Token buckets (per minute, holding ten seconds' worth, as TokenBucket) and what to take from
+  // each.
+  struct Charge {
+    std::string key;
+    double per_minute = 0;
+    double amount = 0;
+  };
+
+  // A slot of `key`, if fewer than `limit` are held across the replicas, and with it `charges`, in
+  // one call: `granted` (its lease in `lease`), `full` (nothing charged), `rate_limited` (no slot
+  // taken; `rate_wait` says when the buckets would allow it), or `unavailable` (Redis did not
+  // answer: the caller goes on under the local share, and `lease` still names what it holds, to
+  // count once Redis is back).
+  enum class Take { granted, full, rate_limited, unavailable };
+  boost::asio::awaitable<Take> acquire(const std::string& key, int limit, std::string& lease,
+                                       const std::vector<Charge>& charges, Millis& rate_wait);
   // The request holding `lease` ended: the slot is free for every replica (and published).
   void release(const std::string& key, const std::string& lease);
 
@@ -88,14 +96,8 @@ class SharedLimits {
     std::shared_ptr<WatchEntry> entry_;
   };
 
-  // Token buckets (per minute, holding ten seconds' worth, as TokenBucket): all of `charges` are
-  // taken, or none. Returns nothing when taken; else the wait until they would be; `unavailable`
-  // when Redis did not answer (the caller charges its local share instead).
-  struct Charge {
-    std::string key;
-    double per_minute = 0;
-    double amount = 0;
-  };
+  // All of `charges` taken, or none (for rates without slots to go with). Returns nothing when
+  // taken; else the wait until they would be; `unavailable` when Redis did not answer.
   struct Verdict {
     bool unavailable = false;
     std::optional<Millis> wait;

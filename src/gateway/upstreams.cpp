@@ -35,6 +35,15 @@ double estimate_tokens(size_t body_bytes, std::optional<int64_t> max_tokens) {
 
 namespace {
 
+// What a request of `tokens` takes from shared buckets of `rpm` and `tpm` (0: none).
+std::vector<SharedLimits::Charge> charges_for(const std::string& rpm_key, double rpm,
+                                              const std::string& tpm_key, double tpm, double tokens) {
+  std::vector<SharedLimits::Charge> charges;
+  if (rpm > 0) charges.push_back({rpm_key, rpm, 1});
+  if (tpm > 0) charges.push_back({tpm_key, tpm, tokens});
+  return charges;
+}
+
 std::vector<EndpointSpec> endpoint_specs(const config::Model& model, const config::Config& config) {
   std::vector<EndpointSpec> specs;
   for (const auto& ep : model.endpoints) {
@@ -79,6 +88,7 @@ Upstreams::Upstreams(const config::Config& config, Metrics& metrics, Upstreams* 
       sh.slots = shared_->slots_key(m.name, ep.name);
       sh.rpm = shared_->bucket_key("rpm", m.name, ep.name);
       sh.tpm = shared_->bucket_key("tpm", m.name, ep.name);
+      sh.with_slots = ep.admission.max_in_flight > 0 || ep.admission.adaptive;
       sh.rpm_limit = ep.rpm;
       sh.tpm_limit = ep.tpm;
     }
@@ -108,9 +118,12 @@ Upstreams::Upstreams(const config::Config& config, Metrics& metrics, Upstreams* 
     }
     if (shared_) {
       std::lock_guard lock(ks->mu);
-      ks->sharing = Sharing{
-          true,  "",   shared_->client_bucket_key("rpm", k.key), shared_->client_bucket_key("tpm", k.key),
-          k.rpm, k.tpm};
+      Sharing& sh = ks->sharing;
+      sh.shared = true;
+      sh.rpm = shared_->client_bucket_key("rpm", k.key);
+      sh.tpm = shared_->client_bucket_key("tpm", k.key);
+      sh.rpm_limit = k.rpm;
+      sh.tpm_limit = k.tpm;
       ks->epoch = UINT64_MAX;  // scoped anew under these limits
     }
     keys_.push_back(std::move(ks));
@@ -171,18 +184,17 @@ EndpointPool::Choice Upstreams::choose(size_t model, std::span<const AttemptFact
 asio::awaitable<std::optional<Millis>> Upstreams::charge_shared(size_t model, size_t endpoint,
                                                                 double tokens) {
   const Sharing& sh = models_[model]->sharing[endpoint];
-  if (!shared_ || !sh.shared || (sh.rpm_limit <= 0 && sh.tpm_limit <= 0) || !shared_->up())
+  if (!shared_ || !sh.shared || sh.with_slots || (sh.rpm_limit <= 0 && sh.tpm_limit <= 0) || !shared_->up())
     co_return std::nullopt;
-  std::vector<SharedLimits::Charge> charges;
-  if (sh.rpm_limit > 0) charges.push_back({sh.rpm, sh.rpm_limit, 1});
-  if (sh.tpm_limit > 0) charges.push_back({sh.tpm, sh.tpm_limit, tokens});
+  std::vector<SharedLimits::Charge> charges = charges_for(sh.rpm, sh.rpm_limit, sh.tpm, sh.tpm_limit, tokens);
   // Redis not answering lets it through: the local shares take over as soon as that is known.
   auto verdict = co_await shared_->charge(std::move(charges));
   co_return verdict.wait;
 }
 
 asio::awaitable<Upstreams::Admit> Upstreams::admit(size_t model, size_t endpoint, const std::string& fair_key,
-                                                   const Due& due, Downstream& down, Wakeup& wake) {
+                                                   const Due& due, double tokens, Downstream& down,
+                                                   Wakeup& wake) {
   ModelState& m = *models_[model];
   const Sharing& sh = m.sharing[endpoint];
   Admission& admission = m.pool.admission(endpoint);
@@ -198,7 +210,7 @@ asio::awaitable<Upstreams::Admit> Upstreams::admit(size_t model, size_t endpoint
     }
     // Then a slot of the limit every replica shares.
     const TimePoint began = Clock::now();
-    const SharedSlot got = co_await shared_slot(m, endpoint, arrived, due, down, wake, result);
+    const SharedSlot got = co_await shared_slot(m, endpoint, arrived, due, tokens, down, wake, result);
     result.waited += Clock::now() - began;
     if (got != SharedSlot::requeue) co_return result;
     // Redis went away while it waited: back in this replica's queue, under its share.
@@ -208,9 +220,13 @@ asio::awaitable<Upstreams::Admit> Upstreams::admit(size_t model, size_t endpoint
 
 asio::awaitable<Upstreams::SharedSlot> Upstreams::shared_slot(ModelState& m, size_t endpoint,
                                                               TimePoint arrived, const Due& due,
-                                                              Downstream& down, Wakeup& wake, Admit& result) {
+                                                              double tokens, Downstream& down, Wakeup& wake,
+                                                              Admit& result) {
   const Sharing& sh = m.sharing[endpoint];
   Admission& admission = m.pool.admission(endpoint);
+  const std::vector<SharedLimits::Charge> charges =
+      charges_for(sh.rpm, sh.rpm_limit, sh.tpm, sh.tpm_limit, tokens);
+  Millis rate_wait{0};
   const auto executor = co_await asio::this_coro::executor;
   std::optional<SharedLimits::Watch> watch;
   SharedSlot got = SharedSlot::taken;
@@ -222,8 +238,17 @@ asio::awaitable<Upstreams::SharedSlot> Upstreams::shared_slot(ModelState& m, siz
       limit = admission.limit();
       start_by = admission.start_by(arrived, due);
     }
-    const SharedLimits::Take take = co_await shared_->acquire(sh.slots, limit, result.lease);
+    const SharedLimits::Take take =
+        co_await shared_->acquire(sh.slots, limit, result.lease, charges, rate_wait);
     if (take == SharedLimits::Take::granted) break;
+    if (take == SharedLimits::Take::rate_limited) {
+      std::lock_guard lock(*m.mu);
+      this->wake(m, endpoint, admission.give_back(Clock::now()));
+      result.kind = Admit::rate_limited;
+      result.retry_after = rate_wait;
+      got = SharedSlot::refused;
+      break;
+    }
     if (take == SharedLimits::Take::unavailable) {
       // The local share bounds it now, and its lease counts once Redis is back. Those that took a
       // local slot under the whole limit, waiting for Redis's say, are more than the share: the
@@ -450,10 +475,8 @@ void Upstreams::record_request(size_t model, bool client_retry, TimePoint now) {
 asio::awaitable<std::optional<Millis>> Upstreams::charge_key(size_t key, double tokens) {
   KeyState& k = *keys_[key];
   if (shared_ && shared_->up()) {
-    std::vector<SharedLimits::Charge> charges;
-    if (k.sharing.rpm_limit > 0) charges.push_back({k.sharing.rpm, k.sharing.rpm_limit, 1});
-    if (k.sharing.tpm_limit > 0) charges.push_back({k.sharing.tpm, k.sharing.tpm_limit, tokens});
-    auto verdict = co_await shared_->charge(std::move(charges));
+    auto verdict = co_await shared_->charge(
+        charges_for(k.sharing.rpm, k.sharing.rpm_limit, k.sharing.tpm, k.sharing.tpm_limit, tokens));
     // Redis not answering lets it through: the shares kept here take over as soon as that is known.
     co_return verdict.wait;
   }

@@ -50,13 +50,15 @@ class Upstreams {
                               Duration time_left, TimePoint now);
 
   // The endpoint's rates shared across replicas (rpm, tpm), charged for an attempt: nothing when
-  // they allow it (or are not shared, or Redis did not answer), else how long until they would.
+  // they allow it (or are not shared, or Redis did not answer), else how long until they would. An
+  // endpoint whose slots are shared too is charged with its slot instead, in admit().
   boost::asio::awaitable<std::optional<Millis>> charge_shared(size_t model, size_t endpoint, double tokens);
 
   // A slot of the endpoint's max_in_flight, waiting in its queue if need be; with shared limits,
-  // then a slot of the limit every replica shares (its lease, for finish()).
+  // then a slot of the limit every replica shares (its lease, for finish()), and with it `tokens`
+  // of the endpoint's shared rates (rate_limited when they refuse).
   struct Admit {
-    enum Kind { admitted, queue_full, queue_timeout, client_gone } kind = admitted;
+    enum Kind { admitted, queue_full, queue_timeout, client_gone, rate_limited } kind = admitted;
     Millis retry_after{0};
     Duration waited{0};
     bool at_once = false;           // refused on arrival: it could not have started in time
@@ -65,7 +67,7 @@ class Upstreams {
     std::string lease;              // admitted under a shared limit: the slot's lease, for finish()
   };
   boost::asio::awaitable<Admit> admit(size_t model, size_t endpoint, const std::string& fair_key,
-                                      const Due& due, Downstream& down, Wakeup& wake);
+                                      const Due& due, double tokens, Downstream& down, Wakeup& wake);
 
   // An admitted attempt ended: free its slot, report what it says about the endpoint's health
   // and capacity, and correct the token estimate it was charged (`tokens_delta` = estimate - actual).
@@ -132,6 +134,7 @@ class Upstreams {
   // How an endpoint's or a key's limits are shared (nothing to share: `shared` false).
   struct Sharing {
     bool shared = false;
+    bool with_slots = false;      // max_in_flight is set: the rates are charged with the slot
     std::string slots, rpm, tpm;  // Redis keys
     double rpm_limit = 0, tpm_limit = 0;
   };
@@ -173,8 +176,8 @@ class Upstreams {
   // slot was given back.
   enum class SharedSlot { taken, refused, requeue };
   boost::asio::awaitable<SharedSlot> shared_slot(ModelState& m, size_t endpoint, TimePoint arrived,
-                                                 const Due& due, Downstream& down, Wakeup& wake,
-                                                 Admit& result);
+                                                 const Due& due, double tokens, Downstream& down,
+                                                 Wakeup& wake, Admit& result);
   std::optional<Millis> charge_key_here(KeyState& k, double tokens, TimePoint now);
   // How often a request waiting for a shared slot looks again without being told one freed.
   static constexpr Duration kSharedSlotPoll = std::chrono::milliseconds(200);

@@ -42,12 +42,19 @@ T run(asio::awaitable<T> a) {
   return f.get();
 }
 
+// A slot of `key` with no rates to charge with it.
+asio::awaitable<SharedLimits::Take> slot(SharedLimits& limits, std::string key, int limit,
+                                         std::string& lease) {
+  Millis unused{0};
+  co_return co_await limits.acquire(key, limit, lease, {}, unused);
+}
+
 // Waits for a slot of `key` as the gateway does: try, watch, try again when told or every 200 ms.
 asio::awaitable<std::string> take_slot(SharedLimits& limits, std::string key, int limit) {
   Wakeup wake(co_await asio::this_coro::executor);
   std::optional<SharedLimits::Watch> watch;
   std::string lease;
-  while (co_await limits.acquire(key, limit, lease) == SharedLimits::Take::full) {
+  while (co_await slot(limits, key, limit, lease) == SharedLimits::Take::full) {
     if (!watch) {
       watch.emplace(limits, key, co_await asio::this_coro::executor, wake);
       continue;
@@ -100,14 +107,14 @@ TEST_F(SharedLimitsTest, TheLimitHoldsAcrossReplicasAndAReleasedSlotIsFreeAgain)
   ASSERT_TRUE(up(a) && up(b));
   const std::string key = a.slots_key("m", "e");
   std::vector<std::string> leases(3);
-  EXPECT_EQ(run(a.acquire(key, 3, leases[0])), SharedLimits::Take::granted);
-  EXPECT_EQ(run(b.acquire(key, 3, leases[1])), SharedLimits::Take::granted);
-  EXPECT_EQ(run(a.acquire(key, 3, leases[2])), SharedLimits::Take::granted);
+  EXPECT_EQ(run(slot(a, key, 3, leases[0])), SharedLimits::Take::granted);
+  EXPECT_EQ(run(slot(b, key, 3, leases[1])), SharedLimits::Take::granted);
+  EXPECT_EQ(run(slot(a, key, 3, leases[2])), SharedLimits::Take::granted);
   std::string more;
-  EXPECT_EQ(run(b.acquire(key, 3, more)), SharedLimits::Take::full);
+  EXPECT_EQ(run(slot(b, key, 3, more)), SharedLimits::Take::full);
   EXPECT_TRUE(more.empty());
   a.release(key, leases[0]);
-  EXPECT_TRUE(redis::eventually([&] { return run(b.acquire(key, 3, more)) == SharedLimits::Take::granted; }));
+  EXPECT_TRUE(redis::eventually([&] { return run(slot(b, key, 3, more)) == SharedLimits::Take::granted; }));
 }
 
 TEST_F(SharedLimitsTest, ADeadReplicasLeasesExpireAndAnotherTakesThem) {
@@ -117,14 +124,14 @@ TEST_F(SharedLimitsTest, ADeadReplicasLeasesExpireAndAnotherTakesThem) {
   dying->start();
   ASSERT_TRUE(up(*dying));
   std::string held;
-  ASSERT_EQ(run(dying->acquire(key, 1, held)), SharedLimits::Take::granted);
+  ASSERT_EQ(run(slot(*dying, key, 1, held)), SharedLimits::Take::granted);
   // Held past its first renewals, then the replica stops without releasing: it died.
   std::this_thread::sleep_for(ttl);  // the renewals are what this waits for
   SharedLimits survivor(config_for(server.port(), ttl));
   survivor.start();
   ASSERT_TRUE(up(survivor));
   std::string lease;
-  EXPECT_EQ(run(survivor.acquire(key, 1, lease)), SharedLimits::Take::full) << "the renewals kept it";
+  EXPECT_EQ(run(slot(survivor, key, 1, lease)), SharedLimits::Take::full) << "the renewals kept it";
   const TimePoint died = Clock::now();
   dying.reset();
   lease = run(take_slot(survivor, key, 1));
@@ -166,6 +173,30 @@ TEST_F(SharedLimitsTest, BucketsChargeAllOrNothingAndSayHowLongToWait) {
   EXPECT_TRUE(redis::eventually([&] { return !run(b.charge({{tpm, 6'000, 400}})).wait; }));
 }
 
+TEST_F(SharedLimitsTest, ASlotAndItsRatesAreTakenTogetherOrNotAtAll) {
+  SharedLimits a(config_for(server.port()));
+  a.start();
+  ASSERT_TRUE(up(a));
+  const std::string key = a.slots_key("m", "e"), rpm = a.bucket_key("rpm", "m", "e");
+  // rpm 6 holds 1: the first request takes it with its slot.
+  const std::vector<SharedLimits::Charge> charges{{rpm, 6, 1}};
+  std::string first, second;
+  Millis wait{0};
+  ASSERT_EQ(run(a.acquire(key, 2, first, charges, wait)), SharedLimits::Take::granted);
+  // The second finds a slot but no rate: it takes neither, and hears when the rate allows it.
+  EXPECT_EQ(run(a.acquire(key, 2, second, charges, wait)), SharedLimits::Take::rate_limited);
+  EXPECT_TRUE(second.empty());
+  EXPECT_GT(wait, Millis(9'000));  // one request's worth at 6 a minute
+  EXPECT_LE(wait, Millis(10'000));
+  std::string other;
+  EXPECT_EQ(run(slot(a, key, 2, other)), SharedLimits::Take::granted) << "the refused one took a slot";
+  // No slot free: nothing is charged (the request waits for a slot, and pays when it gets one).
+  const std::vector<SharedLimits::Charge> generous{{a.bucket_key("rpm", "m", "f"), 6, 1}};
+  std::string third;
+  EXPECT_EQ(run(a.acquire(key, 2, third, generous, wait)), SharedLimits::Take::full);
+  EXPECT_FALSE(run(a.charge(generous)).wait) << "a request that got no slot was charged";
+}
+
 TEST_F(SharedLimitsTest, WithRedisGoneEveryCallAnswersAtOnceAndLeasesCountWhenItReturns) {
   SharedLimits a(config_for(server.port()));
   a.start();
@@ -177,7 +208,7 @@ TEST_F(SharedLimitsTest, WithRedisGoneEveryCallAnswersAtOnceAndLeasesCountWhenIt
   const std::string key = a.slots_key("m", "e");
   const TimePoint asked = Clock::now();
   std::string local;
-  EXPECT_EQ(run(a.acquire(key, 1, local)), SharedLimits::Take::unavailable);
+  EXPECT_EQ(run(slot(a, key, 1, local)), SharedLimits::Take::unavailable);
   EXPECT_FALSE(local.empty());  // held under the local share
   EXPECT_TRUE(run(a.charge({{a.bucket_key("rpm", "m", "e"), 600, 1}})).unavailable);
   EXPECT_LT(Clock::now() - asked, 50ms);
@@ -194,13 +225,12 @@ TEST_F(SharedLimitsTest, WithRedisGoneEveryCallAnswersAtOnceAndLeasesCountWhenIt
   std::string other;
   EXPECT_TRUE(redis::eventually([&] {
     std::string probe;
-    auto take = run(b.acquire(key, 1, probe));
+    auto take = run(slot(b, key, 1, probe));
     if (take == SharedLimits::Take::granted) b.release(key, probe);
     return take == SharedLimits::Take::full;
   }));
   a.release(key, local);
-  EXPECT_TRUE(
-      redis::eventually([&] { return run(b.acquire(key, 1, other)) == SharedLimits::Take::granted; }));
+  EXPECT_TRUE(redis::eventually([&] { return run(slot(b, key, 1, other)) == SharedLimits::Take::granted; }));
 }
 
 }  // namespace
