@@ -346,6 +346,7 @@ int run_serve(const ServeArgs& args) {
   main_io.run();
   waiter.join();
   checks->stop();
+  if (shared) shared->stop();
   spdlog::info("drained: exiting");
   return 0;
 }

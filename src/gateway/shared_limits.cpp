@@ -167,11 +167,15 @@ SharedLimits::SharedLimits(const config::Redis& config)
 }
 
 SharedLimits::~SharedLimits() {
-  // The client first: its callbacks reach into this object.
-  client_.reset();
+  stop();
+}
+
+void SharedLimits::stop() {
+  // The renewals first (they call the client), then the client, whose thread calls into this object.
   guard_.reset();
   io_.stop();
   if (thread_.joinable()) thread_.join();
+  client_.reset();
 }
 
 void SharedLimits::start() {
@@ -208,8 +212,12 @@ void SharedLimits::on_state(bool up, const std::string& why) {
   if (up) {
     spdlog::info("redis {}: the shared limits are in force (redis.replicas {})", config_.url,
                  config_.replicas);
-    // What runs now counts against the shared limits, Redis restarted empty or not.
-    asio::post(io_, [this] { renew(); });
+    // What runs now counts against the shared limits, Redis restarted empty or not, and what ended
+    // while it was away is given back.
+    asio::post(io_, [this] {
+      renew();
+      release_unreleased();
+    });
   } else {
     spdlog::warn(
         "redis {}: {}; until it is back, this replica keeps its share of every shared limit (the limit / "
@@ -263,7 +271,15 @@ void SharedLimits::release(const std::string& key, const std::string& lease) {
       if (it->second.empty()) held_.erase(it);
     }
   }
-  if (client_->up()) client_->eval(release_, {key}, {lease, channel_}, [](const redis::Reply&) {});
+  if (client_->up()) {
+    client_->eval(release_, {key}, {lease, channel_}, [](const redis::Reply&) {});
+    return;
+  }
+  // Redis is away, perhaps only cut off with the lease still in it: it is released when Redis is
+  // back, rather than holding a slot until it expires. (More than this many are left to expire.)
+  constexpr size_t kMostUnreleased = 100'000;
+  std::lock_guard lock(mu_);
+  if (unreleased_.size() < kMostUnreleased) unreleased_.emplace_back(key, lease);
 }
 
 SharedLimits::Watch::Watch(SharedLimits& limits, const std::string& key,
@@ -303,6 +319,16 @@ void SharedLimits::schedule_renewal() {
     renew();
     schedule_renewal();
   });
+}
+
+void SharedLimits::release_unreleased() {
+  std::vector<std::pair<std::string, std::string>> unreleased;
+  {
+    std::lock_guard lock(mu_);
+    unreleased.swap(unreleased_);
+  }
+  for (auto& [key, lease] : unreleased)
+    client_->eval(release_, {key}, {lease, channel_}, [](const redis::Reply&) {});
 }
 
 void SharedLimits::renew() {

@@ -46,6 +46,9 @@ class SharedLimits {
 
   // Connects in the background: until Redis answers, the limits are local shares.
   void start();
+  // Disconnects and stops the renewals: called once the workers have stopped, while the requests'
+  // coroutines may still be torn down (they use this object, never Redis, then).
+  void stop();
 
   // Whether Redis holds the shared limits now, and a number that changes each time that does: the
   // endpoints' state is rescoped (EndpointPool::scope) when it is seen to have moved.
@@ -115,6 +118,7 @@ class SharedLimits {
   void on_state(bool up, const std::string& why);
   void on_freed(std::string_view key);
   void renew();
+  void release_unreleased();
   void schedule_renewal();
 
   config::Redis config_;
@@ -127,7 +131,8 @@ class SharedLimits {
   std::atomic<uint64_t> next_lease_{0};
 
   mutable std::mutex mu_;
-  std::map<std::string, std::set<std::string>> held_;  // key → leases this process holds
+  std::map<std::string, std::set<std::string>> held_;            // key → leases this process holds
+  std::vector<std::pair<std::string, std::string>> unreleased_;  // (key, lease) ended while Redis was away
   std::map<std::string, std::list<std::shared_ptr<WatchEntry>>> watchers_;
   bool shared_ = false;
   std::string why_ = "not connected yet";
