@@ -1,6 +1,27 @@
 # What the bench scripts share: ports, and the peers (haproxy, nginx) configured as every comparison
 # runs them, all on 127.0.0.1. Sourced after `work` (a scratch directory) and `pids` (what the script's
-# cleanup stops) are set.
+# cleanup stops) are set, or followed by bench_scratch, which sets them and the cleanup.
+
+# bench_scratch: for a script that sources this first: $out (bench/out), $stamp, a scratch directory
+# $work and $pids, with traps that stop every PID in $pids and remove $work however the run ends (a
+# signal ends it through the EXIT trap too, so nothing started outlives it).
+bench_scratch() {
+  out=bench/out
+  mkdir -p "$out"
+  stamp=$(date +%Y%m%d-%H%M%S)
+  work=$(mktemp -d)
+  pids=()
+  trap bench_cleanup EXIT
+  trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM; trap 'exit 141' PIPE
+}
+bench_cleanup() {
+  local status=$?
+  set +e
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+  for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
+  rm -rf "$work"
+  exit "$status"
+}
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 

@@ -20,25 +20,9 @@ for tool in redis-server curl python3; do
 done
 [ -x "$bin" ] || { echo "missing: $bin (make build)" >&2; exit 1; }
 
-out=bench/out
-mkdir -p "$out"
-stamp=$(date +%Y%m%d-%H%M%S)
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  local status=$?
-  set +e
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
-  rm -rf "$work"
-  exit "$status"
-}
-trap cleanup EXIT
-# A signal ends the run through the EXIT trap too, so nothing started here outlives it.
-trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM
-
 # shellcheck source=bench/lib.sh
 source bench/lib.sh
+bench_scratch
 
 redis_port=$(free_port); sim_port=$(free_port); serve_port=$(free_port)
 
