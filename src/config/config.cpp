@@ -18,6 +18,28 @@ std::string_view provider_name(Provider p) {
   return "openai";
 }
 
+namespace {
+
+// "p%40ss" → "p@ss"; nothing when a '%' is not followed by two hex digits.
+std::optional<std::string> percent_decode(std::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] != '%') {
+      out += s[i];
+      continue;
+    }
+    unsigned v = 0;  // unsigned: from_chars then takes no sign
+    if (i + 2 >= s.size()) return std::nullopt;
+    auto [end, ec] = std::from_chars(s.data() + i + 1, s.data() + i + 3, v, 16);
+    if (ec != std::errc() || end != s.data() + i + 3) return std::nullopt;
+    out += static_cast<char>(v);
+    i += 2;
+  }
+  return out;
+}
+
+}  // namespace
+
 std::string parse_redis_url(std::string_view url, Redis& out) {
   constexpr std::string_view kScheme = "redis://";
   if (url.starts_with("rediss://"))
@@ -29,10 +51,12 @@ std::string parse_redis_url(std::string_view url, Redis& out) {
   // [[USER]:PASSWORD@]: only the password is used (Redis 6 ACL users are not).
   if (size_t at = rest.rfind('@'); at != std::string_view::npos) {
     std::string_view auth = rest.substr(0, at);
-    size_t colon = auth.find(':');
-    if (colon != std::string_view::npos && colon != 0)
+    // user@ and user:password@ name a user (Redis 6 ACLs), which is not supported.
+    if (auth.empty() || auth.front() != ':')
       return "a user name in the URL is not supported: write redis://:PASSWORD@HOST, or password:";
-    out.password = std::string(colon == std::string_view::npos ? auth : auth.substr(colon + 1));
+    auto password = percent_decode(auth.substr(1));
+    if (!password) return "has a password with a broken %-escape (write %40 for @, %25 for %)";
+    out.password = std::move(*password);
     rest = rest.substr(at + 1);
   }
   std::string_view hostport = rest.substr(0, rest.find('/'));
@@ -48,9 +72,11 @@ std::string parse_redis_url(std::string_view url, Redis& out) {
       if (after.front() != ':') return "has something after its [IPv6] host that is not :PORT";
       port = after.substr(1);
     }
-  } else if (size_t colon = hostport.rfind(':'); colon != std::string_view::npos) {
+  } else if (size_t colon = hostport.find(':'); colon != std::string_view::npos) {
     host = hostport.substr(0, colon);
     port = hostport.substr(colon + 1);
+    if (port.find(':') != std::string_view::npos)
+      return "has more than one ':' after its host (an IPv6 address goes in brackets: redis://[::1]:6379)";
   }
   if (host.empty()) return "has no host (redis://HOST:PORT/DB)";
   out.host = std::string(host);
@@ -71,8 +97,8 @@ std::string parse_redis_url(std::string_view url, Redis& out) {
       return fmt::format("has database '{}', not a whole number", db);
     out.db = d;
   }
-  shown += hostport;
-  shown += fmt::format("/{}", out.db);
+  const bool v6 = out.host.find(':') != std::string::npos;
+  shown += fmt::format("{}{}{}:{}/{}", v6 ? "[" : "", out.host, v6 ? "]" : "", out.port, out.db);
   out.url = std::move(shown);
   return "";
 }

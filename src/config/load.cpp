@@ -329,6 +329,10 @@ void read_redis(Reader& r, const YAML::Node& n, Config& c) {
   if (n["prefix"])
     if (auto v = r.string(n["prefix"], "redis.prefix")) redis.prefix = *v;
   r.set(n, "redis", "timeout", redis.timeout);
+  if (redis.timeout > Millis(1000))
+    r.error(n["timeout"], "redis.timeout",
+            "must be at most 1s: a request waits up to this long for a Redis that stalls, before the local "
+            "shares take over");
   r.set(n, "redis", "lease_ttl", redis.lease_ttl);
   if (redis.lease_ttl < Millis(1000))
     r.error(n["lease_ttl"], "redis.lease_ttl", "must be at least 1s (slots are renewed every third of it)");

@@ -46,6 +46,7 @@ struct Exchange {
   int key = -1;                                // the client key's index under keys:, if keys are configured
   std::string fair_key;                        // whose turn it is in endpoint queues: the client key
   double tokens = 0;                           // estimated for tpm limits until usage says
+  bool key_charged = false;                    // `tokens` were charged to the client key's limits
   const std::string* metric_labels = nullptr;  // model and endpoint, once an endpoint is picked
   const config::Endpoint* endpoint = nullptr;  // the last attempt's, once one is picked
   Millis queue_cap{30'000};         // the longest Retry-After a refusal may promise: timeouts.queue in force
@@ -478,12 +479,19 @@ asio::awaitable<void> Gateway::serve(Request& req, Downstream& down, Side side) 
     if (auto wait = co_await x.upstreams.charge_key(static_cast<size_t>(x.key), x.tokens)) {
       x.queue_cap = x.cfg.queue_timeout;
       x.deadline = plan_deadline(req.received, x.cfg.timeouts.total, client_timeout(req));
-      co_return co_await refuse(x, ErrorCode::rate_limited,
-                                fmt::format("this client key is over its limit (keys[{}]: rpm {}, tpm {}): "
-                                            "retry after {}, or raise the key's limits",
-                                            x.key, key->rpm, key->tpm, format_duration(*wait)),
-                                *wait);
+      // The message says what the header will: a wait past the queue timeout is cut to it.
+      const Millis said = retry_after_headers(*wait, x.queue_cap, x.deadline.at - Clock::now()).ms;
+      co_return co_await refuse(
+          x, ErrorCode::rate_limited,
+          fmt::format(
+              "this client key is over its limit (keys[{}]: rpm {}, tpm {}): retry after {}{}, or raise "
+              "the key's limits",
+              x.key, key->rpm, key->tpm, format_duration(said),
+              said < *wait ? fmt::format(" (its limits allow this request in {})", format_duration(*wait))
+                           : ""),
+          *wait);
     }
+    x.key_charged = true;
   }
   co_await proxy(x, *model, route->path, fields.fields.stream);
 }
@@ -1026,9 +1034,13 @@ void Gateway::finish(Exchange& x) {
       metrics_.request(*x.metric_labels, x.record.code, seconds);
     else  // refused before an endpoint was picked: rare enough to make the labels here
       metrics_.request(Metrics::model_endpoint_labels(x.record.model, "", ""), x.record.code, seconds);
-    if (x.key >= 0 && x.record.usage)
+    // The key's tpm charge corrected: by usage when it came, in full when the request failed (as an
+    // endpoint's is); an answer without usage keeps the estimate.
+    if (x.key_charged && x.record.usage)
       x.upstreams.correct_key(static_cast<size_t>(x.key),
                               x.tokens - static_cast<double>(x.record.usage->total_tokens), Clock::now());
+    else if (x.key_charged && x.record.code != ErrorCode::ok)
+      x.upstreams.correct_key(static_cast<size_t>(x.key), x.tokens, Clock::now());
   }
   access_log_.write(x.record);
 }

@@ -184,13 +184,15 @@ void SharedLimits::start() {
   client_->start();
 }
 
+// The model's name is preceded by its length: models and endpoints may have '/' or ':' in their
+// names ("meta-llama/Llama-3.1-8B"), and two of them must never meet on one key.
 std::string SharedLimits::slots_key(std::string_view model, std::string_view endpoint) const {
-  return fmt::format("{}slots:{}/{}", config_.prefix, model, endpoint);
+  return fmt::format("{}slots:{}:{}/{}", config_.prefix, model.size(), model, endpoint);
 }
 
 std::string SharedLimits::bucket_key(std::string_view kind, std::string_view model,
                                      std::string_view endpoint) const {
-  return fmt::format("{}{}:{}/{}", config_.prefix, kind, model, endpoint);
+  return fmt::format("{}{}:{}:{}/{}", config_.prefix, kind, model.size(), model, endpoint);
 }
 
 std::string SharedLimits::client_bucket_key(std::string_view kind, std::string_view client_key) const {
@@ -201,7 +203,8 @@ void SharedLimits::on_state(bool up, const std::string& why) {
   {
     std::lock_guard lock(mu_);
     if (up == shared_ && told_) return;
-    if (!up && shared_) ++fallbacks_;
+    // Local from the start counts too: an alert on the counter sees an outage that began first.
+    if (!up) ++fallbacks_;
     told_ = true;
     shared_ = up;
     why_ = up ? "" : why;

@@ -119,6 +119,23 @@ test('tpm: tokens are estimated from the request and corrected from usage', asyn
   assert.match(big.json.error.message, /rpm or tpm limit/);
 });
 
+test('a client key\'s tpm is given back for a request that failed, as an endpoint\'s is', async () => {
+  const s = await sim(['--tokens', '2', '--fault', 'status=500#2']);  // the first two answers are 500s
+  // 6,000 tokens a minute: a bucket of 1,000. Each request is estimated at ~900 (max_tokens 880).
+  const gw = await serve({
+    models: [{ name: 'm', retries: { max_attempts: 1 }, endpoints: [{ base_url: s.base }] }],
+    keys: [{ key: 'team-a', tpm: 6000 }],
+  });
+  const ask = () => chat(gw.base, { model: 'm', max_tokens: 880 }, { authorization: 'Bearer team-a' });
+  assert.equal((await ask()).status, 500);
+  // Still 1,000 in the bucket: the failure cost the key nothing.
+  assert.equal((await ask()).status, 500);
+  const ok = await ask();
+  assert.equal(ok.status, 200, ok.text.slice(0, 300));
+  // The answer's usage (a few tokens) is what it cost: another fits at once.
+  assert.equal((await ask()).status, 200);
+});
+
 test('the queue is fair between client keys: one key\'s burst does not hold another\'s request back', async () => {
   const s = await sim(['--ttft', '100', '--tokens', '1']);
   const gw = await serve({

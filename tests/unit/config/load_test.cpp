@@ -374,6 +374,7 @@ TEST(ConfigRedis, DefaultsAndAPasswordFromTheEnvironment) {
 TEST(ConfigRedis, MistakesNameLineAndKeyAndNeverThePassword) {
   auto r = load_yaml(R"(redis:
   url: rediss://:hunter2@cache:6379
+  timeout: 2s
   lease_ttl: 100ms
   replicas: 0
   colour: red
@@ -384,19 +385,25 @@ models: [{name: m, endpoints: [{provider: sim, shared: maybe}]}]
   std::string all;
   for (const auto& e : r.errors) all += e + "\n";
   EXPECT_NE(all.find("r.yaml:2: redis.url: rediss:// (TLS) is not supported"), std::string::npos) << all;
-  EXPECT_NE(all.find("r.yaml:3: redis.lease_ttl: must be at least 1s"), std::string::npos) << all;
-  EXPECT_NE(all.find("r.yaml:4: redis.replicas: '0' is not a whole number from 1 to 10000"),
+  EXPECT_NE(all.find("r.yaml:3: redis.timeout: must be at most 1s"), std::string::npos) << all;
+  EXPECT_NE(all.find("r.yaml:4: redis.lease_ttl: must be at least 1s"), std::string::npos) << all;
+  EXPECT_NE(all.find("r.yaml:5: redis.replicas: '0' is not a whole number from 1 to 10000"),
             std::string::npos)
       << all;
-  EXPECT_NE(all.find("r.yaml:5: redis.colour: unknown key"), std::string::npos) << all;
+  EXPECT_NE(all.find("r.yaml:6: redis.colour: unknown key"), std::string::npos) << all;
   EXPECT_NE(all.find("shared: 'maybe' is not true or false"), std::string::npos) << all;
   EXPECT_EQ(all.find("hunter2"), std::string::npos) << all;
 
   for (const char* url : {"http://cache:6379", "redis://", "redis://cache:99999", "redis://cache/x",
-                          "redis://user:pw@cache", "redis://[::1"}) {
+                          "redis://user:pw@cache", "redis://hunter2@cache", "redis://[::1",
+                          "redis://:pw@127.0.0.1:6379:5", "redis://:p%4@cache", "redis://:p%-1@cache"}) {
     Redis out;
     EXPECT_FALSE(parse_redis_url(url, out).empty()) << url;
   }
+  Redis escaped;
+  EXPECT_EQ(parse_redis_url("redis://:p%40ss%25@cache", escaped), "");
+  EXPECT_EQ(escaped.password, "p@ss%");
+  EXPECT_EQ(escaped.url, "redis://cache:6379/0");
   Redis v6;
   EXPECT_EQ(parse_redis_url("redis://[::1]:7000/1", v6), "");
   EXPECT_EQ(v6.host, "::1");

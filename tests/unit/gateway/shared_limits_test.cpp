@@ -119,7 +119,7 @@ TEST_F(SharedLimitsTest, TheLimitHoldsAcrossReplicasAndAReleasedSlotIsFreeAgain)
 
 TEST_F(SharedLimitsTest, ADeadReplicasLeasesExpireAndAnotherTakesThem) {
   const Millis ttl(1'000);
-  const std::string key = "test:slots:m/e";
+  const std::string key = SharedLimits(config_for(server.port())).slots_key("m", "e");
   auto dying = std::make_unique<SharedLimits>(config_for(server.port(), ttl));
   dying->start();
   ASSERT_TRUE(up(*dying));
@@ -231,6 +231,15 @@ TEST_F(SharedLimitsTest, WithRedisGoneEveryCallAnswersAtOnceAndLeasesCountWhenIt
   }));
   a.release(key, local);
   EXPECT_TRUE(redis::eventually([&] { return run(slot(b, key, 1, other)) == SharedLimits::Take::granted; }));
+}
+
+TEST(SharedLimitsKeys, NamesWithSlashesNeverMeetOnOneKey) {
+  SharedLimits limits(config::Redis{});
+  EXPECT_NE(limits.slots_key("a/b", "c"), limits.slots_key("a", "b/c"));
+  EXPECT_NE(limits.bucket_key("rpm", "a/b", "c"), limits.bucket_key("rpm", "a", "b/c"));
+  EXPECT_EQ(limits.slots_key("m", "e").rfind("ballast:", 0), 0u);
+  // A client key is never written to Redis, only a hash of it.
+  EXPECT_EQ(limits.client_bucket_key("rpm", "sk-secret").find("sk-secret"), std::string::npos);
 }
 
 }  // namespace
