@@ -481,15 +481,15 @@ asio::awaitable<void> Gateway::serve(Request& req, Downstream& down, Side side) 
       x.deadline = plan_deadline(req.received, x.cfg.timeouts.total, client_timeout(req));
       // The message says what the header will: a wait past the queue timeout is cut to it.
       const Millis said = retry_after_headers(*wait, x.queue_cap, x.deadline.at - Clock::now()).ms;
-      co_return co_await refuse(
-          x, ErrorCode::rate_limited,
-          fmt::format(
-              "this client key is over its limit (keys[{}]: rpm {}, tpm {}): retry after {}{}, or raise "
-              "the key's limits",
-              x.key, key->rpm, key->tpm, format_duration(said),
-              said < *wait ? fmt::format(" (its limits allow this request in {})", format_duration(*wait))
-                           : ""),
-          *wait);
+      // Made before the co_await: GCC 12 destroys a conditional's temporaries in a coroutine wrongly.
+      std::string later;
+      if (said < *wait) later = fmt::format(" (its limits allow this request in {})", format_duration(*wait));
+      std::string message = fmt::format(
+          "this client key is over its limit (keys[{}]: rpm {}, tpm {}): retry after {}{}, or raise the "
+          "key's "
+          "limits",
+          x.key, key->rpm, key->tpm, format_duration(said), later);
+      co_return co_await refuse(x, ErrorCode::rate_limited, std::move(message), *wait);
     }
     x.key_charged = true;
   }
