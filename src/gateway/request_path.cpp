@@ -485,9 +485,8 @@ asio::awaitable<void> Gateway::serve(Request& req, Downstream& down, Side side) 
       std::string later;
       if (said < *wait) later = fmt::format(" (its limits allow this request in {})", format_duration(*wait));
       std::string message = fmt::format(
-          "this client key is over its limit (keys[{}]: rpm {}, tpm {}): retry after {}{}, or raise the "
-          "key's "
-          "limits",
+          "this client key is over its limit (keys[{}]: rpm {}, tpm {}): retry after {}{}, or "
+          "raise the key's limits",
           x.key, key->rpm, key->tpm, format_duration(said), later);
       co_return co_await refuse(x, ErrorCode::rate_limited, std::move(message), *wait);
     }
