@@ -31,22 +31,9 @@ done
 # The machine's provider, proxy and LangChain tracing variables must reach neither ballast nor the clients.
 while read -r v; do unset "$v"; done < <(env | sed -n 's/^\(OPENAI_[^=]*\|AZURE_OPENAI_[^=]*\|LANG\(CHAIN\|SMITH\)_[^=]*\|[A-Za-z_]*_[Pp][Rr][Oo][Xx][Yy]\)=.*/\1/p')
 
-out=bench/out
-mkdir -p "$out"
-stamp=$(date +%Y%m%d-%H%M%S)
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  local status=$?
-  set +e
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-  for p in "${pids[@]}"; do wait "$p" 2>/dev/null; done
-  rm -rf "$work"
-  exit "$status"
-}
-trap cleanup EXIT
-# A signal ends the run through the EXIT trap too, so nothing started here outlives it.
-trap 'exit 129' HUP; trap 'exit 130' INT; trap 'exit 143' TERM; trap 'exit 141' PIPE
+# shellcheck source=bench/lib.sh
+source bench/lib.sh
+bench_scratch
 
 # Starts `ballast ARGS` with its stdout and stderr in files named NAME.*, and waits for the address
 # it logs ("listening on http://ADDR"): that goes to $addr, its PID to $pid.
