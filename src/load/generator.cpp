@@ -46,25 +46,6 @@ std::string error_code_of(std::string_view body) {
   return "";
 }
 
-// The data of an SSE event (its `data:` lines joined), for the code of an error event.
-std::string event_data(std::string_view raw) {
-  std::string data;
-  size_t i = 0;
-  while (i < raw.size()) {
-    size_t end = raw.find('\n', i);
-    if (end == std::string_view::npos) end = raw.size();
-    std::string_view line = raw.substr(i, end - i);
-    i = end + 1;
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    if (!line.starts_with("data:")) continue;
-    line.remove_prefix(5);
-    if (!line.empty() && line.front() == ' ') line.remove_prefix(1);
-    if (!data.empty()) data += '\n';
-    data += line;
-  }
-  return data;
-}
-
 // A non-streamed answer is what a client can use: a JSON object with its `choices`.
 bool usable_answer(std::string_view body) {
   simdjson::dom::element doc;
@@ -206,7 +187,7 @@ class Runner {
             }
             if (ev->upstream_error && !upstream_error) {
               upstream_error = true;
-              event_code = error_code_of(event_data(ev->raw));
+              event_code = ev->error_code;
             }
             progress.see(*ev);
             if (!ev->has_content || ev->terminal) continue;

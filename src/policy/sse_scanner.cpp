@@ -48,6 +48,14 @@ std::string error_words(simdjson::dom::element error) {
   return std::string(s.substr(0, kMax));
 }
 
+// The "code" of an error object, cut as its words are.
+std::string error_code(simdjson::dom::element error) {
+  std::string_view s;
+  if (!error.is_object() || error["code"].get(s) != simdjson::SUCCESS) return {};
+  constexpr size_t kMax = 128;
+  return std::string(s.substr(0, kMax));
+}
+
 void judge_data(std::string_view data, SseEvent& ev) {
   if (data == "[DONE]") {
     ev.terminal = true;
@@ -66,6 +74,7 @@ void judge_data(std::string_view data, SseEvent& ev) {
     ev.upstream_error = true;
     ev.terminal = true;
     ev.error_message = error_words(error);
+    ev.error_code = error_code(error);
     return;
   }
   simdjson::dom::element u;
@@ -92,8 +101,12 @@ void judge_data(std::string_view data, SseEvent& ev) {
     ev.upstream_error = !ev.completed;
     if (ev.upstream_error) {
       simdjson::dom::element e;
-      if (obj["response"]["error"].get(e) == simdjson::SUCCESS || obj["message"].get(e) == simdjson::SUCCESS)
+      if (obj["response"]["error"].get(e) == simdjson::SUCCESS) {
         ev.error_message = error_words(e);
+        ev.error_code = error_code(e);
+      } else if (obj["message"].get(e) == simdjson::SUCCESS) {
+        ev.error_message = error_words(e);
+      }
       if (ev.error_message.empty()) ev.error_message = std::string(type);
     }
     if (obj["response"]["usage"].get(u) == simdjson::SUCCESS && !u.is_null()) ev.usage = usage_from(u);

@@ -27,6 +27,7 @@ struct SseEvent {
   // Responses API's response.failed / response.incomplete / error.
   bool upstream_error = false;
   std::string error_message;  // the upstream's words for it, when it gave some
+  std::string error_code;     // its error object's "code", when it had one (ballast's own, through ballast)
   bool malformed = false;     // data that is not JSON (and not [DONE])
   // Chat and completions: the choices this event carries, and those among them with a
   // finish_reason, by index (bit i for index i; indices from 63 up share bit 63).

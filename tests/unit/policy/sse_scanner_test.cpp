@@ -64,11 +64,17 @@ TEST(SseScanner, AnUpstreamErrorEventIsTerminal) {
 TEST(SseScanner, AnUpstreamErrorKeepsItsWords) {
   auto e = inspect_sse_event("data: {\"error\":{\"message\":\"overloaded\",\"code\":\"server_error\"}}\n\n");
   EXPECT_EQ(e.error_message, "overloaded");
+  EXPECT_EQ(e.error_code, "server_error");
   auto failed = inspect_sse_event(
       "event: response.failed\ndata: "
-      "{\"type\":\"response.failed\",\"response\":{\"error\":{\"message\":\"boom\"}}}\n\n");
+      "{\"type\":\"response.failed\",\"response\":{\"error\":{\"message\":\"boom\",\"code\":\"x\"}}}\n\n");
   EXPECT_TRUE(failed.upstream_error);
   EXPECT_EQ(failed.error_message, "boom");
+  EXPECT_EQ(failed.error_code, "x");
+  // An error given as a plain string has words but no code; data split over two lines is one JSON.
+  auto plain = inspect_sse_event("event: error\ndata: {\"error\":\ndata: \"gone\"}\n\n");
+  EXPECT_EQ(plain.error_message, "gone");
+  EXPECT_EQ(plain.error_code, "");
   EXPECT_TRUE(inspect_sse_event("event: response.incomplete\ndata: {\"type\":\"response.incomplete\"}\n\n")
                   .upstream_error);
   EXPECT_FALSE(inspect_sse_event("data: {\"type\":\"response.completed\"}\n\n").upstream_error);
