@@ -567,6 +567,17 @@ Series percentile_series(const std::string& name, const char* color, const std::
   return s;
 }
 
+// p50, p90 and p99 of `h` against load, with the SLO's line when it bounds them (`slo_ms` > 0).
+Chart percentiles_against_load(const Report& rep, const std::vector<const RunStats*>& runs, const Axis& x,
+                               const std::string& x_label, std::string id, std::string title,
+                               std::string y_label, const Histogram RunStats::*h, double slo_ms) {
+  Chart c = against_load(rep, x, x_label, std::move(id), std::move(title), std::move(y_label));
+  c.series = {percentile_series("p50", kP50, runs, h, 50), percentile_series("p90", kP90, runs, h, 90),
+              percentile_series("p99", kP99, runs, h, 99)};
+  if (slo_ms > 0) c.y_rules.push_back({slo_ms, fmt::format("SLO p99 ≤ {:g} ms", slo_ms), "slo", kSloColor});
+  return c;
+}
+
 std::string load_plots(const Report& rep, const std::vector<const RunStats*>& runs, bool open) {
   const Axis x = load_axis(runs, !open);
   const std::string x_label = open ? "offered load (requests/s)" : "concurrency (requests in flight)";
@@ -605,23 +616,12 @@ std::string load_plots(const Report& rep, const std::vector<const RunStats*>& ru
   charts.push_back(err);
 
   if (rep.stream) {
-    Chart ft = against_load(rep, x, x_label, "ttft", "First token against load", "time to first token (ms)");
-    ft.series = {percentile_series("p50", kP50, runs, &RunStats::ttft, 50),
-                 percentile_series("p90", kP90, runs, &RunStats::ttft, 90),
-                 percentile_series("p99", kP99, runs, &RunStats::ttft, 99)};
-    if (rep.slo.ttft_ms > 0)
-      ft.y_rules.push_back(
-          {rep.slo.ttft_ms, fmt::format("SLO p99 ≤ {:g} ms", rep.slo.ttft_ms), "slo", kSloColor});
-    charts.push_back(ft);
+    charts.push_back(percentiles_against_load(rep, runs, x, x_label, "ttft", "First token against load",
+                                              "time to first token (ms)", &RunStats::ttft, rep.slo.ttft_ms));
   }
 
-  Chart lat = against_load(rep, x, x_label, "latency", "Latency against load", "latency (ms)");
-  lat.series = {percentile_series("p50", kP50, runs, &RunStats::latency, 50),
-                percentile_series("p90", kP90, runs, &RunStats::latency, 90),
-                percentile_series("p99", kP99, runs, &RunStats::latency, 99)};
-  if (rep.slo.latency_ms > 0)
-    lat.y_rules.push_back(
-        {rep.slo.latency_ms, fmt::format("SLO p99 ≤ {:g} ms", rep.slo.latency_ms), "slo", kSloColor});
+  Chart lat = percentiles_against_load(rep, runs, x, x_label, "latency", "Latency against load",
+                                       "latency (ms)", &RunStats::latency, rep.slo.latency_ms);
   if (rep.sweep && rep.knee_rule == "throughput")
     lat.y_rules.push_back(
         {rule.p50_limit_ms,
