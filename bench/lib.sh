@@ -30,18 +30,21 @@ wait_port() {
   echo "nothing listening on $1" >&2; exit 1
 }
 
-# start_haproxy PORT UPSTREAM_PORT: haproxy in the foreground, kept-alive connections to the upstream,
-# no limit. Its PID is in $started_pid.
+# start_haproxy PORT UPSTREAM_PORT [MAXCONN]: haproxy in the foreground, kept-alive connections to the
+# upstream, no limit below MAXCONN client connections (4000). http-no-delay sends each piece of a
+# stream as it comes: without it the kernel holds back small writes, and SSE events reach the client
+# about 200 ms late. Its PID is in $started_pid.
 start_haproxy() {
   cat >"$work/haproxy.cfg" <<CFG
 global
-  maxconn 4000
+  maxconn ${3:-4000}
 defaults
   mode http
   timeout connect 5s
   timeout client 60s
   timeout server 60s
   option http-keep-alive
+  option http-no-delay
 frontend fe
   bind 127.0.0.1:$1
   default_backend sim
@@ -55,15 +58,17 @@ CFG
   wait_port "$1"
 }
 
-# start_nginx PORT UPSTREAM_PORT: nginx in the foreground, one worker per core, kept-alive connections
-# to the upstream, no buffering (streams pass as they come), no access log. Its PID is in $started_pid.
+# start_nginx PORT UPSTREAM_PORT [WORKER_CONNECTIONS]: nginx in the foreground, one worker per core,
+# each with up to WORKER_CONNECTIONS (4096) connections, client and upstream sides counted, kept-alive
+# connections to the upstream, no buffering (streams pass as they come), no access log. Its PID is in
+# $started_pid.
 start_nginx() {
   mkdir -p "$work/nginx"
   cat >"$work/nginx.conf" <<CFG
 worker_processes auto;
 pid $work/nginx.pid;
 error_log $work/nginx/error.log;
-events { worker_connections 4096; }
+events { worker_connections ${3:-4096}; }
 http {
   access_log off;
   client_body_temp_path $work/nginx;
