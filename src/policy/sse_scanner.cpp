@@ -1,12 +1,23 @@
 #include "policy/sse_scanner.hpp"
 
 #include <algorithm>
+#include <cstring>
 
 #include "policy/json_read.hpp"
 
 namespace ballast {
 
 namespace {
+
+// Where the line that starts at `i` ends: the first \r or \n at or after `i`, or text.size().
+// memchr, not find_first_of, which calls memchr once per byte of `text` to look through "\r\n".
+size_t line_end(std::string_view text, size_t i) {
+  const char* p = text.data();
+  const void* nl = std::memchr(p + i, '\n', text.size() - i);
+  size_t end = nl ? static_cast<size_t>(static_cast<const char*>(nl) - p) : text.size();
+  const void* cr = std::memchr(p + i, '\r', end - i);
+  return cr ? static_cast<size_t>(static_cast<const char*>(cr) - p) : end;
+}
 
 bool non_empty_string(simdjson::dom::element e) {
   std::string_view s;
@@ -118,14 +129,15 @@ void judge_data(std::string_view data, SseEvent& ev) {
 SseEvent inspect_sse_event(std::string_view raw) {
   SseEvent ev;
   ev.raw = raw;
-  std::string data;
+  // One data line (the usual event) is read where it lies; several are joined with \n.
+  std::string_view data;
+  std::string joined;
   bool has_data = false;
   std::string_view event_name;
   ev.comment_only = true;
   size_t i = 0;
   while (i < raw.size()) {
-    size_t end = raw.find_first_of("\r\n", i);
-    if (end == std::string_view::npos) end = raw.size();
+    size_t end = line_end(raw, i);
     std::string_view line = raw.substr(i, end - i);
     i = end;
     if (i < raw.size() && raw[i] == '\r') ++i;
@@ -137,8 +149,13 @@ SseEvent inspect_sse_event(std::string_view raw) {
     std::string_view value = colon == std::string_view::npos ? std::string_view() : line.substr(colon + 1);
     if (!value.empty() && value.front() == ' ') value.remove_prefix(1);
     if (field == "data") {
-      if (has_data) data.push_back('\n');
-      data.append(value);
+      if (has_data) {
+        if (joined.empty()) joined.assign(data);
+        joined.append(1, '\n').append(value);
+        data = joined;
+      } else {
+        data = value;
+      }
       has_data = true;
     } else if (field == "event") {
       event_name = value;
@@ -179,11 +196,9 @@ std::optional<SseEvent> SseScanner::next() {
     size_t i = scanned_;
     size_t event_end = 0;
     while (i < rest.size() && event_end == 0) {
+      i = line_end(rest, i);
+      if (i == rest.size()) break;
       char c = rest[i];
-      if (c != '\n' && c != '\r') {
-        ++i;
-        continue;
-      }
       if (c == '\r' && i + 1 == rest.size()) break;  // a \r\n split across reads: wait for the rest
       size_t eol = (c == '\r' && rest[i + 1] == '\n') ? 2 : 1;
       if (i - line_start_ > max_line_) {
@@ -203,7 +218,8 @@ std::optional<SseEvent> SseScanner::next() {
     pos_ += raw.size();
     scanned_ = 0;
     line_start_ = 0;
-    if (raw.find_first_not_of("\r\n") == std::string_view::npos) continue;  // stray blank line between events
+    // A stray blank line between events.
+    if (std::all_of(raw.begin(), raw.end(), [](char c) { return c == '\r' || c == '\n'; })) continue;
     return inspect_sse_event(raw);
   }
   return std::nullopt;
