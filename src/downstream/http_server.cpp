@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <array>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -14,7 +15,6 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
-#include <array>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
@@ -412,7 +412,8 @@ asio::awaitable<bool> Session<Stream>::write_chunk(std::string_view data) {
   *end++ = '\r';
   *end++ = '\n';
   const std::array<asio::const_buffer, 3> chunk{asio::buffer(size, static_cast<size_t>(end - size)),
-                                                asio::buffer(data.data(), data.size()), asio::buffer("\r\n", 2)};
+                                                asio::buffer(data.data(), data.size()),
+                                                asio::buffer("\r\n", 2)};
   co_return co_await send(chunk);
 }
 
