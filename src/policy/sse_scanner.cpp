@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 
 #include "policy/json_read.hpp"
 
@@ -24,31 +25,58 @@ bool non_empty_string(simdjson::dom::element e) {
   return e.get(s) == simdjson::SUCCESS && !s.empty();
 }
 
-bool present(simdjson::dom::object o, const char* key) {
-  simdjson::dom::element e;
-  return o[key].get(e) == simdjson::SUCCESS && !e.is_null();
-}
+// What one chat or legacy completions choice says, read in one pass over its members (and its
+// delta's): each key is compared once, not looked up member by member. As with a lookup, the first
+// of a repeated key counts.
+struct ChoiceFacts {
+  uint64_t bit = 1;       // 1 << index (indices from 63 up share bit 63)
+  bool finished = false;  // a finish_reason that is not null
+  // Carries content: text, a tool or function call, a refusal, reasoning text, or a finish. A
+  // role-only first chunk does not.
+  bool content = false;
+};
 
-// Chat and legacy completions: a choice carries content when it has text, a tool or function
-// call, a refusal, reasoning text, or a finish. A role-only first chunk does not.
-bool choice_has_content(simdjson::dom::element choice) {
+ChoiceFacts read_choice(simdjson::dom::element choice) {
+  ChoiceFacts f;
   simdjson::dom::object c;
-  if (choice.get(c) != simdjson::SUCCESS) return false;
-  if (present(c, "finish_reason")) return true;
-  simdjson::dom::element e;
-  if (c["text"].get(e) == simdjson::SUCCESS && non_empty_string(e)) return true;
-  simdjson::dom::object delta;
-  if (c["delta"].get(delta) != simdjson::SUCCESS) return false;
-  for (const char* key : {"content", "refusal", "reasoning_content", "reasoning"}) {
-    if (delta[key].get(e) == simdjson::SUCCESS && non_empty_string(e)) return true;
+  if (choice.get(c) != simdjson::SUCCESS) return f;
+  bool seen_index = false, seen_finish = false, seen_text = false, seen_delta = false;
+  for (auto [key, value] : c) {
+    if (key == "index" && !seen_index) {
+      seen_index = true;
+      int64_t index = 0;
+      if (value.get(index) != simdjson::SUCCESS || index < 0) index = 0;
+      f.bit = uint64_t{1} << std::min<int64_t>(index, 63);
+    } else if (key == "finish_reason" && !seen_finish) {
+      seen_finish = true;
+      f.finished = !value.is_null();
+    } else if (key == "text" && !seen_text) {
+      seen_text = true;
+      if (non_empty_string(value)) f.content = true;
+    } else if (key == "delta" && !seen_delta) {
+      seen_delta = true;
+      simdjson::dom::object delta;
+      if (value.get(delta) != simdjson::SUCCESS) continue;
+      // content, refusal, reasoning_content, reasoning: text; tool_calls, function_call: present.
+      uint8_t seen = 0;
+      for (auto [k, v] : delta) {
+        static constexpr std::string_view kText[] = {"content", "refusal", "reasoning_content", "reasoning"};
+        static constexpr std::string_view kCalls[] = {"tool_calls", "function_call"};
+        for (size_t i = 0; i < 4; ++i) {
+          if (k != kText[i] || (seen & (1U << i))) continue;
+          seen |= 1U << i;
+          if (non_empty_string(v)) f.content = true;
+        }
+        for (size_t i = 0; i < 2; ++i) {
+          if (k != kCalls[i] || (seen & (1U << (4 + i)))) continue;
+          seen |= 1U << (4 + i);
+          if (!v.is_null()) f.content = true;
+        }
+      }
+    }
   }
-  return present(delta, "tool_calls") || present(delta, "function_call");
-}
-
-uint64_t choice_bit(simdjson::dom::element choice) {
-  int64_t index = 0;
-  if (choice["index"].get(index) != simdjson::SUCCESS || index < 0) index = 0;
-  return uint64_t{1} << std::min<int64_t>(index, 63);
+  if (f.finished) f.content = true;
+  return f;
 }
 
 // The message of an error object, or the error itself when it is a string, cut for a log line.
@@ -80,29 +108,40 @@ void judge_data(std::string_view data, SseEvent& ev) {
   }
   simdjson::dom::object obj;
   if (doc.get(obj) != simdjson::SUCCESS) return;
-  simdjson::dom::element error;
-  if (obj["error"].get(error) == simdjson::SUCCESS && !error.is_null()) {
+  // The members this judges by, found in one pass; the first of a repeated key counts.
+  std::optional<simdjson::dom::element> error, usage, choices, kind;
+  for (auto [key, value] : obj) {
+    if (key == "error") {
+      if (!error) error = value;
+    } else if (key == "usage") {
+      if (!usage) usage = value;
+    } else if (key == "choices") {
+      if (!choices) choices = value;
+    } else if (key == "type") {
+      if (!kind) kind = value;
+    }
+  }
+  if (error && !error->is_null()) {
     ev.upstream_error = true;
     ev.terminal = true;
-    ev.error_message = error_words(error);
-    ev.error_code = error_code(error);
+    ev.error_message = error_words(*error);
+    ev.error_code = error_code(*error);
     return;
   }
-  simdjson::dom::element u;
-  if (obj["usage"].get(u) == simdjson::SUCCESS && !u.is_null()) ev.usage = usage_from(u);
-  simdjson::dom::array choices;
-  if (obj["choices"].get(choices) == simdjson::SUCCESS) {
-    for (auto choice : choices) {
-      uint64_t bit = choice_bit(choice);
-      ev.choices |= bit;
-      if (choice.is_object() && present(choice.get_object().value(), "finish_reason")) ev.finished |= bit;
-      if (choice_has_content(choice)) ev.has_content = true;
+  if (usage && !usage->is_null()) ev.usage = usage_from(*usage);
+  simdjson::dom::array list;
+  if (choices && choices->get(list) == simdjson::SUCCESS) {
+    for (auto choice : list) {
+      ChoiceFacts f = read_choice(choice);
+      ev.choices |= f.bit;
+      if (f.finished) ev.finished |= f.bit;
+      if (f.content) ev.has_content = true;
     }
     return;
   }
   // The Responses API: typed events; deltas carry content, three events end the stream.
   std::string_view type;
-  if (obj["type"].get(type) != simdjson::SUCCESS) return;
+  if (!kind || kind->get(type) != simdjson::SUCCESS) return;
   if (type.ends_with(".delta")) ev.has_content = true;
   if (type == "response.completed" || type == "response.incomplete" || type == "response.failed" ||
       type == "error") {
@@ -120,6 +159,7 @@ void judge_data(std::string_view data, SseEvent& ev) {
       }
       if (ev.error_message.empty()) ev.error_message = std::string(type);
     }
+    simdjson::dom::element u;
     if (obj["response"]["usage"].get(u) == simdjson::SUCCESS && !u.is_null()) ev.usage = usage_from(u);
   }
 }
