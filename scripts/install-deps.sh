@@ -5,7 +5,7 @@
 #   scripts/install-deps.sh test    — all of the above, plus the test tools, clang-tidy, the Node clients (npm ci)
 #                                     and the Python clients (.venv, from tests/python/requirements.txt; those on
 #                                     openai-python 2.x in .venv-openai2, from tests/python/openai2/requirements.txt)
-#   scripts/install-deps.sh bench   — the above, plus the peers measured in bench/ (wrk, haproxy, nginx, and
+#   scripts/install-deps.sh bench   — the above, plus the peers measured in bench/ (wrk, haproxy, nginx, valgrind, and
 #                                     LiteLLM's proxy in bench/out/litellm-venv, from bench/litellm/requirements.txt)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +20,7 @@ case "$what" in
   build) ;;
   fuzz) packages+=("${fuzz_packages[@]}") ;;
   test) packages+=(curl openssl python3 python3-venv nginx tinyproxy redis-server clang-tidy chromium "${fuzz_packages[@]}") ;;
-  bench) packages+=(curl openssl python3 python3-venv nginx tinyproxy redis-server clang-tidy wrk haproxy) ;;
+  bench) packages+=(curl openssl python3 python3-venv nginx tinyproxy redis-server clang-tidy wrk haproxy valgrind) ;;
   *) echo "usage: $0 build|fuzz|test|bench" >&2; exit 2 ;;
 esac
 
