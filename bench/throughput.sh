@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # Tiny non-streamed requests: requests/s, p50/p99 latency and the proxy's CPU per request of `ballast sim`
-# reached directly, through ballast, through haproxy and through nginx, measured in one run with wrk on
-# 127.0.0.1, and ballast's ratio to each. CALLGRIND=1 then counts the user-space instructions per request
+# reached directly, through ballast, through haproxy and through nginx, measured in one run with wrk
+# (closed loop) on 127.0.0.1, and ballast's ratio to each. CALLGRIND=1 then counts the user-space instructions per request
 # of ballast (one worker) and haproxy (one thread) under valgrind's callgrind: the figure that stays put on a
 # noisy machine. Not a test: figures depend on the machine; compare the ratios. Everything it starts, it
 # stops by PID; the table is saved in bench/out/.
 #   bench/throughput.sh [SECONDS] [CONNECTIONS]   defaults: 10 s, 64 connections
-# Env: CALLGRIND=1 (also instructions per request), BALLAST_ACCESS_LOG (off).
+# Then the same request in an open loop at RATE (2,000) a second: latency p50/p99 through each.
+# Env: CALLGRIND=1 (also instructions per request), RATE (2000), BALLAST_ACCESS_LOG (off).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${1:-10}
 connections=${2:-64}
 callgrind=${CALLGRIND:-0}
+rate=${RATE:-2000}
 bin=${BALLAST_BIN:-build/ballast}
 for tool in wrk haproxy nginx pgrep python3; do
   command -v "$tool" >/dev/null 2>&1 || { echo "missing: $tool (make bench installs it)" >&2; exit 1; }
@@ -117,6 +119,32 @@ for peer in haproxy nginx; do
     tee -a "$report"
 done
 python3 -c "print(f'ballast / direct: requests/s {${rps[ballast]} / ${rps[direct]}:.2f}×')" | tee -a "$report"
+
+# An open loop: requests sent at RATE a second whatever the answers do, as many independent clients
+# would (`ballast load --rate`); latency p50/p99 and errors through each.
+{
+  echo
+  echo "open loop: ballast load --rate $rate --duration $duration, the same request, not streamed"
+  printf "%-10s %10s %10s %10s %8s\n" target "sent/s" "p50 ms" "p99 ms" errors
+} | tee -a "$report"
+declare -A open_p99
+for target in direct:"$sim_port" ballast:"$ballast_port" haproxy:"$haproxy_port" nginx:"$nginx_port"; do
+  name=${target%%:*}; port=${target##*:}
+  "$bin" load --target "http://127.0.0.1:$port/v1" --model m --rate "$rate" --duration "$duration" \
+    --json "$work/open-$name.json" >"$work/open-$name.txt" 2>&1 || true
+  read -r sent p50 p99 errs < <(python3 - "$work/open-$name.json" <<'PY'
+import json, sys
+run = json.load(open(sys.argv[1]))["runs"][0]
+print(f"{run['requests'] / run['duration_s']:.0f} {run['latency_ms']['p50']:.2f} {run['latency_ms']['p99']:.2f} "
+      f"{run['requests'] - run['ok']}")
+PY
+  )
+  open_p99[$name]=$p99
+  printf "%-10s %10s %10s %10s %8s\n" "$name" "$sent" "$p50" "$p99" "$errs" | tee -a "$report"
+done
+for peer in haproxy nginx; do
+  python3 -c "print(f'ballast / $peer: open-loop p99 {${open_p99[ballast]} / ${open_p99[$peer]}:.2f}×')" | tee -a "$report"
+done
 
 if [ "$callgrind" = 1 ]; then
   # Each proxy alone under callgrind, on one thread: a warm-up, then the counters are zeroed, wrk runs
