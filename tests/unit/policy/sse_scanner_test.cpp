@@ -166,6 +166,40 @@ TEST(SseScanner, HandsOutOnlyCompleteEventsAcrossArbitrarySplits) {
   }
 }
 
+TEST(SseScanner, LinesEndInLfCrLfOrCrAndDataLinesJoinWithLf) {
+  // A lone \r ends a line too; an event's data lines are one JSON text, joined with \n.
+  const std::string stream =
+      "data: {\"choices\":\r\n"
+      "data: [{\"delta\":{\"content\":\"x\"}}]}\r\r"
+      "data:\ndata: {\"choices\":[{\"index\":1,\"finish_reason\":\"stop\"}]}\n\n"
+      "data: [DONE]\n\n";  // a lone \r at the very end waits: it may be half of a \r\n
+  for (size_t step = 1; step <= stream.size(); ++step) {
+    SseScanner s;
+    std::vector<SseEvent> events;
+    for (size_t i = 0; i < stream.size(); i += step) {
+      auto got = scan_all(s, std::string_view(stream).substr(i, step));
+      events.insert(events.end(), got.begin(), got.end());
+    }
+    ASSERT_EQ(events.size(), 3u) << "step " << step;
+    EXPECT_TRUE(events[0].has_content);
+    EXPECT_FALSE(events[0].malformed);
+    EXPECT_FALSE(events[1].malformed);  // "\n{...}": an empty first data line
+    EXPECT_EQ(events[1].finished, 2u);
+    EXPECT_TRUE(events[2].done);
+  }
+}
+
+TEST(SseScanner, TheFirstOfARepeatedKeyCounts) {
+  auto e = inspect_sse_event(
+      "data: {\"choices\":[{\"index\":0,\"index\":3,\"finish_reason\":null,\"finish_reason\":\"stop\","
+      "\"delta\":{\"content\":\"\",\"content\":\"x\"}}]}\n\n");
+  EXPECT_EQ(e.choices, 1u);
+  EXPECT_EQ(e.finished, 0u);
+  EXPECT_FALSE(e.has_content);
+  auto error = inspect_sse_event("data: {\"error\":null,\"choices\":[],\"error\":{\"message\":\"m\"}}\n\n");
+  EXPECT_FALSE(error.upstream_error);
+}
+
 TEST(SseScanner, KeepsAPartialEventPending) {
   SseScanner s;
   auto got = scan_all(s, "data: {\"choices\":[{\"delta\":{\"content\":\"a\"}}]}\n\ndata: {\"choi");
