@@ -105,6 +105,9 @@ Run feed(std::string_view stream, size_t max_line, const std::vector<size_t>& si
       break;
     }
   }
+  // The stream ends: a \r at its very end ends its line.
+  scanner.end();
+  drain(scanner, run, fed, handed_out, progress, ended);
   run.oversized = scanner.oversized();
   run.pending = scanner.pending_bytes();
   return run;

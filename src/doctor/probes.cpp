@@ -386,6 +386,27 @@ struct Transfer {
   StreamProgress progress;  // whole as the SDKs (and the gateway) judge it
 };
 
+// Judges the events the scanner holds complete, as the gateway does.
+void read_events(Transfer* t) {
+  while (auto ev = t->scanner.next()) {
+    if (!ev->comment_only) ++t->r->events;
+    if (ev->malformed) t->r->malformed = true;
+    if ((ev->has_content || ev->terminal) && !t->r->first_token_ms) t->r->first_token_ms = ms_since(t->start);
+    // The upstream's own error event: the answer failed, whatever came before it.
+    if (ev->upstream_error && t->r->stream_error.empty())
+      t->r->stream_error = ev->error_message.empty() ? "an error event" : ev->error_message;
+    t->progress.see(*ev);
+    t->r->done = t->progress.complete();
+  }
+}
+
+// Whether the body is read as a stream: only what says it is one, as the gateway does (a page or a
+// JSON body is not).
+bool reads_events(const Transfer* t) {
+  return t->stream && status_class(t->r->status) == StatusClass::success &&
+         t->r->content_type.find("text/event-stream") != std::string::npos;
+}
+
 size_t on_body(char* data, size_t size, size_t n, void* self) {
   auto* t = static_cast<Transfer*>(self);
   size_t len = size * n;
@@ -393,21 +414,9 @@ size_t on_body(char* data, size_t size, size_t n, void* self) {
   t->last_byte = Clock::now();
   constexpr size_t kKeep = size_t{64} * 1024;  // enough for any error body
   if (t->r->body.size() < kKeep) t->r->body.append(data, std::min(len, kKeep - t->r->body.size()));
-  // Read as a stream only what says it is one, as the gateway does (a page or a JSON body is not).
-  if (t->stream && status_class(t->r->status) == StatusClass::success &&
-      t->r->content_type.find("text/event-stream") != std::string::npos) {
+  if (reads_events(t)) {
     t->scanner.feed(std::string_view(data, len));
-    while (auto ev = t->scanner.next()) {
-      if (!ev->comment_only) ++t->r->events;
-      if (ev->malformed) t->r->malformed = true;
-      if ((ev->has_content || ev->terminal) && !t->r->first_token_ms)
-        t->r->first_token_ms = ms_since(t->start);
-      // The upstream's own error event: the answer failed, whatever came before it.
-      if (ev->upstream_error && t->r->stream_error.empty())
-        t->r->stream_error = ev->error_message.empty() ? "an error event" : ev->error_message;
-      t->progress.see(*ev);
-      t->r->done = t->progress.complete();
-    }
+    read_events(t);
   }
   return len;
 }
@@ -480,6 +489,11 @@ HttpResult http(const HttpRequest& req) {
   curl_easy_setopt(easy, CURLOPT_HEADERDATA, &t);
   r.code = curl_easy_perform(easy);
   r.total_ms = ms_since(t.start);
+  if (reads_events(&t)) {
+    // The stream ended: an event whose last line ends in a lone \r is complete now.
+    t.scanner.end();
+    read_events(&t);
+  }
   long status = 0;
   curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &status);
   if (status > 0) r.status = static_cast<int>(status);

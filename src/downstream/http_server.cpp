@@ -229,6 +229,12 @@ class Session : public Downstream, public SessionBase, public std::enable_shared
   bool aborted_ = false;
   bool responded_ = false;
   bool unread_body_ = false;
+  // Of the request being answered: a HEAD gets the headers of its answer and no body (RFC 9110
+  // 9.3.2); an HTTP/1.0 client cannot read chunks, so a stream goes to it as it comes and the
+  // connection's close ends it (RFC 9112 6.1).
+  bool head_request_ = false;
+  bool http10_ = false;
+  bool raw_stream_ = false;  // the stream being written is unchunked (to an HTTP/1.0 client)
   std::string peer_;  // the client's address, looked up once per connection  // a refused body is still
                       // arriving: close gently or the client sees a reset
   // The disconnect watcher: one async_wait on the raw socket, cancellable on its own.
@@ -253,6 +259,7 @@ asio::awaitable<void> Session<Stream>::run() {
     lowest().expires_after(opt.idle_timeout);
     RequestParser parser;
     limit_request_header(parser, opt);
+    head_request_ = http10_ = raw_stream_ = false;
     auto [ec, n] = co_await read_request_header(stream_, buffer_, parser, opt);
     if (ec && ec.category() == http::make_error_code(http::error::end_of_stream).category() &&
         ec != http::error::end_of_stream && ec != http::error::partial_message) {
@@ -344,6 +351,8 @@ asio::awaitable<void> Session<Stream>::run() {
     }
     req.peer = peer_;
     keep_alive_ = msg.keep_alive() && !too_large;
+    head_request_ = msg.method() == http::verb::head;
+    http10_ = msg.version() < 11;
     responded_ = false;
     co_await server_->handler(req, *this);
     opt.load->release(held);
@@ -390,14 +399,17 @@ asio::awaitable<bool> Session<Stream>::respond(int status, const Headers& header
   responded_ = true;
   const std::string head = head_of(res);
   const std::array<asio::const_buffer, 2> message{asio::buffer(head), asio::buffer(res.body())};
+  if (head_request_) co_return co_await send(asio::buffer(head));
   co_return co_await send(message);
 }
 
 template <class Stream>
 asio::awaitable<bool> Session<Stream>::begin_stream(int status, const Headers& headers) {
   http::response<http::empty_body> res;
+  raw_stream_ = http10_;
+  if (raw_stream_) keep_alive_ = false;  // the close marks the end
   fill(res, status, headers);
-  res.chunked(true);
+  if (!raw_stream_) res.chunked(true);
   responded_ = true;
   const std::string head = head_of(res);
   co_return co_await send(asio::buffer(head));
@@ -405,7 +417,8 @@ asio::awaitable<bool> Session<Stream>::begin_stream(int status, const Headers& h
 
 template <class Stream>
 asio::awaitable<bool> Session<Stream>::write_chunk(std::string_view data) {
-  if (data.empty()) co_return !client_gone_;
+  if (data.empty() || head_request_) co_return !client_gone_;
+  if (raw_stream_) co_return co_await send(asio::buffer(data.data(), data.size()));
   // The chunk's size in hex, its bytes, CRLF after each: one gather write.
   char size[20];
   char* end = std::to_chars(size, size + sizeof(size) - 2, data.size(), 16).ptr;
@@ -419,6 +432,7 @@ asio::awaitable<bool> Session<Stream>::write_chunk(std::string_view data) {
 
 template <class Stream>
 asio::awaitable<bool> Session<Stream>::end_stream() {
+  if (head_request_ || raw_stream_) co_return !client_gone_;
   // The last chunk, without trailers.
   co_return co_await send(asio::buffer("0\r\n\r\n", 5));
 }
@@ -433,6 +447,7 @@ asio::awaitable<bool> Session<Stream>::respond_partial(int status, const Headers
   keep_alive_ = false;
   const std::string head = head_of(res);
   const std::array<asio::const_buffer, 2> message{asio::buffer(head), asio::buffer(part.data(), part.size())};
+  if (head_request_) co_return co_await send(asio::buffer(head));
   co_return co_await send(message);
 }
 

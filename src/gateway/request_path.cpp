@@ -829,8 +829,11 @@ asio::awaitable<AttemptResult> Gateway::attempt(Exchange& x, const config::Model
         break;
       }
     }
-    if (mode == Mode::stream && !t.buffered().empty()) {
+    // Once the upstream has ended, what it sent is all there is: the scanner is told, so that an
+    // event whose last line ends in a lone \r is handed out rather than held for a \n.
+    if (mode == Mode::stream && (!t.buffered().empty() || (t.done() && !scanner.ended()))) {
       scanner.feed(t.take());
+      if (t.done()) scanner.end();
       std::string out;
       bool carries_data = false;
       while (auto ev = scanner.next()) {

@@ -175,9 +175,13 @@ class Runner {
     std::string event_code;  // the code of the error event that ended the stream
     std::optional<TimePoint> last_token;
     for (;;) {
-      if (!t.buffered().empty()) {
-        if (req_.stream && status_class(t.status()) == StatusClass::success) {
+      const bool events = req_.stream && status_class(t.status()) == StatusClass::success;
+      // Once the answer has ended, the scanner is told: an event whose last line ends in a lone \r is
+      // complete then.
+      if (!t.buffered().empty() || (events && t.done() && !scanner.ended())) {
+        if (events) {
           scanner.feed(t.take());
+          if (t.done()) scanner.end();
           while (auto ev = scanner.next()) {
             // The upstream's error event fails the stream. An event whose data is not JSON garbles
             // it: the SDKs raise on it (ballast drops such an event, so through it they do not).

@@ -239,7 +239,9 @@ std::optional<SseEvent> SseScanner::next() {
       i = line_end(rest, i);
       if (i == rest.size()) break;
       char c = rest[i];
-      if (c == '\r' && i + 1 == rest.size()) break;  // a \r\n split across reads: wait for the rest
+      // A \r last of all may be half of a \r\n split across reads: wait for the rest, unless the
+      // stream has ended.
+      if (c == '\r' && i + 1 == rest.size() && !ended_) break;
       size_t eol = (c == '\r' && rest[i + 1] == '\n') ? 2 : 1;
       if (i - line_start_ > max_line_) {
         oversized_ = true;

@@ -62,6 +62,10 @@ class SseScanner {
   // Bytes of an event not yet complete.
   size_t pending_bytes() const { return buffer_.size() - pos_; }
   bool oversized() const { return oversized_; }
+  // The stream has ended: nothing more will be fed. A \r at the very end, which until now might have
+  // been the first half of a \r\n, ends its line, so an event it completes is handed out.
+  void end() { ended_ = true; }
+  bool ended() const { return ended_; }
 
  private:
   std::string buffer_;
@@ -70,6 +74,7 @@ class SseScanner {
   size_t line_start_ = 0;  // where the current line began, after pos_
   size_t max_line_;
   bool oversized_ = false;
+  bool ended_ = false;
 };
 
 // Reads one event's fields (the text between blank lines) and judges it. Exposed for tests.

@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import OpenAI from 'openai';
 import { ChatOpenAI } from '@langchain/openai';
-import { chat, eventually, stopAfterAll } from './lib/harness.mjs';
+import { chat, eventually, runBallast, stopAfterAll } from './lib/harness.mjs';
 
 const { sim, serve } = stopAfterAll();
 const messages = [{ role: 'user', content: 'hi' }];
@@ -270,4 +270,74 @@ test('a response header block over 64 KiB fails as upstream_reset, named, and is
   assert.match(r.json.error.message, /response headers larger than 64 KiB/);
   assert.equal(r.headers.get('x-ballast-attempts'), '1');
   assert.equal(requests, 1, 'the same upstream would send the same again: not retried');
+});
+
+test('an upstream stream whose lines end in a lone CR arrives whole, its last event included', async (t) => {
+  const http = await import('node:http');
+  // SSE allows CR, LF or CRLF to end a line. The last byte a CR: until the stream ends it might be the
+  // first half of a CRLF; once it has ended, it ends the event.
+  const server = http.createServer((req, res) => {
+    req.resume();
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    res.write('data: {"choices":[{"index":0,"delta":{"content":"Hi"},"finish_reason":null}]}\r\r');
+    res.end('data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\r\r');
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  t.after(() => server.close());
+  const gw = await serve({ models: [{ name: 'm', endpoints: [{ base_url: `http://127.0.0.1:${server.address().port}/v1`, health_check: false }] }] });
+  const r = await chat(gw.base, { model: 'm', stream: true });
+  assert.equal(r.status, 200);
+  assert.ok(r.text.endsWith('"finish_reason":"stop"}]}\r\r'), JSON.stringify(r.text.slice(-80)));
+  assert.ok(!r.text.includes('event: error'), r.text);
+  const line = await eventually(() => gw.accessLog().at(-1));
+  assert.equal(line.code, 'ok');
+  // ballast load reads the same stream as whole too.
+  const load = await runBallast(['load', '--target', gw.base, '--model', 'm', '--stream', '--concurrency', '1', '--duration', '0.5']);
+  assert.match(load.stdout, /err +0\.0%/, load.stdout);
+});
+
+test('a HEAD request gets the headers of its answer and no body; the connection stays usable', async () => {
+  const net = await import('node:net');
+  const { gw } = await setup();
+  const [host, port] = [gw.address.split(':')[0], Number(gw.address.split(':')[1])];
+  const got = await new Promise((resolve, reject) => {
+    const sock = net.connect(port, host, () => {
+      sock.write('HEAD /v1/models HTTP/1.1\r\nHost: x\r\n\r\n');
+      sock.write('GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n');
+    });
+    let text = '';
+    sock.on('data', (d) => { text += d; });
+    sock.on('end', () => resolve(text));
+    sock.on('error', reject);
+  });
+  // The first answer's header block is followed at once by the second answer's status line.
+  const first = got.indexOf('\r\n\r\n');
+  assert.match(got, /^HTTP\/1\.1 \d{3} /);
+  assert.match(got.slice(0, first), /content-length: [1-9]\d*/i);
+  assert.match(got.slice(first + 4), /^HTTP\/1\.1 200 /, JSON.stringify(got));
+  assert.match(got, /\{"status":"ok"\}$/);
+});
+
+test('a stream to an HTTP/1.0 client is sent unchunked and ended by closing the connection', async () => {
+  const net = await import('node:net');
+  const { gw } = await setup();
+  const [host, port] = [gw.address.split(':')[0], Number(gw.address.split(':')[1])];
+  const body = JSON.stringify({ model: 'm', stream: true, messages });
+  const got = await new Promise((resolve, reject) => {
+    const sock = net.connect(port, host, () => {
+      sock.write(`POST /v1/chat/completions HTTP/1.0\r\nHost: x\r\nConnection: keep-alive\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`);
+    });
+    let text = '';
+    sock.on('data', (d) => { text += d; });
+    sock.on('end', () => resolve(text));
+    sock.on('error', reject);
+  });
+  const split = got.indexOf('\r\n\r\n');
+  const head = got.slice(0, split);
+  const rest = got.slice(split + 4);
+  assert.match(head, /^HTTP\/1\.1 200 /);
+  assert.doesNotMatch(head, /transfer-encoding/i);
+  assert.match(head, /connection: close/i);
+  assert.ok(rest.startsWith('data: {'), JSON.stringify(rest.slice(0, 40)));
+  assert.ok(rest.endsWith('data: [DONE]\n\n'), JSON.stringify(rest.slice(-40)));
 });
