@@ -242,7 +242,7 @@ std::optional<SseEvent> SseScanner::next() {
       // A \r last of all may be half of a \r\n split across reads: wait for the rest, unless the
       // stream has ended.
       if (c == '\r' && i + 1 == rest.size() && !ended_) break;
-      size_t eol = (c == '\r' && rest[i + 1] == '\n') ? 2 : 1;
+      size_t eol = (c == '\r' && i + 1 < rest.size() && rest[i + 1] == '\n') ? 2 : 1;
       if (i - line_start_ > max_line_) {
         oversized_ = true;
         return std::nullopt;
