@@ -102,7 +102,8 @@ void judge_data(std::string_view data, SseEvent& ev) {
     return;
   }
   simdjson::dom::element doc;
-  if (json_parser().parse(data.data(), data.size()).get(doc) != simdjson::SUCCESS) {
+  // Empty data is not JSON (and may point nowhere: simdjson is not handed a null pointer).
+  if (data.empty() || json_parser().parse(data.data(), data.size()).get(doc) != simdjson::SUCCESS) {
     ev.malformed = true;
     return;
   }
