@@ -57,20 +57,19 @@ ChoiceFacts read_choice(simdjson::dom::element choice) {
       seen_delta = true;
       simdjson::dom::object delta;
       if (value.get(delta) != simdjson::SUCCESS) continue;
-      // content, refusal, reasoning_content, reasoning: text; tool_calls, function_call: present.
+      // Text counts when it is a non-empty string; a tool or function call when it is not null.
+      struct Key {
+        std::string_view name;
+        bool text;
+      };
+      static constexpr Key kKeys[] = {{"content", true},   {"refusal", true},     {"reasoning_content", true},
+                                      {"reasoning", true}, {"tool_calls", false}, {"function_call", false}};
       uint8_t seen = 0;
       for (auto [k, v] : delta) {
-        static constexpr std::string_view kText[] = {"content", "refusal", "reasoning_content", "reasoning"};
-        static constexpr std::string_view kCalls[] = {"tool_calls", "function_call"};
-        for (size_t i = 0; i < 4; ++i) {
-          if (k != kText[i] || (seen & (1U << i))) continue;
+        for (size_t i = 0; i < std::size(kKeys); ++i) {
+          if (k != kKeys[i].name || (seen & (1U << i))) continue;
           seen |= 1U << i;
-          if (non_empty_string(v)) f.content = true;
-        }
-        for (size_t i = 0; i < 2; ++i) {
-          if (k != kCalls[i] || (seen & (1U << (4 + i)))) continue;
-          seen |= 1U << (4 + i);
-          if (!v.is_null()) f.content = true;
+          if (kKeys[i].text ? non_empty_string(v) : !v.is_null()) f.content = true;
         }
       }
     }
