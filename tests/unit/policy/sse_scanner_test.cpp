@@ -16,6 +16,17 @@ std::vector<SseEvent> scan_all(SseScanner& s, std::string_view bytes,
   return out;
 }
 
+// Feeds `stream` `step` bytes at a time and collects every event handed out.
+std::vector<SseEvent> scan_in_steps(SseScanner& s, std::string_view stream, size_t step,
+                                    std::vector<std::string>* raws = nullptr) {
+  std::vector<SseEvent> events;
+  for (size_t i = 0; i < stream.size(); i += step) {
+    auto got = scan_all(s, stream.substr(i, step), raws);
+    events.insert(events.end(), got.begin(), got.end());
+  }
+  return events;
+}
+
 TEST(SseScanner, RoleOnlyFirstChunkIsNotAToken) {
   auto e = inspect_sse_event(
       "data: {\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"}}]}\n\n");
@@ -133,6 +144,8 @@ TEST(SseScanner, ALineLongerThanTheLimitStopsTheStream) {
 
 TEST(SseScanner, InvalidJsonIsMalformed) {
   EXPECT_TRUE(inspect_sse_event("data: {\"choices\":[{\"delta\":\n\n").malformed);
+  // A data field with no value at all, its line without a colon.
+  EXPECT_TRUE(inspect_sse_event("data\n\n").malformed);
 }
 
 TEST(SseScanner, UsageChunkIsRead) {
@@ -153,11 +166,7 @@ TEST(SseScanner, HandsOutOnlyCompleteEventsAcrossArbitrarySplits) {
   for (size_t step = 1; step <= stream.size(); ++step) {
     SseScanner s;
     std::vector<std::string> raws;
-    std::vector<SseEvent> events;
-    for (size_t i = 0; i < stream.size(); i += step) {
-      auto got = scan_all(s, std::string_view(stream).substr(i, step), &raws);
-      events.insert(events.end(), got.begin(), got.end());
-    }
+    scan_in_steps(s, stream, step, &raws);
     ASSERT_EQ(raws.size(), 4u) << "step " << step;
     std::string rejoined;
     for (auto& r : raws) rejoined += r;
@@ -175,11 +184,7 @@ TEST(SseScanner, LinesEndInLfCrLfOrCrAndDataLinesJoinWithLf) {
       "data: [DONE]\r\r";
   for (size_t step = 1; step <= stream.size(); ++step) {
     SseScanner s;
-    std::vector<SseEvent> events;
-    for (size_t i = 0; i < stream.size(); i += step) {
-      auto got = scan_all(s, std::string_view(stream).substr(i, step));
-      events.insert(events.end(), got.begin(), got.end());
-    }
+    std::vector<SseEvent> events = scan_in_steps(s, stream, step);
     // The last \r may be half of a \r\n until the stream is known to have ended.
     ASSERT_EQ(events.size(), 2u) << "step " << step;
     EXPECT_EQ(s.pending_bytes(), std::string_view("data: [DONE]\r\r").size());
